@@ -1,0 +1,158 @@
+import { resolve } from 'node:path'
+import { KEYCLOAK_VERSION, type Env, envSchema } from './schema.js'
+import type { GeneratedSecrets } from './secrets.js'
+
+export interface Consumer {
+  name: string
+  secret: string
+  /** client_ids this consumer may ask tokens for */
+  clients: string[]
+}
+
+export type KeycloakDb =
+  | { kind: 'dev-file' }
+  | { kind: Exclude<NonNullable<Env['KC_DB']>, 'dev-file'>; url?: string; username?: string; password?: string }
+
+/** Typed, resolved configuration. Built once in main.ts and passed down; never read from env elsewhere. */
+export interface Config {
+  app: {
+    id: string
+    secret: string
+    version: string
+    host: string
+    port: number
+    storageDir: string
+    /** set under HaRP: serve on this unix socket instead of TCP */
+    socketPath?: string
+  }
+  nextcloud: { url: string; adminUser?: string; aaVersion?: string }
+  keycloak: {
+    mode: 'embedded' | 'external'
+    version: string
+    /** where the sidecar reaches Keycloak (backchannel): loopback in embedded mode */
+    url: string
+    /** public URL of the proxied Keycloak, used as its `hostname` (frontend URLs, issuer) */
+    publicUrl: string
+    realm: string
+    httpPort: number
+    managementPort: number
+    home?: string
+    cacheDir: string
+    javaHome?: string
+    startTimeoutMs: number
+    heap: string
+    adminUser: string
+    adminPassword: string
+    db: KeycloakDb
+    clients: string[]
+    tokenMode: 'jwt' | 'password'
+  }
+  consumers: Consumer[]
+  sync: {
+    intervalSeconds: number
+    deletePolicy: 'disable' | 'delete'
+    guardPercent: number
+    gateGroups: string[]
+    roleMappings: { group: string; role: string }[]
+    profileFields: { field: string; attribute: string }[]
+    pageSize: number
+    concurrency: number
+  }
+  databaseUrl?: string
+  encryptionKey: string
+  metricsToken?: string
+  log: { level: string; pretty: boolean }
+}
+
+export type ParseResult = { ok: true; env: Env } | { ok: false; errors: string[] }
+
+/** Validates the environment; on failure returns one line per bad variable. */
+export function parseEnv(raw: Record<string, string | undefined>): ParseResult {
+  const result = envSchema.safeParse(raw)
+  if (result.success) {
+    return { ok: true, env: result.data }
+  }
+  const errors = result.error.issues.map((issue) => {
+    const name = issue.path.join('.') || '(environment)'
+    const value = raw[String(issue.path[0])]
+    const shown = value === undefined || /SECRET|PASSWORD|KEY/.test(name) ? '' : ` (got "${value}")`
+    return `${name}: ${issue.message}${shown}`
+  })
+  return { ok: false, errors }
+}
+
+/** Public prefix under which Nextcloud serves this ExApp to browsers. */
+export function publicPrefix(env: Pick<Env, 'NEXTCLOUD_URL' | 'APP_ID' | 'HP_SHARED_KEY'>): string {
+  return env.HP_SHARED_KEY
+    ? `${env.NEXTCLOUD_URL}/exapps/${env.APP_ID}`
+    : `${env.NEXTCLOUD_URL}/index.php/apps/app_api/proxy/${env.APP_ID}`
+}
+
+/** Combines the validated env with the persisted generated secrets into the typed Config. */
+export function buildConfig(env: Env, secrets: GeneratedSecrets, packageVersion: string): Config {
+  const apiSecret = env.KEYCLOAK_API_SECRET ?? secrets.KEYCLOAK_API_SECRET
+  const consumers: Consumer[] =
+    env.KEYCLOAK_CONSUMERS.length > 0
+      ? env.KEYCLOAK_CONSUMERS
+      : [{ name: 'default', secret: apiSecret, clients: env.KEYCLOAK_CLIENTS }]
+  const external = env.KEYCLOAK_URL !== undefined
+  const db: KeycloakDb =
+    env.KC_DB === undefined || env.KC_DB === 'dev-file'
+      ? { kind: 'dev-file' }
+      : {
+          kind: env.KC_DB,
+          url: env.KC_DB_URL,
+          username: env.KC_DB_USERNAME,
+          password: env.KC_DB_PASSWORD,
+        }
+  return {
+    app: {
+      id: env.APP_ID,
+      secret: env.APP_SECRET ?? secrets.APP_SECRET,
+      version: env.APP_VERSION ?? packageVersion,
+      host: env.APP_HOST,
+      port: env.APP_PORT,
+      storageDir: resolve(env.APP_PERSISTENT_STORAGE),
+      ...(env.HP_SHARED_KEY ? { socketPath: '/tmp/exapp.sock' } : {}),
+    },
+    nextcloud: {
+      url: env.NEXTCLOUD_URL,
+      adminUser: env.NEXTCLOUD_ADMIN_USER,
+      aaVersion: env.AA_VERSION,
+    },
+    keycloak: {
+      mode: external ? 'external' : 'embedded',
+      version: KEYCLOAK_VERSION,
+      url: (env.KEYCLOAK_URL ?? `http://127.0.0.1:${env.KEYCLOAK_HTTP_PORT}`).replace(/\/+$/, ''),
+      publicUrl: (env.KC_HOSTNAME ?? publicPrefix(env)).replace(/\/+$/, ''),
+      realm: env.KEYCLOAK_REALM,
+      httpPort: env.KEYCLOAK_HTTP_PORT,
+      managementPort: env.KEYCLOAK_MANAGEMENT_PORT,
+      home: env.KEYCLOAK_HOME ? resolve(env.KEYCLOAK_HOME) : undefined,
+      cacheDir: resolve(env.KEYCLOAK_CACHE_DIR),
+      javaHome: env.JAVA_HOME,
+      startTimeoutMs: env.KEYCLOAK_START_TIMEOUT_MS,
+      heap: env.KEYCLOAK_HEAP,
+      adminUser: env.KC_BOOTSTRAP_ADMIN_USERNAME,
+      adminPassword: env.KC_BOOTSTRAP_ADMIN_PASSWORD ?? secrets.KC_BOOTSTRAP_ADMIN_PASSWORD,
+      db,
+      clients: env.KEYCLOAK_CLIENTS,
+      tokenMode: env.KEYCLOAK_TOKEN_MODE,
+    },
+    consumers,
+    sync: {
+      intervalSeconds: env.SYNC_INTERVAL,
+      deletePolicy: env.SYNC_DELETE_POLICY,
+      guardPercent: env.SYNC_DELETION_GUARD_PERCENT,
+      gateGroups: env.SYNC_GATE_GROUPS,
+      roleMappings: env.SYNC_ROLE_MAPPINGS,
+      profileFields: env.SYNC_PROFILE_FIELDS,
+      pageSize: env.SYNC_PAGE_SIZE,
+      concurrency: env.SYNC_CONCURRENCY,
+    },
+    databaseUrl: env.DATABASE_URL,
+    encryptionKey: env.ENCRYPTION_KEY ?? secrets.ENCRYPTION_KEY,
+    metricsToken: env.METRICS_TOKEN,
+    log: { level: env.LOG_LEVEL, pretty: env.NODE_ENV === 'development' },
+  }
+}
