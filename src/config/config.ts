@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import { KEYCLOAK_VERSION, type Env, envSchema } from './schema.js'
+import { type Env, envSchema, KEYCLOAK_VERSION } from './schema.js'
 import type { GeneratedSecrets } from './secrets.js'
 
 export interface Consumer {
@@ -11,7 +11,12 @@ export interface Consumer {
 
 export type KeycloakDb =
   | { kind: 'dev-file' }
-  | { kind: Exclude<NonNullable<Env['KC_DB']>, 'dev-file'>; url?: string; username?: string; password?: string }
+  | {
+      kind: Exclude<NonNullable<Env['KC_DB']>, 'dev-file'>
+      url?: string
+      username?: string
+      password?: string
+    }
 
 /** Typed, resolved configuration. Built once in main.ts and passed down; never read from env elsewhere. */
 export interface Config {

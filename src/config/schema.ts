@@ -13,10 +13,6 @@ const csv = z
       .filter((x) => x.length > 0),
   )
 
-const bool = z
-  .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])
-  .transform((v) => ['1', 'true', 'yes', 'on'].includes(v))
-
 const optionalString = z
   .string()
   .optional()
@@ -44,7 +40,10 @@ const profileFields = csv.pipe(
   z.array(
     z
       .string()
-      .regex(/^[A-Za-z0-9_-]+(:[A-Za-z0-9_.-]+)?$/, 'each entry must be "field" or "field:attribute"')
+      .regex(
+        /^[A-Za-z0-9_-]+(:[A-Za-z0-9_.-]+)?$/,
+        'each entry must be "field" or "field:attribute"',
+      )
       .transform((entry) => {
         const [field = '', attribute] = entry.split(':')
         return { field, attribute: attribute ?? field }

@@ -1,0 +1,69 @@
+import { Hono } from 'hono'
+import type { Lifecycle } from './appapi/lifecycle.js'
+import type { Config } from './config/config.js'
+import { accessLog } from './http/access-log.js'
+import { requireAppApi } from './http/appapi-auth.js'
+import { notFound, onError } from './http/errors.js'
+import type { AppEnv } from './http/types.js'
+import type { KeycloakRuntime } from './keycloak/runtime.js'
+import type { Logger } from './log.js'
+
+export interface AppDeps {
+  config: Config
+  log: Logger
+  keycloak: KeycloakRuntime
+  lifecycle: Lifecycle
+  /** routes that bring their own authentication (consumer API), mounted under /api */
+  api?: Hono<AppEnv>
+  /** everything else Nextcloud proxies to us (status page, console), behind AppAPI auth */
+  ui?: Hono<AppEnv>
+}
+
+/** The HTTP surface. No I/O happens here; everything arrives through `deps`. */
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const { config, keycloak, lifecycle } = deps
+  const app = new Hono<AppEnv>()
+  app.use(accessLog(deps.log))
+  app.onError(onError)
+  app.notFound(notFound)
+
+  // AppAPI calls /init only after a 200 here, so it answers as soon as we listen, and says what
+  // is true rather than pretending Keycloak is up.
+  app.get('/heartbeat', (c) =>
+    c.json({ status: 'ok', keycloak: keycloak.status(), init: lifecycle.initState().kind }),
+  )
+
+  // Container health check: healthy only once Keycloak answers.
+  app.get('/healthz', (c) => {
+    const status = keycloak.status()
+    return c.json(
+      { status: status === 'ready' ? 'ok' : 'unavailable', keycloak: status },
+      status === 'ready' ? 200 : 503,
+    )
+  })
+
+  const appApi = requireAppApi({ appId: config.app.id, secret: config.app.secret })
+
+  app.post('/init', appApi, (c) => {
+    lifecycle.startInit()
+    return c.json({})
+  })
+
+  app.put('/enabled', appApi, async (c) => {
+    const flag = c.req.query('enabled')
+    if (flag !== '0' && flag !== '1') {
+      return c.json({ error: 'query parameter "enabled" must be 1 or 0' }, 400)
+    }
+    return c.json(await lifecycle.setEnabled(flag === '1'))
+  })
+
+  if (deps.api) {
+    app.route('/api', deps.api)
+  }
+  // Everything below this line needs AppAPI credentials, unknown paths included.
+  app.use('*', appApi)
+  if (deps.ui) {
+    app.route('/', deps.ui)
+  }
+  return app
+}

@@ -1,0 +1,73 @@
+import type { Context } from 'hono'
+import { HTTPException } from 'hono/http-exception'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { AppError, type ErrorCode } from '../errors.js'
+import type { AppEnv } from './types.js'
+
+/** The one place that knows which HTTP status an error code gets. */
+export function statusFor(code: ErrorCode): ContentfulStatusCode {
+  switch (code) {
+    case 'INVALID_INPUT':
+      return 400
+    case 'UNAUTHORIZED':
+      return 401
+    case 'FORBIDDEN':
+      return 403
+    case 'NOT_FOUND':
+      return 404
+    case 'CONFLICT':
+    case 'GUARD_TRIPPED':
+      return 409
+    case 'RATE_LIMITED':
+      return 429
+    case 'KEYCLOAK_UNAVAILABLE':
+    case 'NEXTCLOUD_UNAVAILABLE':
+      return 502
+    case 'INTERNAL':
+      return 500
+  }
+}
+
+const CODE_FOR_STATUS: Record<number, ErrorCode> = {
+  400: 'INVALID_INPUT',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  409: 'CONFLICT',
+  429: 'RATE_LIMITED',
+}
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; requestId: string }
+}
+
+/** Builds the error body every route answers with. */
+export function errorBody(c: Context<AppEnv>, code: ErrorCode, message: string): ErrorBody {
+  return { error: { code, message, requestId: c.get('requestId') ?? '' } }
+}
+
+/**
+ * Three tiers: AppError → its status; Hono HTTPException → its status; anything else is logged
+ * with its stack and answered 500 without the internal message (the request id finds it in logs).
+ */
+export function onError(err: Error, c: Context<AppEnv>): Response {
+  if (err instanceof AppError) {
+    c.set('errorCode', err.code)
+    return c.json(errorBody(c, err.code, err.message), statusFor(err.code))
+  }
+  if (err instanceof HTTPException) {
+    const status = err.status
+    const code = CODE_FOR_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'INVALID_INPUT')
+    c.set('errorCode', code)
+    const message = status >= 500 ? 'internal error' : err.message || 'bad request'
+    return c.json(errorBody(c, code, message), status as ContentfulStatusCode)
+  }
+  c.set('errorCode', 'INTERNAL')
+  c.get('log')?.error({ err }, 'request.failed')
+  return c.json(errorBody(c, 'INTERNAL', 'internal error'), 500)
+}
+
+export function notFound(c: Context<AppEnv>): Response {
+  c.set('errorCode', 'NOT_FOUND')
+  return c.json(errorBody(c, 'NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), 404)
+}

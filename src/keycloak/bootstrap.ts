@@ -1,0 +1,226 @@
+import type ClientRepresentation from '@keycloak/keycloak-admin-client/lib/defs/clientRepresentation.js'
+import type IdentityProviderRepresentation from '@keycloak/keycloak-admin-client/lib/defs/identityProviderRepresentation.js'
+import type RealmRepresentation from '@keycloak/keycloak-admin-client/lib/defs/realmRepresentation.js'
+import { isAppError } from '../errors.js'
+import type { Logger } from '../log.js'
+import { type KcAdmin, kc } from './admin.js'
+import { desiredUserProfile, type ProfileSpec } from './user-profile.js'
+
+/** Client attribute that marks a client as created and owned by the sidecar. */
+export const MANAGED_CLIENT_ATTRIBUTE = 'nextcloud.managed'
+/** Role attribute that marks a realm role as created by the sidecar for a group mapping. */
+export const MANAGED_ROLE_ATTRIBUTE = 'nextcloud_managed'
+
+export interface ClientSpec {
+  clientId: string
+  secret: string
+  /** allow the password grant (password mode only) */
+  directAccessGrants: boolean
+  /** extra client attributes (e.g. the JWT Authorization Grant switches) */
+  attributes: Record<string, string>
+}
+
+export interface RealmSpec {
+  realm: string
+  profile: ProfileSpec
+  clients: ClientSpec[]
+  /** realm roles that group mappings grant */
+  roles: string[]
+  /** the identity provider that trusts the sidecar's assertions, when tokens use the JWT grant */
+  identityProvider?: IdentityProviderRepresentation & { alias: string }
+}
+
+export interface BootstrapReport {
+  /** one entry per write, e.g. "realm created", "client opentalk updated"; empty when nothing changed */
+  changes: string[]
+  /** clients that exist but are not ours: used as they are */
+  warnings: string[]
+}
+
+/** Realm settings we own; anything else an admin sets is left alone. */
+function realmSettings(realm: string): RealmRepresentation {
+  return {
+    realm,
+    enabled: true,
+    bruteForceProtected: true,
+    registrationAllowed: false,
+    duplicateEmailsAllowed: false,
+  }
+}
+
+function differs<T extends object>(current: T, desired: Partial<T>): boolean {
+  return Object.entries(desired).some(
+    ([key, value]) => JSON.stringify(current[key as keyof T]) !== JSON.stringify(value),
+  )
+}
+
+/**
+ * Makes the realm what the sidecar needs, reading before it writes and changing only what differs,
+ * so it runs on every start and a second run reports no changes.
+ */
+export async function bootstrapRealm(
+  admin: KcAdmin,
+  spec: RealmSpec,
+  log: Logger,
+): Promise<BootstrapReport> {
+  const report: BootstrapReport = { changes: [], warnings: [] }
+  await ensureRealm(admin, spec.realm, report)
+  await ensureProfile(admin, spec, report)
+  for (const role of spec.roles) {
+    await ensureRole(admin, spec.realm, role, report)
+  }
+  if (spec.identityProvider) {
+    await ensureIdentityProvider(admin, spec.realm, spec.identityProvider, report)
+  }
+  for (const client of spec.clients) {
+    await ensureClient(admin, spec.realm, client, report)
+  }
+  log.info(
+    { realm: spec.realm, changes: report.changes, warnings: report.warnings },
+    'realm.bootstrapped',
+  )
+  return report
+}
+
+async function ensureRealm(admin: KcAdmin, realm: string, report: BootstrapReport): Promise<void> {
+  const desired = realmSettings(realm)
+  const current = await kc('read realm', () => admin.realms.findOne({ realm }))
+  if (!current) {
+    try {
+      await kc('create realm', () => admin.realms.create(desired))
+      report.changes.push(`realm ${realm} created`)
+    } catch (err) {
+      // Another sidecar on the same database created it first.
+      if (!isAppError(err, 'CONFLICT')) {
+        throw err
+      }
+    }
+    return
+  }
+  if (differs(current, desired)) {
+    await kc('update realm', () => admin.realms.update({ realm }, { ...current, ...desired }))
+    report.changes.push(`realm ${realm} updated`)
+  }
+}
+
+async function ensureProfile(admin: KcAdmin, spec: RealmSpec, report: BootstrapReport) {
+  const current = await kc('read user profile', () => admin.users.getProfile({ realm: spec.realm }))
+  const desired = desiredUserProfile(current, spec.profile)
+  if (JSON.stringify(current) !== JSON.stringify(desired)) {
+    await kc('update user profile', () =>
+      admin.users.updateProfile({ ...desired, realm: spec.realm }),
+    )
+    report.changes.push('user profile updated')
+  }
+}
+
+async function ensureRole(admin: KcAdmin, realm: string, name: string, report: BootstrapReport) {
+  const current = await kc('read role', () => admin.roles.findOneByName({ realm, name }))
+  if (!current) {
+    await kc(`create role ${name}`, () =>
+      admin.roles.create({
+        realm,
+        name,
+        description: 'Granted from a Nextcloud group by keycloak-exapp',
+        attributes: { [MANAGED_ROLE_ATTRIBUTE]: ['true'] },
+      }),
+    )
+    report.changes.push(`role ${name} created`)
+  }
+}
+
+async function ensureIdentityProvider(
+  admin: KcAdmin,
+  realm: string,
+  desired: IdentityProviderRepresentation & { alias: string },
+  report: BootstrapReport,
+) {
+  const current = await kc('read identity provider', () =>
+    admin.identityProviders.findOne({ realm, alias: desired.alias }),
+  )
+  if (!current) {
+    await kc('create identity provider', () =>
+      admin.identityProviders.create({ ...desired, realm }),
+    )
+    report.changes.push(`identity provider ${desired.alias} created`)
+    return
+  }
+  const { config: desiredConfig, ...rest } = desired
+  const configDiffers = differs(current.config ?? {}, desiredConfig ?? {})
+  if (configDiffers || differs(current, rest)) {
+    await kc('update identity provider', () =>
+      admin.identityProviders.update(
+        { realm, alias: desired.alias },
+        { ...current, ...rest, config: { ...current.config, ...desiredConfig } },
+      ),
+    )
+    report.changes.push(`identity provider ${desired.alias} updated`)
+  }
+}
+
+function clientRep(spec: ClientSpec): ClientRepresentation {
+  return {
+    clientId: spec.clientId,
+    name: spec.clientId,
+    protocol: 'openid-connect',
+    enabled: true,
+    publicClient: false,
+    clientAuthenticatorType: 'client-secret',
+    standardFlowEnabled: true,
+    directAccessGrantsEnabled: spec.directAccessGrants,
+    serviceAccountsEnabled: false,
+    secret: spec.secret,
+    attributes: { [MANAGED_CLIENT_ATTRIBUTE]: 'true', ...spec.attributes },
+  }
+}
+
+async function ensureClient(
+  admin: KcAdmin,
+  realm: string,
+  spec: ClientSpec,
+  report: BootstrapReport,
+) {
+  const [current] = await kc('read client', () =>
+    admin.clients.find({ realm, clientId: spec.clientId }),
+  )
+  const desired = clientRep(spec)
+  if (!current?.id) {
+    await kc(`create client ${spec.clientId}`, () => admin.clients.create({ ...desired, realm }))
+    report.changes.push(`client ${spec.clientId} created`)
+    return
+  }
+  if (current.attributes?.[MANAGED_CLIENT_ATTRIBUTE] !== 'true') {
+    report.warnings.push(`client ${spec.clientId} exists and is not managed by the sidecar`)
+    return
+  }
+  const { secret, attributes, ...settings } = desired
+  const storedSecret = await kc('read client secret', () =>
+    admin.clients.getClientSecret({ realm, id: current.id as string }),
+  )
+  const attributesDiffer = differs(current.attributes ?? {}, attributes ?? {})
+  if (differs(current, settings) || attributesDiffer || storedSecret.value !== secret) {
+    await kc(`update client ${spec.clientId}`, () =>
+      admin.clients.update(
+        { realm, id: current.id as string },
+        { ...current, ...settings, secret, attributes: { ...current.attributes, ...attributes } },
+      ),
+    )
+    report.changes.push(`client ${spec.clientId} updated`)
+  }
+}
+
+/** The secret Keycloak holds for an unmanaged client, so tokens can still be asked for it. */
+export async function readClientSecret(
+  admin: KcAdmin,
+  realm: string,
+  clientId: string,
+): Promise<string | undefined> {
+  const [client] = await kc('read client', () => admin.clients.find({ realm, clientId }))
+  if (!client?.id) {
+    return undefined
+  }
+  const secret = await kc('read client secret', () =>
+    admin.clients.getClientSecret({ realm, id: client.id as string }),
+  )
+  return secret.value
+}

@@ -1,0 +1,21 @@
+/** What the rest of the app needs to know about Keycloak, embedded (a supervised child) or external. */
+export type KeycloakStatus =
+  | 'stopped'
+  | 'starting'
+  | 'ready'
+  | 'stopping'
+  | 'crashed'
+  | 'installing'
+
+export interface KeycloakRuntime {
+  readonly mode: 'embedded' | 'external'
+  status(): KeycloakStatus
+  /** starts Keycloak (installing it first when needed); idempotent */
+  start(): void
+  /** stops it and waits until it has exited; idempotent */
+  stop(): Promise<void>
+  /** resolves when ready; rejects with an admin-actionable AppError after `timeoutMs` or on failure */
+  waitReady(timeoutMs: number): Promise<void>
+  /** restarts after a crash since this process started */
+  restarts(): number
+}
