@@ -23,7 +23,12 @@ function parsed(env: Record<string, string>) {
 describe('parseEnv', () => {
   it('gives embedded defaults for an empty environment', () => {
     const config = parsed({})
-    expect(config.app).toMatchObject({ id: 'keycloak', host: '127.0.0.1', port: 23000, version: '1.2.3' })
+    expect(config.app).toMatchObject({
+      id: 'keycloak',
+      host: '127.0.0.1',
+      port: 23000,
+      version: '1.2.3',
+    })
     expect(config.keycloak).toMatchObject({
       mode: 'embedded',
       realm: 'commonground',
@@ -32,7 +37,11 @@ describe('parseEnv', () => {
       db: { kind: 'dev-file' },
       tokenMode: 'jwt',
     })
-    expect(config.sync).toMatchObject({ intervalSeconds: 300, deletePolicy: 'disable', guardPercent: 20 })
+    expect(config.sync).toMatchObject({
+      intervalSeconds: 300,
+      deletePolicy: 'disable',
+      guardPercent: 20,
+    })
     expect(config.databaseUrl).toBeUndefined()
   })
 
@@ -48,7 +57,9 @@ describe('parseEnv', () => {
   it('strips /index.php and trailing slashes from NEXTCLOUD_URL and derives the public prefix', () => {
     const config = parsed({ NEXTCLOUD_URL: 'https://cloud.example/index.php/' })
     expect(config.nextcloud.url).toBe('https://cloud.example')
-    expect(config.keycloak.publicUrl).toBe('https://cloud.example/index.php/apps/app_api/proxy/keycloak')
+    expect(config.keycloak.publicUrl).toBe(
+      'https://cloud.example/index.php/apps/app_api/proxy/keycloak',
+    )
   })
 
   it('serves on the HaRP socket and under /exapps when HP_SHARED_KEY is set', () => {

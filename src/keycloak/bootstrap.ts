@@ -48,9 +48,18 @@ function realmSettings(realm: string): RealmRepresentation {
   }
 }
 
+/** JSON with object keys sorted, so two equal values compare equal whatever order Keycloak uses. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  )
+}
+
 function differs<T extends object>(current: T, desired: Partial<T>): boolean {
   return Object.entries(desired).some(
-    ([key, value]) => JSON.stringify(current[key as keyof T]) !== JSON.stringify(value),
+    ([key, value]) => canonical(current[key as keyof T]) !== canonical(value),
   )
 }
 
@@ -106,7 +115,7 @@ async function ensureRealm(admin: KcAdmin, realm: string, report: BootstrapRepor
 async function ensureProfile(admin: KcAdmin, spec: RealmSpec, report: BootstrapReport) {
   const current = await kc('read user profile', () => admin.users.getProfile({ realm: spec.realm }))
   const desired = desiredUserProfile(current, spec.profile)
-  if (JSON.stringify(current) !== JSON.stringify(desired)) {
+  if (canonical(current) !== canonical(desired)) {
     await kc('update user profile', () =>
       admin.users.updateProfile({ ...desired, realm: spec.realm }),
     )

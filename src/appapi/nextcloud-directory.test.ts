@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest'
+import {
+  parseGroupsPage,
+  parseStringList,
+  parseUserDetails,
+  parseUsersPage,
+} from './nextcloud-directory.js'
+
+const minimal = { id: 'alice', displayname: 'Alice', groups: ['eng'] }
+
+describe('parseUserDetails', () => {
+  it.each([
+    [true, true],
+    ['true', true],
+    ['1', true],
+    [1, true],
+    [false, false],
+    ['false', false],
+    ['0', false],
+    [0, false],
+  ])('reads enabled %j as %j', (raw, expected) => {
+    expect(parseUserDetails({ ...minimal, enabled: raw })?.enabled).toBe(expected)
+  })
+
+  it('leaves enabled out when Nextcloud does not show it', () => {
+    expect(parseUserDetails(minimal)).not.toHaveProperty('enabled')
+  })
+
+  it('takes the display name from display-name, then the uid', () => {
+    const { displayname: _, ...rest } = minimal
+    expect(parseUserDetails({ ...rest, 'display-name': 'Old Style' })?.displayname).toBe(
+      'Old Style',
+    )
+    expect(parseUserDetails({ ...rest, displayname: '' })?.displayname).toBe('alice')
+  })
+
+  it('keeps unknown fields for profile mappings and fills the known ones', () => {
+    expect(parseUserDetails({ ...minimal, pronouns: 'she/her', email: '' })).toEqual({
+      ...minimal,
+      pronouns: 'she/her',
+      email: null,
+      additional_mail: [],
+      subadmin: [],
+      backend: '',
+      lastLogin: 0,
+      language: '',
+      locale: '',
+    })
+  })
+
+  it('accepts a group list PHP encoded as an object', () => {
+    expect(parseUserDetails({ ...minimal, groups: { 0: 'a', 2: 'b' } })?.groups).toEqual(['a', 'b'])
+  })
+
+  it('refuses a user without groups rather than reading it as a member of none', () => {
+    expect(parseUserDetails({ id: 'alice', displayname: 'Alice' })).toBeNull()
+  })
+})
+
+describe('parseUsersPage', () => {
+  it('reads users keyed by uid, and users listed only by id as hidden', () => {
+    const page = parseUsersPage({
+      users: { alice: minimal, bob: { id: 'bob' }, eve: { id: 'eve', groups: 7 } },
+    })
+    expect(page?.users.map((u) => u.id)).toEqual(['alice'])
+    expect(page?.hidden).toEqual(['bob', 'eve'])
+  })
+
+  it('reads an empty page sent as [] and a map PHP turned into a list', () => {
+    expect(parseUsersPage({ users: [] })).toEqual({ users: [], hidden: [] })
+    expect(parseUsersPage([])).toEqual({ users: [], hidden: [] })
+    expect(parseUsersPage({ users: [{ ...minimal, id: '0' }] })?.users[0]?.id).toBe('0')
+  })
+
+  it('refuses other shapes', () => {
+    expect(parseUsersPage({ users: 'nope' })).toBeNull()
+    expect(parseUsersPage('<html>')).toBeNull()
+  })
+})
+
+describe('parseGroupsPage', () => {
+  it('normalises counts a backend could not compute and missing names', () => {
+    expect(parseGroupsPage({ groups: [{ id: 'eng', usercount: false, disabled: 0 }] })).toEqual({
+      groups: [
+        {
+          id: 'eng',
+          displayname: 'eng',
+          usercount: 0,
+          disabled: 0,
+          canAdd: false,
+          canRemove: false,
+        },
+      ],
+    })
+    expect(parseGroupsPage([])).toEqual({ groups: [] })
+  })
+})
+
+describe('parseStringList', () => {
+  it('reads lists and PHP objects of uids', () => {
+    expect(parseStringList(['admin', 'alice'])).toEqual(['admin', 'alice'])
+    expect(parseStringList({ 1: 'bob' })).toEqual(['bob'])
+    expect(parseStringList('admin')).toBeNull()
+  })
+})

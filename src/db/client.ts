@@ -1,0 +1,165 @@
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { PGlite } from '@electric-sql/pglite'
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
+import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator'
+import postgres, { type Notice } from 'postgres'
+import { AppError } from '../errors.js'
+import type { Logger } from '../log.js'
+import { advisoryLockId, createAdvisoryLocks, createLocalLocks, type Release } from './locks.js'
+import {
+  appSecrets,
+  MIGRATIONS_SCHEMA,
+  MIGRATIONS_TABLE,
+  syncRuns,
+  tokenIssuances,
+  userPasswords,
+} from './schema.js'
+
+export type { Release }
+
+const schema = { appSecrets, syncRuns, tokenIssuances, userPasswords }
+export type Schema = typeof schema
+
+/**
+ * The drizzle handle store code is written against. Both drivers (and their transactions) are
+ * PgDatabases over this schema; only the raw result shape differs, which the store never reads.
+ */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>
+
+/** An open, migrated database plus the cross-process lock for "one sync run per realm". */
+export interface Database {
+  kind: 'postgres' | 'pglite'
+  db: Db
+  /**
+   * Takes `key` if nobody holds it, else null. On Postgres this is a session advisory lock, so a
+   * second process on the same database sees it too; on PGlite an in-process mutex (PGlite is
+   * single-process by nature).
+   */
+  tryLock(key: string): Promise<Release | null>
+  /** Waits until `key` is free, then takes it. */
+  lock(key: string): Promise<Release>
+  /** Releases held locks and closes the connections. */
+  close(): Promise<void>
+}
+
+export interface OpenDatabaseOptions {
+  /** postgres:// URL; without one, PGlite in `<storageDir>/pglite` */
+  url?: string
+  storageDir: string
+  log: Logger
+  /** where the generated SQL lives; the default is next to this module (src/db/migrations) */
+  migrationsFolder?: string
+}
+
+export const DEFAULT_MIGRATIONS_FOLDER = fileURLToPath(new URL('./migrations', import.meta.url))
+
+/** Opens the database and applies pending migrations before returning. */
+export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
+  const log = opts.log.child({ component: 'db' })
+  const migrationsFolder = opts.migrationsFolder ?? DEFAULT_MIGRATIONS_FOLDER
+  const started = Date.now()
+  const database = opts.url
+    ? await openPostgres(opts.url, migrationsFolder, log)
+    : await openPglite(join(opts.storageDir, 'pglite'), migrationsFolder)
+  log.info({ kind: database.kind, durationMs: Date.now() - started }, 'db.opened')
+  return database
+}
+
+const migrationConfig = (migrationsFolder: string) => ({
+  migrationsFolder,
+  migrationsTable: MIGRATIONS_TABLE,
+  migrationsSchema: MIGRATIONS_SCHEMA,
+})
+
+async function openPostgres(url: string, migrationsFolder: string, log: Logger): Promise<Database> {
+  const onnotice = (notice: Notice) => log.debug({ notice: notice.message }, 'db.notice')
+  const options = { onnotice, connection: { application_name: 'keycloak-exapp' } }
+  await migrateOnPostgres(url, migrationsFolder, options, describe(url))
+  const sql = postgres(url, { ...options, max: 10 })
+  const locks = createAdvisoryLocks(
+    (onclose) => postgres(url, { ...options, max: 1, max_lifetime: null, onclose }),
+    log,
+  )
+  return {
+    kind: 'postgres',
+    db: drizzlePostgres({ client: sql, schema }),
+    tryLock: locks.tryLock,
+    lock: locks.lock,
+    async close() {
+      await locks.closeLocks()
+      await sql.end({ timeout: 5 })
+    },
+  }
+}
+
+/**
+ * Runs the migrator on its own single connection (drizzle's postgres-js advice). Replicas starting
+ * together would otherwise race through the same migrations; an advisory lock on that connection
+ * makes the second wait and then find nothing to do.
+ */
+async function migrateOnPostgres(
+  url: string,
+  migrationsFolder: string,
+  options: postgres.Options<Record<string, postgres.PostgresType>>,
+  where: string,
+): Promise<void> {
+  const sql = postgres(url, { ...options, max: 1 })
+  try {
+    try {
+      await sql`select pg_advisory_lock(${advisoryLockId('migrations')}::bigint)`
+    } catch (cause) {
+      const text = `cannot connect to the database at ${where}: ${message(cause)}`
+      throw new AppError('INTERNAL', text, { cause })
+    }
+    try {
+      await migratePostgres(drizzlePostgres({ client: sql }), migrationConfig(migrationsFolder))
+    } catch (cause) {
+      throw new AppError('INTERNAL', `database migration failed: ${message(cause)}`, { cause })
+    }
+  } finally {
+    await sql.end({ timeout: 5 })
+  }
+}
+
+async function openPglite(dataDir: string, migrationsFolder: string): Promise<Database> {
+  await mkdir(dataDir, { recursive: true })
+  const client = new PGlite(dataDir)
+  try {
+    await client.waitReady
+    const db = drizzlePglite({ client, schema })
+    await migratePglite(db, migrationConfig(migrationsFolder))
+    const locks = createLocalLocks()
+    return {
+      kind: 'pglite',
+      db,
+      tryLock: locks.tryLock,
+      lock: locks.lock,
+      async close() {
+        await locks.closeLocks()
+        await client.close()
+      },
+    }
+  } catch (cause) {
+    await client.close().catch(() => undefined)
+    throw new AppError('INTERNAL', `cannot open PGlite in ${dataDir}: ${message(cause)}`, { cause })
+  }
+}
+
+/** host:port/database of a URL, for messages: never the password. */
+function describe(url: string): string {
+  try {
+    const u = new URL(url)
+    return `${u.host}${u.pathname}`
+  } catch {
+    return 'DATABASE_URL (unparsable)'
+  }
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}

@@ -1,0 +1,89 @@
+import { sql } from 'drizzle-orm'
+import {
+  bigint,
+  boolean,
+  check,
+  index,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+} from 'drizzle-orm/pg-core'
+
+export const RUN_STATUSES = ['running', 'succeeded', 'failed', 'guard_tripped'] as const
+export type RunStatus = (typeof RUN_STATUSES)[number]
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow()
+const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow()
+
+/** Secrets the sidecar generates and must keep (signing keys, client secrets), sealed by crypto.ts. */
+export const appSecrets = pgTable('app_secrets', {
+  name: text('name').primaryKey(),
+  ciphertext: text('ciphertext').notNull(),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+})
+
+/**
+ * One row per sync run. The changelog can be large (one entry per change of a 10 000-user run),
+ * so listings select around it.
+ */
+export const syncRuns = pgTable(
+  'sync_runs',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    realm: text('realm').notNull(),
+    trigger: text('trigger').notNull(),
+    status: text('status').$type<RunStatus>().notNull().default('running'),
+    dryRun: boolean('dry_run').notNull().default(false),
+    startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+    counts: jsonb('counts').$type<Record<string, number>>().notNull().default({}),
+    conflicts: jsonb('conflicts').$type<unknown[]>().notNull().default([]),
+    errors: jsonb('errors').$type<unknown[]>().notNull().default([]),
+    changelog: jsonb('changelog').$type<unknown[]>().notNull().default([]),
+    message: text('message'),
+  },
+  (t) => [
+    // Text plus a check instead of a pg enum: adding a status later is a plain migration.
+    check('sync_runs_status_check', sql.raw(`status in ('${RUN_STATUSES.join("', '")}')`)),
+    // listRuns: newest runs of one realm; ids grow with start time.
+    index('sync_runs_realm_id_idx').on(t.realm, t.id.desc()),
+  ],
+)
+
+/** Who asked for a token for whom (never the token itself), with bounded retention. */
+export const tokenIssuances = pgTable(
+  'token_issuances',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    consumer: text('consumer').notNull(),
+    userId: text('user_id').notNull(),
+    clientId: text('client_id').notNull(),
+    outcome: text('outcome').notNull(),
+    issuedAt: timestamp('issued_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  // pruning by age and counting a recent window; pruning by count walks the primary key
+  (t) => [index('token_issuances_issued_at_idx').on(t.issuedAt)],
+)
+
+/** Password-mode fallback: the random per-user Keycloak password, sealed by crypto.ts. */
+export const userPasswords = pgTable(
+  'user_passwords',
+  {
+    realm: text('realm').notNull(),
+    userId: text('user_id').notNull(),
+    ciphertext: text('ciphertext').notNull(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [primaryKey({ columns: [t.realm, t.userId] })],
+)
+
+/**
+ * drizzle's default ledger (`drizzle.__drizzle_migrations`) would be shared with any other
+ * drizzle-based app on the same database, and its migrator only compares against the newest
+ * entry, so another app's migrations could make ours look applied. Ours gets its own table.
+ */
+export const MIGRATIONS_SCHEMA = 'drizzle'
+export const MIGRATIONS_TABLE = '__keycloak_exapp_migrations'

@@ -1,0 +1,269 @@
+import { and, desc, eq, gte, lt, lte, notInArray, type SQL, sql } from 'drizzle-orm'
+import { AppError } from '../errors.js'
+import type { Database, Db } from './client.js'
+import type { SecretBox } from './crypto.js'
+import { appSecrets, type RunStatus, syncRuns, tokenIssuances, userPasswords } from './schema.js'
+
+export interface SyncRunSummary {
+  id: number
+  realm: string
+  trigger: string
+  status: RunStatus
+  dryRun: boolean
+  startedAt: Date
+  finishedAt: Date | null
+  /** number of changes per change kind */
+  counts: Record<string, number>
+  conflicts: unknown[]
+  errors: unknown[]
+  message: string | null
+}
+
+export interface SyncRun extends SyncRunSummary {
+  changelog: unknown[]
+}
+
+export interface RunOutcome {
+  status: Exclude<RunStatus, 'running'>
+  counts?: Record<string, number>
+  conflicts?: unknown[]
+  errors?: unknown[]
+  changelog?: unknown[]
+  message?: string | null
+}
+
+export interface Issuance {
+  consumer: string
+  userId: string
+  clientId: string
+  /** e.g. issued, denied, failed */
+  outcome: string
+  /** defaults to the database's now() */
+  issuedAt?: Date
+}
+
+export type IssuanceFilter = Partial<Omit<Issuance, 'issuedAt'>> & { since?: Date }
+
+/** Queries by intent. Secrets and passwords go in and come out as plaintext; rows hold them sealed. */
+export interface Store {
+  getSecret(name: string): Promise<string | undefined>
+  putSecret(name: string, value: string): Promise<void>
+  /** The stored value, or `generate()`'s stored once: two processes racing get the same value. */
+  getOrCreateSecret(name: string, generate: () => string | Promise<string>): Promise<string>
+  startRun(run: { realm: string; trigger: string; dryRun: boolean }): Promise<number>
+  /** Throws NOT_FOUND for an unknown id. */
+  finishRun(id: number, outcome: RunOutcome): Promise<void>
+  /** Newest first, without changelogs. */
+  listRuns(query?: { realm?: string; limit?: number }): Promise<SyncRunSummary[]>
+  getRun(id: number): Promise<SyncRun | undefined>
+  /** Deletes all but the newest `keep` runs (of `realm` when given); returns how many went. */
+  pruneRuns(opts: { keep: number; realm?: string }): Promise<number>
+  recordIssuance(issuance: Issuance): Promise<void>
+  /** Deletes all but the newest `keep` issuances, or those issued before `olderThan`. */
+  pruneIssuances(opts: { keep: number } | { olderThan: Date }): Promise<number>
+  countIssuances(filter?: IssuanceFilter): Promise<number>
+  getUserPassword(realm: string, userId: string): Promise<string | undefined>
+  putUserPassword(realm: string, userId: string, password: string): Promise<void>
+  /** True when there was one to delete. */
+  deleteUserPassword(realm: string, userId: string): Promise<boolean>
+}
+
+const summaryColumns = {
+  id: syncRuns.id,
+  realm: syncRuns.realm,
+  trigger: syncRuns.trigger,
+  status: syncRuns.status,
+  dryRun: syncRuns.dryRun,
+  startedAt: syncRuns.startedAt,
+  finishedAt: syncRuns.finishedAt,
+  counts: syncRuns.counts,
+  conflicts: syncRuns.conflicts,
+  errors: syncRuns.errors,
+  message: syncRuns.message,
+}
+
+/**
+ * Builds the store over `database.db`. Pass `{ db: tx }` to run it inside a transaction, e.g. a
+ * test's transaction that is rolled back.
+ */
+export function createStore(database: Pick<Database, 'db'>, box: SecretBox): Store {
+  const { db } = database
+
+  const getSecret = async (name: string) => {
+    const [row] = await db.select().from(appSecrets).where(eq(appSecrets.name, name))
+    return row ? box.open(row.ciphertext) : undefined
+  }
+
+  return {
+    getSecret,
+    async putSecret(name, value) {
+      const ciphertext = box.seal(value)
+      await db
+        .insert(appSecrets)
+        .values({ name, ciphertext })
+        .onConflictDoUpdate({ target: appSecrets.name, set: { ciphertext, updatedAt: sql`now()` } })
+    },
+    async getOrCreateSecret(name, generate) {
+      const existing = await getSecret(name)
+      if (existing !== undefined) {
+        return existing
+      }
+      const value = await generate()
+      const inserted = await db
+        .insert(appSecrets)
+        .values({ name, ciphertext: box.seal(value) })
+        .onConflictDoNothing()
+        .returning({ name: appSecrets.name })
+      if (inserted.length > 0) {
+        return value
+      }
+      // Someone else stored it between our read and our insert: theirs wins.
+      const winner = await getSecret(name)
+      if (winner === undefined) {
+        throw new AppError('INTERNAL', `secret "${name}" vanished while being created`)
+      }
+      return winner
+    },
+
+    async startRun({ realm, trigger, dryRun }) {
+      const [row] = await db
+        .insert(syncRuns)
+        .values({ realm, trigger, dryRun })
+        .returning({ id: syncRuns.id })
+      return mustExist(row, 'sync run insert returned no row').id
+    },
+    async finishRun(id, outcome) {
+      const updated = await db
+        .update(syncRuns)
+        .set({
+          status: outcome.status,
+          finishedAt: sql`now()`,
+          message: outcome.message ?? null,
+          ...(outcome.counts ? { counts: outcome.counts } : {}),
+          ...(outcome.conflicts ? { conflicts: outcome.conflicts } : {}),
+          ...(outcome.errors ? { errors: outcome.errors } : {}),
+          ...(outcome.changelog ? { changelog: outcome.changelog } : {}),
+        })
+        .where(eq(syncRuns.id, id))
+        .returning({ id: syncRuns.id })
+      if (updated.length === 0) {
+        throw new AppError('NOT_FOUND', `sync run ${id} does not exist`)
+      }
+    },
+    async listRuns({ realm, limit = 20 } = {}) {
+      return db
+        .select(summaryColumns)
+        .from(syncRuns)
+        .where(realm === undefined ? undefined : eq(syncRuns.realm, realm))
+        .orderBy(desc(syncRuns.id))
+        .limit(limit)
+    },
+    async getRun(id) {
+      const [row] = await db.select().from(syncRuns).where(eq(syncRuns.id, id))
+      return row
+    },
+    async pruneRuns({ keep, realm }) {
+      assertKeep(keep)
+      const inRealm = realm === undefined ? undefined : eq(syncRuns.realm, realm)
+      const newest = db
+        .select({ id: syncRuns.id })
+        .from(syncRuns)
+        .where(inRealm)
+        .orderBy(desc(syncRuns.id))
+        .limit(keep)
+      const deleted = await db
+        .delete(syncRuns)
+        .where(and(inRealm, notInArray(syncRuns.id, newest)))
+        .returning({ id: syncRuns.id })
+      return deleted.length
+    },
+
+    async recordIssuance(issuance) {
+      await db.insert(tokenIssuances).values(issuance)
+    },
+    async pruneIssuances(opts) {
+      let where: SQL
+      if ('olderThan' in opts) {
+        where = lt(tokenIssuances.issuedAt, opts.olderThan)
+      } else {
+        assertKeep(opts.keep)
+        // The newest id that goes; null (nothing deleted) while there are at most `keep` rows.
+        where = lte(
+          tokenIssuances.id,
+          sql`(select ${tokenIssuances.id} from ${tokenIssuances} order by ${tokenIssuances.id} desc offset ${opts.keep} limit 1)`,
+        )
+      }
+      const deleted = await db
+        .delete(tokenIssuances)
+        .where(where)
+        .returning({ id: tokenIssuances.id })
+      return deleted.length
+    },
+    async countIssuances(filter = {}) {
+      return db.$count(
+        tokenIssuances,
+        and(
+          filter.consumer === undefined ? undefined : eq(tokenIssuances.consumer, filter.consumer),
+          filter.userId === undefined ? undefined : eq(tokenIssuances.userId, filter.userId),
+          filter.clientId === undefined ? undefined : eq(tokenIssuances.clientId, filter.clientId),
+          filter.outcome === undefined ? undefined : eq(tokenIssuances.outcome, filter.outcome),
+          filter.since === undefined ? undefined : gte(tokenIssuances.issuedAt, filter.since),
+        ),
+      )
+    },
+
+    async getUserPassword(realm, userId) {
+      const [row] = await db
+        .select({ ciphertext: userPasswords.ciphertext })
+        .from(userPasswords)
+        .where(passwordKey(realm, userId))
+      return row ? box.open(row.ciphertext) : undefined
+    },
+    async putUserPassword(realm, userId, password) {
+      const ciphertext = box.seal(password)
+      await db
+        .insert(userPasswords)
+        .values({ realm, userId, ciphertext })
+        .onConflictDoUpdate({
+          target: [userPasswords.realm, userPasswords.userId],
+          set: { ciphertext, updatedAt: sql`now()` },
+        })
+    },
+    async deleteUserPassword(realm, userId) {
+      const deleted = await db
+        .delete(userPasswords)
+        .where(passwordKey(realm, userId))
+        .returning({ userId: userPasswords.userId })
+      return deleted.length > 0
+    },
+  }
+}
+
+/**
+ * Runs `fn` in a transaction, or inside `outer` when the caller already has one (so a test can
+ * wrap everything in a transaction it rolls back).
+ */
+export async function withTransaction<T>(
+  database: Pick<Database, 'db'>,
+  fn: (tx: Db) => Promise<T>,
+  outer?: Db,
+): Promise<T> {
+  return outer ? fn(outer) : database.db.transaction((tx) => fn(tx))
+}
+
+function passwordKey(realm: string, userId: string) {
+  return and(eq(userPasswords.realm, realm), eq(userPasswords.userId, userId))
+}
+
+function assertKeep(keep: number): void {
+  if (!Number.isInteger(keep) || keep < 0) {
+    throw new AppError('INVALID_INPUT', `keep must be a non-negative integer, got ${keep}`)
+  }
+}
+
+function mustExist<T>(value: T | undefined, what: string): T {
+  if (value === undefined) {
+    throw new AppError('INTERNAL', what)
+  }
+  return value
+}

@@ -1,0 +1,307 @@
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { createAdaptorServer } from '@hono/node-server'
+import { Hono } from 'hono'
+import { createApp } from './app.js'
+import { createLifecycle, type InitStep, type Lifecycle } from './appapi/lifecycle.js'
+import { createNextcloudClient, type NextcloudClient } from './appapi/nextcloud-client.js'
+import type { Config } from './config/config.js'
+import { randomSecret } from './config/secrets.js'
+import { type Database, openDatabase } from './db/client.js'
+import { createSecretBox } from './db/crypto.js'
+import { createStore, type Store } from './db/store.js'
+import { requireApiCaller } from './http/api-auth.js'
+import { FailureLimiter } from './http/failure-limiter.js'
+import { syncRoutes } from './http/sync-routes.js'
+import type { AppEnv } from './http/types.js'
+import { createKeycloakAdmin, type KcAdmin } from './keycloak/admin.js'
+import { type BootstrapReport, bootstrapRealm, type RealmSpec } from './keycloak/bootstrap.js'
+import { createEmbeddedKeycloak, prepareBundledKeycloak } from './keycloak/embedded.js'
+import { createExternalKeycloak } from './keycloak/external.js'
+import type { KeycloakRuntime } from './keycloak/runtime.js'
+import type { Logger } from './log.js'
+import { SyncEngine } from './sync/engine.js'
+import { KeycloakTarget } from './sync/keycloak-target.js'
+import { MANAGED_ATTRIBUTE, UID_ATTRIBUTE } from './sync/model.js'
+import { NextcloudSource } from './sync/nextcloud-source.js'
+
+/** Parts a test (or another composition) may replace. */
+export interface ExAppOverrides {
+  keycloak?: KeycloakRuntime
+  nextcloud?: NextcloudClient
+  /** listen on this port instead of config.app.port (0 = any free port) */
+  port?: number
+}
+
+export interface RunningExApp {
+  /** where the HTTP server listens (a URL, or the unix socket path under HaRP) */
+  url: string
+  app: Hono<AppEnv>
+  config: Config
+  database: Database
+  store: Store
+  keycloak: KeycloakRuntime
+  admin: KcAdmin
+  sync: SyncEngine
+  lifecycle: Lifecycle
+  nextcloud: NextcloudClient
+  /** bootstraps the realm (idempotent); init and boot call it */
+  bootstrap(): Promise<BootstrapReport>
+  /** stops HTTP, the schedule, Keycloak, then the database */
+  close(): Promise<void>
+}
+
+interface PersistedState {
+  enabled: boolean
+}
+
+async function readState(storageDir: string): Promise<PersistedState | undefined> {
+  try {
+    return JSON.parse(await readFile(join(storageDir, 'state.json'), 'utf8')) as PersistedState
+  } catch {
+    return undefined
+  }
+}
+
+async function writeState(storageDir: string, state: PersistedState): Promise<void> {
+  await writeFile(join(storageDir, 'state.json'), `${JSON.stringify(state)}\n`)
+}
+
+/** The realm as the sidecar needs it, with client secrets generated once and kept in the store. */
+async function realmSpecFor(config: Config, store: Store): Promise<RealmSpec> {
+  const clients = await Promise.all(
+    config.keycloak.clients.map(async (clientId) => ({
+      clientId,
+      secret: await store.getOrCreateSecret(`client-secret:${clientId}`, () => randomSecret()),
+      directAccessGrants: config.keycloak.tokenMode === 'password',
+      attributes: {},
+    })),
+  )
+  return {
+    realm: config.keycloak.realm,
+    profile: {
+      markerAttributes: [MANAGED_ATTRIBUTE, UID_ATTRIBUTE],
+      profileAttributes: config.sync.profileFields.map((f) => f.attribute),
+    },
+    clients,
+    roles: [...new Set(config.sync.roleMappings.map((m) => m.role))],
+  }
+}
+
+/** Asks Nextcloud whether a uid is an admin, remembering the answer for a minute. */
+function adminChecker(nextcloud: NextcloudClient, ttlMs = 60_000) {
+  const cache = new Map<string, { admin: boolean; until: number }>()
+  return async (uid: string): Promise<boolean> => {
+    const hit = cache.get(uid)
+    if (hit && hit.until > Date.now()) {
+      return hit.admin
+    }
+    const user = await nextcloud.currentUser(uid).catch(() => undefined)
+    const admin = user?.groups.includes('admin') ?? false
+    cache.set(uid, { admin, until: Date.now() + ttlMs })
+    return admin
+  }
+}
+
+/**
+ * Builds every part from `config`, starts listening, and starts Keycloak if the app was enabled
+ * when it last ran (AppAPI does not call /init or /enabled again after a container restart).
+ */
+export async function startExApp(
+  config: Config,
+  log: Logger,
+  overrides: ExAppOverrides = {},
+): Promise<RunningExApp> {
+  await mkdir(config.app.storageDir, { recursive: true })
+  const database = await openDatabase({
+    url: config.databaseUrl,
+    storageDir: config.app.storageDir,
+    log,
+  })
+  const store = createStore(database, createSecretBox(config.encryptionKey))
+  const keycloak =
+    overrides.keycloak ??
+    (config.keycloak.mode === 'external'
+      ? createExternalKeycloak(config.keycloak.url, log)
+      : createEmbeddedKeycloak(prepareBundledKeycloak(config, log), log))
+  const nextcloud =
+    overrides.nextcloud ??
+    createNextcloudClient({
+      url: config.nextcloud.url,
+      appId: config.app.id,
+      appSecret: config.app.secret,
+      appVersion: config.app.version,
+      aaVersion: config.nextcloud.aaVersion,
+      log,
+    })
+  const admin = createKeycloakAdmin({
+    baseUrl: config.keycloak.url,
+    username: config.keycloak.adminUser,
+    password: config.keycloak.adminPassword,
+    realm: config.keycloak.realm,
+    log,
+  })
+  const bootstrap = async () => bootstrapRealm(admin, await realmSpecFor(config, store), log)
+  const sync = new SyncEngine({
+    realm: config.keycloak.realm,
+    source: new NextcloudSource({
+      client: nextcloud,
+      preferredAdmin: config.nextcloud.adminUser,
+      pageSize: config.sync.pageSize,
+    }),
+    target: () =>
+      new KeycloakTarget({
+        admin,
+        realm: config.keycloak.realm,
+        managedRoles: [...new Set(config.sync.roleMappings.map((m) => m.role))],
+        profileAttributes: config.sync.profileFields.map((f) => f.attribute),
+      }),
+    store,
+    lock: (key) => database.lock(key),
+    policy: config.sync,
+    log,
+  })
+
+  const readyTimeoutMs = config.keycloak.startTimeoutMs
+  const steps: InitStep[] = [
+    {
+      name: 'keycloak',
+      progress: 40,
+      // The first start may download and build Keycloak before it starts it.
+      timeoutMs: readyTimeoutMs + 10 * 60_000,
+      run: async () => {
+        keycloak.start()
+        await keycloak.waitReady(readyTimeoutMs + 10 * 60_000)
+      },
+    },
+    {
+      name: 'realm',
+      progress: 60,
+      timeoutMs: 120_000,
+      run: async () => {
+        await bootstrap()
+      },
+    },
+    {
+      name: 'sync',
+      progress: 90,
+      timeoutMs: 30 * 60_000,
+      run: async () => {
+        const run = await sync.runFull({ trigger: 'init' })
+        if (run.status !== 'succeeded') {
+          throw new Error(run.message)
+        }
+      },
+    },
+  ]
+
+  const lifecycle = createLifecycle({
+    steps,
+    reporter: { report: (progress, error) => nextcloud.setInitProgress(progress, error) },
+    log,
+    onEnabled: async (enabled) => {
+      await writeState(config.app.storageDir, { enabled })
+      if (!enabled) {
+        await sync.stop()
+        await keycloak.stop()
+        return ''
+      }
+      keycloak.start()
+      try {
+        // AppAPI waits 60 s for this answer; a slow start goes on and the heartbeat tells.
+        await keycloak.waitReady(45_000)
+      } catch (err) {
+        if (keycloak.status() === 'crashed') {
+          return err instanceof Error ? err.message : String(err)
+        }
+      }
+      sync.startSchedule()
+      return ''
+    },
+  })
+
+  const apiAuth = {
+    appId: config.app.id,
+    appSecret: config.app.secret,
+    consumers: config.consumers,
+    limiter: new FailureLimiter(),
+    isAdmin: adminChecker(nextcloud),
+  }
+  const api = new Hono<AppEnv>()
+  api.use('/sync-*', requireApiCaller(apiAuth, true))
+  api.use('/delete-user', requireApiCaller(apiAuth, true))
+  api.route('/', syncRoutes({ sync, store, realm: config.keycloak.realm }))
+
+  const app = createApp({ config, log, keycloak, lifecycle, api })
+  const server = createAdaptorServer({ fetch: app.fetch })
+  const url = await listen(server, config, overrides.port)
+  log.info({ url, keycloak: keycloak.mode, realm: config.keycloak.realm }, 'exapp.listening')
+
+  const previous = await readState(config.app.storageDir)
+  if (previous?.enabled) {
+    void resume(keycloak, bootstrap, sync, readyTimeoutMs, log)
+  }
+
+  return {
+    url,
+    app,
+    config,
+    database,
+    store,
+    keycloak,
+    admin,
+    sync,
+    lifecycle,
+    nextcloud,
+    bootstrap,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await sync.stop()
+      await keycloak.stop()
+      await database.close()
+      log.info('exapp.stopped')
+    },
+  }
+}
+
+/** After a restart of an enabled app: Keycloak, realm, schedule, in the background. */
+async function resume(
+  keycloak: KeycloakRuntime,
+  bootstrap: () => Promise<BootstrapReport>,
+  sync: SyncEngine,
+  timeoutMs: number,
+  log: Logger,
+): Promise<void> {
+  try {
+    keycloak.start()
+    await keycloak.waitReady(timeoutMs + 10 * 60_000)
+    await bootstrap()
+    sync.startSchedule()
+  } catch (err) {
+    log.error({ err }, 'exapp.resume_failed')
+  }
+}
+
+type Server = ReturnType<typeof createAdaptorServer>
+
+/** TCP on APP_HOST:APP_PORT, or under HaRP the unix socket FRP forwards to. */
+async function listen(server: Server, config: Config, port?: number): Promise<string> {
+  const socketPath = config.app.socketPath
+  if (socketPath) {
+    await rm(socketPath, { force: true })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(socketPath, () => resolve())
+    })
+    // frpc runs as another user in some images; the socket is the only way in.
+    await chmod(socketPath, 0o666)
+    return socketPath
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port ?? config.app.port, config.app.host, () => resolve())
+  })
+  const address = server.address() as AddressInfo
+  return `http://${config.app.host}:${address.port}`
+}

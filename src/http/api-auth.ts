@@ -1,0 +1,111 @@
+import { getConnInfo } from '@hono/node-server/conninfo'
+import type { Context, MiddlewareHandler } from 'hono'
+import type { Consumer } from '../config/config.js'
+import { type AppApiVerdict, secretsEqual, verifyAppApi } from './appapi-auth.js'
+import { errorBody } from './errors.js'
+import type { FailureLimiter } from './failure-limiter.js'
+import type { AppEnv, Caller } from './types.js'
+
+export interface ApiAuthOptions {
+  appId: string
+  appSecret: string
+  consumers: Consumer[]
+  limiter: FailureLimiter
+  /** whether a Nextcloud uid is an admin (asked of Nextcloud, cached by the caller) */
+  isAdmin(uid: string): Promise<boolean>
+}
+
+/** Where a request comes from, for rate limiting failures. */
+export function sourceOf(c: Context<AppEnv>): string {
+  try {
+    return getConnInfo(c).remote.address ?? 'unknown'
+  } catch {
+    return 'unknown'
+  }
+}
+
+/** The consumer whose secret matches, comparing every one in constant time. */
+export function consumerFor(secret: string, consumers: Consumer[]): Consumer | undefined {
+  let match: Consumer | undefined
+  for (const consumer of consumers) {
+    if (secretsEqual(secret, consumer.secret)) {
+      match = consumer
+    }
+  }
+  return match
+}
+
+type Verdict = { ok: true; caller: Caller } | { ok: false; status: 401 | 403; message: string }
+
+async function decide(
+  c: Context<AppEnv>,
+  opts: ApiAuthOptions,
+  adminOnly: boolean,
+): Promise<Verdict> {
+  const secret = c.req.header('x-api-secret')
+  if (secret !== undefined) {
+    const consumer = consumerFor(secret, opts.consumers)
+    return consumer
+      ? {
+          ok: true,
+          caller: { kind: 'consumer', consumer: consumer.name, clients: consumer.clients },
+        }
+      : { ok: false, status: 401, message: 'invalid X-API-SECRET' }
+  }
+  if (c.req.header('authorization-app-api') !== undefined) {
+    const verdict: AppApiVerdict = verifyAppApi((name) => c.req.header(name), {
+      appId: opts.appId,
+      secret: opts.appSecret,
+    })
+    if (!verdict.ok) {
+      return { ok: false, status: 401, message: 'AppAPI authentication failed' }
+    }
+    if (verdict.userId === '') {
+      return { ok: false, status: 403, message: 'a Nextcloud user is required' }
+    }
+    if (adminOnly && !(await opts.isAdmin(verdict.userId))) {
+      return { ok: false, status: 403, message: 'only Nextcloud admins may do this' }
+    }
+    return {
+      ok: true,
+      caller: { kind: 'nextcloud', userId: verdict.userId, isAdmin: adminOnly || undefined },
+    }
+  }
+  return { ok: false, status: 401, message: 'X-API-SECRET or AppAPI authentication required' }
+}
+
+/**
+ * Authentication of `/api/*`: a consumer's `X-API-SECRET`, or Nextcloud's verified
+ * `AUTHORIZATION-APP-API` naming a user (an admin where `adminOnly`). Nothing else passes, and a
+ * source that keeps failing gets 429 before its credentials are even looked at.
+ */
+export function requireApiCaller(
+  opts: ApiAuthOptions,
+  adminOnly: boolean,
+): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const source = sourceOf(c)
+    const wait = opts.limiter.blockedFor(source)
+    if (wait > 0) {
+      c.set('errorCode', 'RATE_LIMITED')
+      c.header('Retry-After', String(wait))
+      return c.json(
+        errorBody(c, 'RATE_LIMITED', `too many failed attempts; retry in ${wait} s`),
+        429,
+      )
+    }
+    const verdict = await decide(c, opts, adminOnly)
+    if (!verdict.ok) {
+      if (verdict.status === 401) {
+        opts.limiter.fail(source)
+      }
+      const code = verdict.status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN'
+      c.set('errorCode', code)
+      c.get('log').info({ source, reason: verdict.message }, 'auth.api.rejected')
+      return c.json(errorBody(c, code, verdict.message), verdict.status)
+    }
+    c.set('caller', verdict.caller)
+    await next()
+    return undefined
+  }
+}

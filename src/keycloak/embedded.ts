@@ -1,0 +1,130 @@
+import type { Config } from '../config/config.js'
+import { AppError } from '../errors.js'
+import type { Logger } from '../log.js'
+import { buildKeycloak, installKeycloak } from './install.js'
+import { findJava } from './java.js'
+import { buildOptionsFor } from './options.js'
+import type { KeycloakRuntime, KeycloakStatus } from './runtime.js'
+import { keycloakSupervisor, type Supervisor } from './supervisor.js'
+
+/** Installs, builds and supervises the given Keycloak home; returns the supervisor. */
+export type PrepareKeycloak = () => Promise<Supervisor>
+
+/** Finds Java, installs the pinned distribution when needed, builds it for our options. */
+export function prepareBundledKeycloak(config: Config, log: Logger): PrepareKeycloak {
+  return async () => {
+    const java = await findJava({ javaHome: config.keycloak.javaHome })
+    const home =
+      config.keycloak.home ??
+      (
+        await installKeycloak({
+          version: config.keycloak.version,
+          cacheDir: config.keycloak.cacheDir,
+          log,
+        })
+      ).home
+    await buildKeycloak({
+      home,
+      javaHome: java.javaHome,
+      buildOptions: buildOptionsFor(config),
+      log,
+    })
+    log.info({ home, java: java.version }, 'keycloak.prepared')
+    return keycloakSupervisor(config, home, java.javaHome, log.child({ component: 'keycloak' }))
+  }
+}
+
+/**
+ * The bundled Keycloak: installed and built on first start (which can take a minute, so callers
+ * never wait on it from a request), then supervised. A failed preparation is kept and reported by
+ * `waitReady`, and retried on the next `start()`.
+ */
+export function createEmbeddedKeycloak(prepare: PrepareKeycloak, log: Logger): KeycloakRuntime {
+  let supervisor: Supervisor | undefined
+  let preparing: Promise<Supervisor> | undefined
+  let failure: AppError | undefined
+  let wanted = false
+
+  const ensurePrepared = (): Promise<Supervisor> => {
+    if (supervisor) {
+      return Promise.resolve(supervisor)
+    }
+    preparing ??= prepare()
+      .then((s) => {
+        supervisor = s
+        failure = undefined
+        return s
+      })
+      .catch((err: unknown) => {
+        failure =
+          err instanceof AppError
+            ? err
+            : new AppError(
+                'KEYCLOAK_UNAVAILABLE',
+                `Keycloak could not be prepared: ${String(err)}`,
+                { cause: err },
+              )
+        log.error({ err }, 'keycloak.prepare_failed')
+        throw failure
+      })
+      .finally(() => {
+        preparing = undefined
+      })
+    return preparing
+  }
+
+  return {
+    mode: 'embedded',
+    status(): KeycloakStatus {
+      if (!supervisor) {
+        return preparing ? 'installing' : failure ? 'crashed' : 'stopped'
+      }
+      return supervisor.state().kind
+    },
+    start() {
+      wanted = true
+      ensurePrepared()
+        .then((s) => (wanted ? s.start() : undefined))
+        .catch(() => {
+          // kept in `failure`, reported by waitReady and the heartbeat
+        })
+    },
+    async stop() {
+      wanted = false
+      await preparing?.catch(() => undefined)
+      await supervisor?.stop()
+    },
+    async waitReady(timeoutMs) {
+      const deadline = Date.now() + timeoutMs
+      if (!supervisor) {
+        if (!preparing) {
+          throw (
+            failure ??
+            new AppError('KEYCLOAK_UNAVAILABLE', 'Keycloak is not started (is the app disabled?)')
+          )
+        }
+        let timer: NodeJS.Timeout | undefined
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new AppError(
+                  'KEYCLOAK_UNAVAILABLE',
+                  `installing Keycloak did not finish within ${Math.round(timeoutMs / 1000)} s`,
+                ),
+              ),
+            timeoutMs,
+          )
+        })
+        try {
+          await Promise.race([preparing, timeout])
+        } finally {
+          clearTimeout(timer)
+        }
+      }
+      const s = supervisor as Supervisor
+      await s.waitReady(Math.max(1, deadline - Date.now()))
+    },
+    restarts: () => supervisor?.restarts ?? 0,
+  }
+}

@@ -1,0 +1,63 @@
+import { AppError } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { KeycloakRuntime, KeycloakStatus } from './runtime.js'
+
+/**
+ * An existing Keycloak at `url` (external mode): nothing to start or stop; readiness is whether
+ * its master realm's discovery document answers, probed in the background.
+ */
+export function createExternalKeycloak(
+  url: string,
+  log: Logger,
+  intervalMs = 5_000,
+): KeycloakRuntime {
+  let status: KeycloakStatus = 'starting'
+  let timer: NodeJS.Timeout | undefined
+  const probe = async (): Promise<boolean> => {
+    try {
+      const res = await fetch(`${url}/realms/master/.well-known/openid-configuration`, {
+        signal: AbortSignal.timeout(5_000),
+      })
+      return res.ok
+    } catch {
+      return false
+    }
+  }
+  const tick = async () => {
+    const next: KeycloakStatus = (await probe()) ? 'ready' : 'crashed'
+    if (next !== status) {
+      log.info({ url, status: next }, 'keycloak.external.state')
+      status = next
+    }
+  }
+  return {
+    mode: 'external',
+    status: () => status,
+    start() {
+      if (!timer) {
+        void tick()
+        timer = setInterval(tick, intervalMs)
+        timer.unref()
+      }
+    },
+    async stop() {
+      clearInterval(timer)
+      timer = undefined
+    },
+    async waitReady(timeoutMs) {
+      const deadline = Date.now() + timeoutMs
+      while (Date.now() < deadline) {
+        if (await probe()) {
+          status = 'ready'
+          return
+        }
+        await new Promise((r) => setTimeout(r, 1_000))
+      }
+      throw new AppError(
+        'KEYCLOAK_UNAVAILABLE',
+        `the Keycloak at ${url} did not answer within ${Math.round(timeoutMs / 1000)} s`,
+      )
+    },
+    restarts: () => 0,
+  }
+}

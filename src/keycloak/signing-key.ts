@@ -1,0 +1,185 @@
+import { AppError } from '../errors.js'
+
+/**
+ * The sidecar's assertion signing key (EC P-256, ES256) for Keycloak's JWT Authorization Grant.
+ * WebCrypto does all the work, so no JOSE library is needed: ES256 signatures from WebCrypto are
+ * already the raw r||s form JWS expects.
+ */
+
+/** A public key as the identity provider's JWKS carries it. */
+export interface PublicJwk {
+  kty: 'EC'
+  crv: 'P-256'
+  x: string
+  y: string
+  kid: string
+  alg: 'ES256'
+  /** Keycloak 26.7.3 skips JWKS entries without `use: "sig"`: the grant then fails with "Invalid signature" */
+  use: 'sig'
+}
+
+export interface SigningKey {
+  /** RFC 7638 JWK thumbprint of the public key */
+  kid: string
+  privateKey: CryptoKey
+  publicJwk: PublicJwk
+  createdAt: Date
+}
+
+/** The JSON-safe form the caller stores (encrypted: it holds the private key). */
+export interface StoredSigningKey {
+  v: 1
+  kid: string
+  createdAt: string
+  privateJwk: { kty: 'EC'; crv: 'P-256'; x: string; y: string; d: string }
+}
+
+/**
+ * The keys the identity provider trusts: `current` signs; `previous` stays trusted for a while
+ * after a rotation, so assertions another replica signed with it a moment ago still verify.
+ */
+export interface SigningKeySet {
+  current: SigningKey
+  previous?: SigningKey
+}
+
+export interface AssertionClaims {
+  /** `iss`: the identity provider's configured issuer */
+  issuer: string
+  /** `sub`: the federated identity's userId (the Nextcloud uid) */
+  subject: string
+  /** `aud`: the realm's issuer URL exactly as discovery reports it */
+  audience: string
+  /** lifetime from `now`; Keycloak also bounds it by the IdP's max assertion age */
+  ttlSeconds: number
+  now?: Date
+}
+
+const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' } as const
+const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const
+
+/** Generates a fresh P-256 key pair. */
+export async function generateSigningKey(now: Date = new Date()): Promise<SigningKey> {
+  const pair = await crypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])
+  const privateJwk = await crypto.subtle.exportKey('jwk', pair.privateKey)
+  return fromPrivateJwk(checkPrivateJwk(privateJwk), now)
+}
+
+/** The storable form of `key`, private part included. */
+export async function exportSigningKey(key: SigningKey): Promise<StoredSigningKey> {
+  const privateJwk = checkPrivateJwk(await crypto.subtle.exportKey('jwk', key.privateKey))
+  return { v: 1, kid: key.kid, createdAt: key.createdAt.toISOString(), privateJwk }
+}
+
+/** Rebuilds a key from its stored form; a corrupted or foreign record is an INTERNAL error. */
+export async function importSigningKey(stored: StoredSigningKey): Promise<SigningKey> {
+  if (stored?.v !== 1) {
+    throw new AppError('INTERNAL', 'stored signing key has an unknown format')
+  }
+  const createdAt = new Date(stored.createdAt)
+  if (Number.isNaN(createdAt.getTime())) {
+    throw new AppError('INTERNAL', 'stored signing key has an invalid creation date')
+  }
+  const key = await fromPrivateJwk(checkPrivateJwk(stored.privateJwk), createdAt)
+  if (key.kid !== stored.kid) {
+    throw new AppError('INTERNAL', 'stored signing key does not match its key id')
+  }
+  return key
+}
+
+/** RFC 7638 thumbprint: SHA-256 over the required EC members in lexicographic order. */
+export async function jwkThumbprint(jwk: { crv: string; kty: string; x: string; y: string }) {
+  const canonical = JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y })
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(canonical))
+  return Buffer.from(digest).toString('base64url')
+}
+
+/** Starts a rotation: `next` signs from now on, the old current stays trusted as `previous`. */
+export function rotateSigningKeys(set: SigningKeySet, next: SigningKey): SigningKeySet {
+  return { current: next, previous: set.current }
+}
+
+/** Ends a rotation: only the current key stays trusted. */
+export function retirePreviousKey(set: SigningKeySet): SigningKeySet {
+  return { current: set.current }
+}
+
+/**
+ * The JWKS for the identity provider, current key first. Assertions always carry `kid`: with two
+ * keys Keycloak picks by `kid`, and without one it tries only the first key.
+ */
+export function publicJwks(set: SigningKeySet): { keys: PublicJwk[] } {
+  return {
+    keys: set.previous ? [set.current.publicJwk, set.previous.publicJwk] : [set.current.publicJwk],
+  }
+}
+
+/**
+ * Signs a JWT Authorization Grant assertion (compact JWS, ES256) with a fresh random `jti`:
+ * Keycloak refuses a `jti` it has seen before unless the IdP allows reuse, which ours does not.
+ *
+ * @example
+ * const assertion = await signAssertion(keys.current, {
+ *   issuer: JWT_GRANT_ISSUER, subject: 'alice', audience: await tokens.issuer(), ttlSeconds: 60,
+ * })
+ */
+export async function signAssertion(key: SigningKey, claims: AssertionClaims): Promise<string> {
+  if (!Number.isInteger(claims.ttlSeconds) || claims.ttlSeconds <= 0) {
+    throw new AppError(
+      'INVALID_INPUT',
+      'assertion lifetime must be a positive whole number of seconds',
+    )
+  }
+  const iat = Math.floor((claims.now ?? new Date()).getTime() / 1000)
+  const header = { alg: 'ES256', typ: 'JWT', kid: key.kid }
+  const payload = {
+    iss: claims.issuer,
+    sub: claims.subject,
+    aud: claims.audience,
+    iat,
+    exp: iat + claims.ttlSeconds,
+    jti: crypto.randomUUID(),
+  }
+  const signingInput = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(payload))}`
+  const signature = await crypto.subtle.sign(
+    SIGN,
+    key.privateKey,
+    new TextEncoder().encode(signingInput),
+  )
+  return `${signingInput}.${Buffer.from(signature).toString('base64url')}`
+}
+
+type PrivateJwk = StoredSigningKey['privateJwk']
+
+function base64url(text: string): string {
+  return Buffer.from(text, 'utf8').toString('base64url')
+}
+
+function checkPrivateJwk(jwk: JsonWebKey | undefined): PrivateJwk {
+  const { kty, crv, x, y, d } = jwk ?? {}
+  if (kty !== 'EC' || crv !== 'P-256' || !x || !y || !d) {
+    throw new AppError('INTERNAL', 'signing key is not an EC P-256 private key')
+  }
+  return { kty, crv, x, y, d }
+}
+
+async function fromPrivateJwk(jwk: PrivateJwk, createdAt: Date): Promise<SigningKey> {
+  let privateKey: CryptoKey
+  try {
+    // Extractable so exportSigningKey can hand it to the encrypted store; nothing else exports it.
+    privateKey = await crypto.subtle.importKey('jwk', jwk, ALGORITHM, true, ['sign'])
+  } catch (cause) {
+    throw new AppError('INTERNAL', 'signing key cannot be imported', { cause })
+  }
+  const kid = await jwkThumbprint(jwk)
+  const publicJwk: PublicJwk = {
+    kty: 'EC',
+    crv: 'P-256',
+    x: jwk.x,
+    y: jwk.y,
+    kid,
+    alg: 'ES256',
+    use: 'sig',
+  }
+  return { kid, privateKey, publicJwk, createdAt }
+}

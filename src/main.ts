@@ -1,0 +1,64 @@
+import { readFile } from 'node:fs/promises'
+import { buildConfig, parseEnv } from './config/config.js'
+import { loadOrCreateSecrets, secretsFile } from './config/secrets.js'
+import { startExApp } from './exapp.js'
+import { createLogger } from './log.js'
+
+/** Composition root: env → config → everything else; the only reader of process.env. */
+async function main(): Promise<void> {
+  const parsed = parseEnv(process.env)
+  if (!parsed.ok) {
+    for (const line of parsed.errors) {
+      console.error(`invalid configuration: ${line}`)
+    }
+    process.exit(1)
+  }
+  const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string
+  }
+  const secrets = await loadOrCreateSecrets(parsed.env.APP_PERSISTENT_STORAGE)
+  const config = buildConfig(parsed.env, secrets, pkg.version)
+  const log = createLogger(config.log)
+  log.info(
+    {
+      appId: config.app.id,
+      version: config.app.version,
+      nextcloud: config.nextcloud.url,
+      keycloak: config.keycloak.mode,
+      realm: config.keycloak.realm,
+      storage: config.app.storageDir,
+      // where generated secrets (APP_SECRET for registration, the console password) are kept
+      secretsFile: secretsFile(config.app.storageDir),
+    },
+    'exapp.starting',
+  )
+  const exapp = await startExApp(config, log)
+
+  let stopping = false
+  const stop = async (signal: string) => {
+    if (stopping) {
+      return
+    }
+    stopping = true
+    log.info({ signal }, 'exapp.stopping')
+    // Keycloak must not outlive us: give it time, then leave anyway.
+    const timer = setTimeout(() => process.exit(1), 60_000)
+    timer.unref()
+    try {
+      await exapp.close()
+      process.exit(0)
+    } catch (err) {
+      log.error({ err }, 'exapp.stop_failed')
+      process.exit(1)
+    }
+  }
+  process.on('SIGTERM', () => void stop('SIGTERM'))
+  process.on('SIGINT', () => void stop('SIGINT'))
+}
+
+main().catch((err: unknown) => {
+  console.error(
+    `keycloak-exapp failed to start: ${err instanceof Error ? err.message : String(err)}`,
+  )
+  process.exit(1)
+})

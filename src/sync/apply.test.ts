@@ -1,0 +1,338 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describe, expect, it } from 'vitest'
+import { AppError } from '../errors.js'
+import { type ApplyReport, applyPlan, type DirectoryWriter } from './apply.js'
+import type { Change } from './changes.js'
+import { MemoryDirectory } from './memory-directory.js'
+import { type DesiredUser, type NewUser, type NextcloudUser, toDesired } from './model.js'
+import { planSync, type SyncPlan, type SyncPolicy } from './plan.js'
+
+const aPolicy = (overrides: Partial<SyncPolicy> = {}): SyncPolicy => ({
+  deletePolicy: 'disable',
+  guardPercent: 20,
+  force: false,
+  managedRoles: ['crm'],
+  ...overrides,
+})
+
+const aDesiredUser = (uid: string, overrides: Partial<DesiredUser> = {}): DesiredUser => ({
+  uid,
+  username: uid,
+  email: `${uid}@example.com`,
+  firstName: uid,
+  lastName: 'Tester',
+  enabled: true,
+  groups: ['sales'],
+  roles: ['crm'],
+  attributes: {},
+  ...overrides,
+})
+
+const aNewUser = (uid: string): NewUser => {
+  const { groups, roles, ...user } = aDesiredUser(uid)
+  return user
+}
+
+const anUntrippedPlan = (changes: Change[]): Pick<SyncPlan, 'changes' | 'guard'> => ({
+  changes,
+  guard: { tripped: false, forced: false, affected: 0, managed: 0, limit: 0 },
+})
+
+const planFor = (directory: MemoryDirectory, users: DesiredUser[], policy = aPolicy()) =>
+  planSync(
+    { users, groups: [{ gid: 'sales', displayName: 'Sales' }] },
+    directory.snapshot(),
+    policy,
+  )
+
+const outcomesOf = (report: ApplyReport) =>
+  report.results.map((r) => [
+    r.change.kind,
+    'uid' in r.change ? r.change.uid : r.change.gid,
+    r.outcome,
+  ])
+
+/** A writer that records each call and how many were in flight at once. */
+function aRecordingWriter(delayMs = 0) {
+  const calls: string[] = []
+  const stats = { inFlight: 0, maxInFlight: 0 }
+  const record =
+    (operation: string) =>
+    async (...args: unknown[]): Promise<void> => {
+      const [first, second] = args
+      const key = typeof first === 'object' && first !== null ? Object.values(first)[0] : first
+      calls.push(
+        [operation, key, typeof second === 'object' ? undefined : second]
+          .filter((x) => x !== undefined)
+          .join(' '),
+      )
+      stats.inFlight += 1
+      stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight)
+      await sleep(delayMs)
+      stats.inFlight -= 1
+    }
+  const writer: DirectoryWriter = {
+    createGroup: record('createGroup'),
+    updateGroup: record('updateGroup'),
+    deleteGroup: record('deleteGroup'),
+    createUser: record('createUser'),
+    updateUser: record('updateUser'),
+    setEnabled: record('setEnabled'),
+    deleteUser: record('deleteUser'),
+    linkIdentity: record('linkIdentity'),
+    addMember: record('addMember'),
+    removeMember: record('removeMember'),
+    grantRole: record('grantRole'),
+    revokeRole: record('revokeRole'),
+  }
+  return { writer, calls, stats }
+}
+
+describe('applyPlan', () => {
+  it('runs phase by phase: creations, email claims after releases, removals, destruction', async () => {
+    const { writer, calls } = aRecordingWriter()
+    const shuffled: Change[] = [
+      { kind: 'delete-group', gid: 'old' },
+      { kind: 'delete-user', uid: 'gone' },
+      { kind: 'disable-user', uid: 'left', reason: 'removed' },
+      { kind: 'revoke-role', uid: 'bob', role: 'crm' },
+      { kind: 'remove-member', uid: 'bob', gid: 'old' },
+      { kind: 'grant-role', uid: 'alice', role: 'crm' },
+      { kind: 'add-member', uid: 'alice', gid: 'sales' },
+      { kind: 'link-identity', uid: 'alice' },
+      {
+        kind: 'update-user',
+        uid: 'carl',
+        before: { email: null },
+        after: { email: 'b@x.org' },
+        emailFrom: 'bob',
+      },
+      { kind: 'enable-user', uid: 'dan' },
+      { kind: 'update-user', uid: 'bob', before: { email: 'b@x.org' }, after: { email: null } },
+      { kind: 'create-user', uid: 'alice', user: aNewUser('alice') },
+      {
+        kind: 'update-group',
+        gid: 'team',
+        before: { displayName: 'T' },
+        after: { displayName: 'Team' },
+      },
+      { kind: 'create-group', gid: 'sales', displayName: 'Sales' },
+    ]
+    await applyPlan(anUntrippedPlan(shuffled), writer, { concurrency: 1 })
+    expect(calls).toEqual([
+      'updateGroup team Team',
+      'createGroup sales',
+      'setEnabled dan true',
+      'updateUser bob',
+      'createUser alice',
+      'updateUser carl',
+      'grantRole alice crm',
+      'addMember alice sales',
+      'linkIdentity alice',
+      'revokeRole bob crm',
+      'removeMember bob old',
+      'deleteUser gone',
+      'setEnabled left false',
+      'deleteGroup old',
+    ])
+  })
+
+  it.each([1, 4, 6])('keeps at most %i writes in flight', async (concurrency) => {
+    const { writer, stats } = aRecordingWriter(2)
+    const changes: Change[] = Array.from({ length: 30 }, (_, i) => ({
+      kind: 'link-identity',
+      uid: `u${i}`,
+    }))
+    await applyPlan(anUntrippedPlan(changes), writer, { concurrency })
+    expect(stats.maxInFlight).toBe(concurrency)
+  })
+
+  it('keeps going after a failed change and counts outcomes per kind', async () => {
+    const directory = new MemoryDirectory()
+    directory.failOn('addMember', 'bob')
+    const plan = planFor(directory, [
+      aDesiredUser('alice'),
+      aDesiredUser('bob'),
+      aDesiredUser('carl'),
+    ])
+    const report = await applyPlan(plan, directory, { concurrency: 3 })
+    const failed = report.results.filter((r) => r.outcome !== 'applied')
+    expect(failed).toEqual([
+      {
+        change: { kind: 'add-member', uid: 'bob', gid: 'sales' },
+        outcome: 'failed',
+        error: 'addMember failed',
+      },
+    ])
+    expect(report.counts['add-member']).toEqual({ applied: 2, failed: 1, conflict: 0, skipped: 0 })
+    expect(report.counts['create-user']).toEqual({ applied: 3, failed: 0, conflict: 0, skipped: 0 })
+    expect(report.counts['delete-group']).toEqual({
+      applied: 0,
+      failed: 0,
+      conflict: 0,
+      skipped: 0,
+    })
+  })
+
+  it('skips what depends on a user that could not be created', async () => {
+    const directory = new MemoryDirectory()
+    directory.failOn('createUser', 'bob')
+    const report = await applyPlan(
+      planFor(directory, [aDesiredUser('alice'), aDesiredUser('bob')]),
+      directory,
+      {
+        concurrency: 2,
+      },
+    )
+    expect(outcomesOf(report)).toEqual([
+      ['create-group', 'sales', 'applied'],
+      ['create-user', 'alice', 'applied'],
+      ['create-user', 'bob', 'failed'],
+      ['link-identity', 'alice', 'applied'],
+      ['link-identity', 'bob', 'skipped'],
+      ['add-member', 'alice', 'applied'],
+      ['add-member', 'bob', 'skipped'],
+      ['grant-role', 'alice', 'applied'],
+      ['grant-role', 'bob', 'skipped'],
+    ])
+    expect(report.results.find((r) => r.outcome === 'skipped')?.error).toBe(
+      'create-user bob did not apply',
+    )
+  })
+
+  it('skips memberships of a group that could not be created', async () => {
+    const directory = new MemoryDirectory()
+    directory.failOn('createGroup')
+    const report = await applyPlan(planFor(directory, [aDesiredUser('alice')]), directory, {
+      concurrency: 2,
+    })
+    expect(report.results.find((r) => r.change.kind === 'add-member')).toMatchObject({
+      outcome: 'skipped',
+      error: 'create-group sales did not apply',
+    })
+    expect(report.counts['create-user'].applied).toBe(1)
+  })
+
+  it('skips an email claim when the update releasing the email fails', async () => {
+    const directory = new MemoryDirectory()
+    const users = [aDesiredUser('amy'), aDesiredUser('bob')]
+    await applyPlan(planFor(directory, users), directory, { concurrency: 2 })
+    const moved = [
+      aDesiredUser('amy', { email: 'amy.new@example.com' }),
+      aDesiredUser('bob', { email: 'amy@example.com' }),
+    ]
+    directory.failOn('updateUser', 'amy')
+    const report = await applyPlan(planFor(directory, moved), directory, { concurrency: 2 })
+    expect(outcomesOf(report)).toEqual([
+      ['update-user', 'amy', 'failed'],
+      ['update-user', 'bob', 'skipped'],
+    ])
+  })
+
+  it('records a write Keycloak refuses as taken as a conflict, and the next plan works around it', async () => {
+    const directory = new MemoryDirectory()
+    const plan = planFor(directory, [aDesiredUser('alice')])
+    // Someone takes the address between our read and our write.
+    directory.seedUnmanagedUser({ username: 'intruder', email: 'alice@example.com' })
+    const report = await applyPlan(plan, directory, { concurrency: 2 })
+    expect(report.results.find((r) => r.change.kind === 'create-user')).toMatchObject({
+      outcome: 'conflict',
+      error: 'User exists with same email',
+    })
+    const next = planFor(directory, [aDesiredUser('alice')])
+    expect(next.conflicts).toEqual([
+      { kind: 'email-taken', uid: 'alice', email: 'alice@example.com', holder: null },
+    ])
+    const retried = await applyPlan(next, directory, { concurrency: 2 })
+    expect(retried.results.every((r) => r.outcome === 'applied')).toBe(true)
+  })
+
+  it('refuses a plan whose deletion guard tripped, writing nothing', async () => {
+    const directory = new MemoryDirectory()
+    await applyPlan(planFor(directory, [aDesiredUser('alice')]), directory, { concurrency: 1 })
+    const before = directory.writeCount
+    const tripped = planFor(directory, [])
+    await expect(applyPlan(tripped, directory, { concurrency: 1 })).rejects.toMatchObject({
+      name: 'AppError',
+      code: 'GUARD_TRIPPED',
+      message: 'Nextcloud returned no users while 1 managed users exist',
+    })
+    expect(directory.writeCount).toBe(before)
+  })
+
+  it('reports progress up to the total', async () => {
+    const directory = new MemoryDirectory()
+    const seen: string[] = []
+    const plan = planFor(directory, [aDesiredUser('alice')])
+    await applyPlan(plan, directory, {
+      concurrency: 2,
+      onProgress: (p) => seen.push(`${p.done}/${p.total}`),
+    })
+    expect(seen).toEqual(['1/5', '2/5', '3/5', '4/5', '5/5'])
+  })
+
+  it('wraps a writer that throws synchronously or a non-Error', async () => {
+    const { writer } = aRecordingWriter()
+    writer.linkIdentity = () => {
+      throw new AppError('KEYCLOAK_UNAVAILABLE', 'down')
+    }
+    writer.deleteGroup = () => Promise.reject('plain string')
+    const changes: Change[] = [
+      { kind: 'link-identity', uid: 'a' },
+      { kind: 'delete-group', gid: 'g' },
+    ]
+    const report = await applyPlan(anUntrippedPlan(changes), writer, { concurrency: 1 })
+    expect(report.results.map((r) => [r.outcome, r.error])).toEqual([
+      ['failed', 'down'],
+      ['failed', 'plain string'],
+    ])
+  })
+
+  it('applies a 10 000-user realm quickly and leaves the event loop responsive', async () => {
+    const groups = Array.from({ length: 50 }, (_, i) => ({
+      id: `g${i}`,
+      displayname: `Group ${i}`,
+    }))
+    const ncUsers: NextcloudUser[] = Array.from({ length: 10_000 }, (_, i) => ({
+      id: `user${i}`,
+      email: `user${i}@example.com`,
+      displayname: `User Number${i}`,
+      groups: [`g${i % 50}`, `g${(i * 7) % 50}`, `g${(i * 13) % 50}`],
+    }))
+    const policy = {
+      gateGroups: [],
+      roleMappings: [{ group: 'g1', role: 'crm' }],
+      profileFields: [],
+    }
+    const desired = toDesired(ncUsers, groups, policy)
+    const directory = new MemoryDirectory()
+    const plan = planSync(desired, directory.snapshot(), aPolicy())
+
+    let last = performance.now()
+    let maxGap = 0
+    const tick = setInterval(() => {
+      const now = performance.now()
+      maxGap = Math.max(maxGap, now - last)
+      last = now
+    }, 5)
+    const started = performance.now()
+    const report = await applyPlan(plan, directory, { concurrency: 6 })
+    const elapsed = performance.now() - started
+    maxGap = Math.max(maxGap, performance.now() - last)
+    clearInterval(tick)
+
+    expect(report.results.every((r) => r.outcome === 'applied')).toBe(true)
+    expect(report.counts['create-user'].applied).toBe(10_000)
+    expect(
+      elapsed,
+      `applying ${plan.changes.length} changes took ${elapsed.toFixed(0)} ms`,
+    ).toBeLessThan(3000)
+    expect(maxGap, `the event loop waited ${maxGap.toFixed(0)} ms`).toBeLessThan(100)
+
+    const writes = directory.writeCount
+    const replan = planSync(desired, directory.snapshot(), aPolicy())
+    expect(replan.changes).toEqual([])
+    await applyPlan(replan, directory, { concurrency: 6 })
+    expect(directory.writeCount).toBe(writes)
+  })
+})

@@ -1,0 +1,82 @@
+import type { GroupDetails, NextcloudClient, UserDetails } from '../appapi/nextcloud-client.js'
+import { AppError } from '../errors.js'
+
+export interface NextcloudDirectory {
+  users: UserDetails[]
+  groups: GroupDetails[]
+}
+
+export interface NextcloudSourceOptions {
+  client: NextcloudClient
+  /** NEXTCLOUD_ADMIN_USER, tried first when looking for an admin to act as */
+  preferredAdmin?: string
+  pageSize: number
+}
+
+/**
+ * Reads Nextcloud's directory the way the provisioning API allows it: as an admin (an empty user
+ * is refused), with paged `users/details` (memberships come with each user) and paged
+ * `groups/details`, so the cost is a handful of requests whatever the size. A read that is not
+ * complete throws: a sync must never take a partial directory for the truth.
+ */
+export class NextcloudSource {
+  private actingUser: string | undefined
+
+  constructor(private readonly opts: NextcloudSourceOptions) {}
+
+  /** The admin uid the sync acts as; found once, then reused. */
+  async admin(): Promise<string> {
+    if (this.actingUser === undefined) {
+      const uid = await this.opts.client.findAdminUser(this.opts.preferredAdmin)
+      if (uid === null) {
+        throw new AppError(
+          'NEXTCLOUD_UNAVAILABLE',
+          this.opts.preferredAdmin
+            ? `NEXTCLOUD_ADMIN_USER "${this.opts.preferredAdmin}" is not a Nextcloud admin, and no other admin was found to read users as`
+            : 'no Nextcloud admin was found to read users as; set NEXTCLOUD_ADMIN_USER to an admin uid',
+        )
+      }
+      this.actingUser = uid
+    }
+    return this.actingUser
+  }
+
+  async readAll(): Promise<NextcloudDirectory> {
+    const asUser = await this.admin()
+    const limit = this.opts.pageSize
+    const users: UserDetails[] = []
+    for (let offset = 0; ; offset += limit) {
+      const page = await this.opts.client.usersDetailsPage(asUser, { offset, limit })
+      if (page.hidden.length > 0) {
+        throw new AppError(
+          'NEXTCLOUD_UNAVAILABLE',
+          `Nextcloud did not show the details of ${page.hidden.length} user(s) (e.g. "${page.hidden[0]}") to "${asUser}"; the sync needs an admin that sees every user`,
+        )
+      }
+      users.push(...page.users)
+      if (page.users.length < limit) {
+        break
+      }
+    }
+    return { users, groups: await this.readGroups(asUser) }
+  }
+
+  /** One user (null when Nextcloud no longer has it) and the group list it may refer to. */
+  async readUser(uid: string): Promise<{ user: UserDetails | null; groups: GroupDetails[] }> {
+    const asUser = await this.admin()
+    const user = await this.opts.client.userDetails(asUser, uid)
+    return { user, groups: await this.readGroups(asUser) }
+  }
+
+  private async readGroups(asUser: string): Promise<GroupDetails[]> {
+    const limit = this.opts.pageSize
+    const groups: GroupDetails[] = []
+    for (let offset = 0; ; offset += limit) {
+      const page = await this.opts.client.groupsDetailsPage(asUser, { offset, limit })
+      groups.push(...page.groups)
+      if (page.groups.length < limit) {
+        return groups
+      }
+    }
+  }
+}

@@ -1,0 +1,291 @@
+import { describe, expect, it } from 'vitest'
+import { applyPlan } from './apply.js'
+import type { Change, Conflict } from './changes.js'
+import { MemoryDirectory } from './memory-directory.js'
+import {
+  type Actual,
+  type Desired,
+  type DesiredPolicy,
+  type NextcloudGroup,
+  type NextcloudUser,
+  toDesired,
+} from './model.js'
+import { planSync, type SyncPlan, type SyncPolicy } from './plan.js'
+
+/** mulberry32: a small seeded PRNG, so a failing seed replays exactly. */
+function prng(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+type Random = () => number
+const pick = <T>(rand: Random, items: readonly T[]): T =>
+  items[Math.floor(rand() * items.length)] as T
+const chance = (rand: Random, p: number) => rand() < p
+
+interface Directory {
+  users: NextcloudUser[]
+  groups: NextcloudGroup[]
+}
+
+const GIDS = Array.from({ length: 14 }, (_, i) => `g${i}`)
+const NAMES = ['', 'Solo', 'Ann Lee', '  Jo  de  Vries ', 'Zoë Ünal', 'x'.repeat(300)]
+
+function randomEmail(rand: Random, uid: string, users: readonly NextcloudUser[]): string | null {
+  const other = users.length > 0 ? pick(rand, users).id : uid
+  return pick(rand, [
+    `${uid}@example.org`,
+    `${uid}@example.org`,
+    `${uid.toUpperCase()}@Example.org`,
+    `${other}@example.org`,
+    'shared@example.org',
+    'not-an-address',
+    null,
+  ])
+}
+
+function randomUser(rand: Random, uid: string, users: readonly NextcloudUser[]): NextcloudUser {
+  return {
+    id: uid,
+    enabled: pick(rand, [true, true, true, true, 'true', false]),
+    email: randomEmail(rand, uid, users),
+    displayname: chance(rand, 0.5) ? `Name${Math.floor(rand() * 9)} ${uid}` : pick(rand, NAMES),
+    groups: [...GIDS, 'ghost'].filter(() => chance(rand, 0.15)),
+    organisation: pick(rand, ['', 'ACME', 'Initech']),
+    phone: chance(rand, 0.3) ? `+49 ${Math.floor(rand() * 1e6)}` : '',
+  }
+}
+
+function randomDirectory(rand: Random, size: number): Directory {
+  const users: NextcloudUser[] = []
+  for (let i = 0; i < size; i += 1) {
+    users.push(randomUser(rand, `u${i}`, users))
+    // Uids equal but for case share one Keycloak username.
+    if (i % 60 === 0) {
+      users.push(randomUser(rand, `U${i}`, users))
+    }
+  }
+  const groups = GIDS.map((id) => ({ id, displayname: chance(rand, 0.8) ? `Group ${id}` : '' }))
+  return { users, groups }
+}
+
+/** Nextcloud a few minutes later: users come and go, rename, move emails, change groups. */
+function mutate(rand: Random, directory: Directory, round: number): Directory {
+  const users = directory.users
+    .filter(() => !chance(rand, 0.05))
+    .map((user) => {
+      const changed = { ...user }
+      if (chance(rand, 0.05)) {
+        changed.displayname = pick(rand, NAMES)
+      }
+      if (chance(rand, 0.08)) {
+        changed.email = randomEmail(rand, `${user.id}.r${round}`, directory.users)
+      }
+      if (chance(rand, 0.05)) {
+        changed.enabled = !(user.enabled === true || user.enabled === 'true')
+      }
+      if (chance(rand, 0.1)) {
+        changed.groups = [...GIDS, 'g-new'].filter(() => chance(rand, 0.15))
+      }
+      if (chance(rand, 0.05)) {
+        changed.organisation = pick(rand, ['', 'ACME', 'Globex'])
+      }
+      return changed
+    })
+  swapEmails(rand, users)
+  for (let i = 0; i < 15; i += 1) {
+    users.push(randomUser(rand, `n${round}.${i}`, users))
+  }
+  const groups: NextcloudGroup[] = directory.groups
+    .filter((g) => g.id !== 'g13')
+    .map((g) => (chance(rand, 0.2) ? { ...g, displayname: `Renamed ${g.id} ${round}` } : g))
+  return { users, groups: [...groups, { id: 'g-new', displayname: 'New' }] }
+}
+
+/** A few pairs trade addresses and a few chains pass one along: the cases that need ordering. */
+function swapEmails(rand: Random, users: NextcloudUser[]): void {
+  for (let i = 0; i < 4; i += 1) {
+    const a = pick(rand, users)
+    const b = pick(rand, users)
+    const c = pick(rand, users)
+    ;[a.email, b.email] = [b.email, a.email]
+    if (chance(rand, 0.5)) {
+      ;[b.email, c.email] = [c.email, `fresh.${c.id}@example.org`]
+    }
+  }
+}
+
+const desiredPolicy = (rand: Random): DesiredPolicy => ({
+  gateGroups: chance(rand, 0.5) ? ['g3', 'g4', 'g5', 'g6', 'g7'] : [],
+  roleMappings: [
+    { group: 'g0', role: 'crm' },
+    { group: 'g1', role: 'ops' },
+    { group: 'g2', role: 'crm' },
+  ],
+  profileFields: [
+    { field: 'organisation', attribute: 'org' },
+    { field: 'phone', attribute: 'phone' },
+  ],
+})
+
+/** A realm holding unmanaged users and a group whose names clash with Nextcloud's. */
+function seededDirectory(): MemoryDirectory {
+  const directory = new MemoryDirectory()
+  directory.seedUnmanagedUser({ username: 'admin' })
+  directory.seedUnmanagedUser({ username: 'u5', email: 'u7@example.org' })
+  directory.seedUnmanagedUser({ username: 'service', email: 'shared@example.org' })
+  directory.seedUnmanagedGroup('g12')
+  return directory
+}
+
+async function syncOnce(
+  directory: MemoryDirectory,
+  desired: Desired,
+  policy: SyncPolicy,
+): Promise<SyncPlan> {
+  const plan = planSync(desired, directory.snapshot(), policy)
+  const report = await applyPlan(plan, directory, { concurrency: 5 })
+  const notApplied = report.results.filter((r) => r.outcome !== 'applied')
+  expect(notApplied, 'the plan foresaw every refusal').toEqual([])
+  return plan
+}
+
+/** Uids whose name a user released in that plan: the next plan may finish giving it to them. */
+const pendingUids = (conflicts: Conflict[]) =>
+  new Set(conflicts.flatMap((c) => (c.kind === 'group-name-taken' ? [] : [c.uid])))
+
+const onlyCompletesPending = (change: Change, pending: ReadonlySet<string>) =>
+  'uid' in change &&
+  pending.has(change.uid) &&
+  (change.kind !== 'update-user' || Object.keys(change.after).join() === 'email')
+
+/** Desired state Keycloak could hold as is: one user per username, one per email. */
+function realizable(desired: Desired): Desired {
+  const usernames = new Set<string>()
+  const emails = new Set<string>()
+  const users = desired.users.flatMap((user) => {
+    if (usernames.has(user.username)) {
+      return []
+    }
+    usernames.add(user.username)
+    const email = user.email !== null && !emails.has(user.email) ? user.email : null
+    if (email !== null) {
+      emails.add(email)
+    }
+    return [{ ...user, email }]
+  })
+  return { ...desired, users }
+}
+
+const SEEDS = [1, 7, 42, 1234, 987654]
+
+describe('planSync properties', () => {
+  it.each(SEEDS)('plans nothing for a realm that already mirrors Nextcloud (seed %i)', (seed) => {
+    const rand = prng(seed)
+    const nc = randomDirectory(rand, 300)
+    const desired = realizable(toDesired(nc.users, nc.groups, desiredPolicy(rand)))
+    const mirror: Actual = {
+      users: desired.users.map((user) => ({ id: `id-${user.uid}`, ...user, linked: true })),
+      groups: desired.groups.map((g) => ({ id: `id-${g.gid}`, ...g })),
+      unmanagedUsernames: new Set(),
+      unmanagedEmails: new Set(),
+      unmanagedGroupNames: new Set(),
+    }
+    const plan = planSync(desired, mirror, {
+      deletePolicy: 'delete',
+      guardPercent: 20,
+      force: false,
+      managedRoles: ['crm', 'ops'],
+    })
+    expect(plan.conflicts).toEqual([])
+    expect(plan.changes).toEqual([])
+  })
+
+  it.each(SEEDS)(
+    'converges: apply then re-plan gives no changes, and no writes (seed %i)',
+    async (seed) => {
+      const rand = prng(seed)
+      const shape = desiredPolicy(rand)
+      const policy: SyncPolicy = {
+        deletePolicy: seed % 2 === 0 ? 'delete' : 'disable',
+        guardPercent: 20,
+        force: true,
+        managedRoles: ['crm', 'ops'],
+      }
+      const directory = seededDirectory()
+      let nc = randomDirectory(rand, 300)
+      await syncOnce(directory, toDesired(nc.users, nc.groups, shape), policy)
+      expect(
+        planSync(toDesired(nc.users, nc.groups, shape), directory.snapshot(), policy).changes,
+      ).toEqual([])
+
+      for (let round = 1; round <= 3; round += 1) {
+        nc = mutate(rand, nc, round)
+        const desired = toDesired(nc.users, nc.groups, shape)
+        const first = await syncOnce(directory, desired, policy)
+        const pending = pendingUids(first.conflicts)
+        const leftover = planSync(desired, directory.snapshot(), policy).changes
+        expect(leftover.filter((c) => !onlyCompletesPending(c, pending))).toEqual([])
+        await syncOnce(directory, desired, policy)
+        const writes = directory.writeCount
+        const settled = await syncOnce(directory, desired, policy)
+        expect(settled.changes).toEqual([])
+        expect(directory.writeCount - writes).toBe(0)
+      }
+    },
+  )
+
+  it.each(SEEDS)('never lets an unmanaged name into a plan (seed %i)', (seed) => {
+    const rand = prng(seed)
+    const nc = randomDirectory(rand, 300)
+    const desired = toDesired(nc.users, nc.groups, desiredPolicy(rand))
+    const clashing = desired.users.filter(() => chance(rand, 0.2))
+    const actual: Actual = {
+      users: [],
+      groups: [],
+      unmanagedUsernames: new Set(clashing.map((u) => u.username)),
+      unmanagedEmails: new Set(
+        desired.users.flatMap((u) => (u.email && chance(rand, 0.2) ? [u.email] : [])),
+      ),
+      unmanagedGroupNames: new Set(
+        desired.groups.filter(() => chance(rand, 0.3)).map((g) => g.gid),
+      ),
+    }
+    const plan = planSync(desired, actual, {
+      deletePolicy: 'delete',
+      guardPercent: 20,
+      force: false,
+      managedRoles: ['crm'],
+    })
+    // Matching by username also catches the other uid of a pair differing only by case.
+    const clashingUids = new Set(
+      desired.users.filter((u) => actual.unmanagedUsernames.has(u.username)).map((u) => u.uid),
+    )
+    for (const change of plan.changes) {
+      expect('uid' in change && clashingUids.has(change.uid), JSON.stringify(change)).toBe(false)
+      expect(
+        'gid' in change && actual.unmanagedGroupNames.has(change.gid),
+        JSON.stringify(change),
+      ).toBe(false)
+      const email =
+        change.kind === 'create-user'
+          ? change.user.email
+          : change.kind === 'update-user'
+            ? change.after.email
+            : null
+      expect(email != null && actual.unmanagedEmails.has(email), JSON.stringify(change)).toBe(false)
+    }
+    const reported = new Set(
+      plan.conflicts.flatMap((c) =>
+        c.kind === 'username-taken' && c.holder === null ? [c.uid] : [],
+      ),
+    )
+    expect(reported).toEqual(clashingUids)
+  })
+})

@@ -1,0 +1,70 @@
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+export interface CountingProxy {
+  url: string
+  /** requests forwarded so far, by method */
+  counts(): Record<string, number>
+  /** requests that change something (anything but GET) */
+  writes(): number
+  reset(): void
+  /** after `n` more forwarded requests, answer 503 without forwarding until `heal()` */
+  breakAfter(n: number): void
+  heal(): void
+  close(): Promise<void>
+}
+
+/**
+ * A loopback HTTP proxy in front of Keycloak that counts what crosses it, so a test can say how
+ * many requests (and writes) a sync really sent, and can make Keycloak vanish mid-run.
+ */
+export async function startCountingProxy(target: string): Promise<CountingProxy> {
+  const upstream = new URL(target)
+  let counts: Record<string, number> = {}
+  let budget = Number.POSITIVE_INFINITY
+  const server: Server = createServer((req, res) => {
+    if (budget <= 0) {
+      res.writeHead(503, { 'content-type': 'text/plain' }).end('keycloak unavailable (test)')
+      return
+    }
+    budget--
+    const method = req.method ?? 'GET'
+    counts[method] = (counts[method] ?? 0) + 1
+    const forward = httpRequest(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method,
+        path: req.url,
+        headers: { ...req.headers, host: upstream.host },
+      },
+      (upstreamRes: IncomingMessage) => {
+        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers)
+        upstreamRes.pipe(res)
+      },
+    )
+    forward.on('error', () => res.writeHead(502).end())
+    req.pipe(forward)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    counts: () => ({ ...counts }),
+    writes: () => Object.entries(counts).reduce((n, [m, c]) => (m === 'GET' ? n : n + c), 0),
+    reset() {
+      counts = {}
+    },
+    breakAfter(n) {
+      budget = n
+    },
+    heal() {
+      budget = Number.POSITIVE_INFINITY
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}

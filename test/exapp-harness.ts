@@ -1,0 +1,75 @@
+import { randomBytes } from 'node:crypto'
+import { type RunningExApp, startExApp } from '../src/exapp.js'
+import { createKeycloakAdmin, type KcAdmin } from '../src/keycloak/admin.js'
+import { createLogger, silentLogger } from '../src/log.js'
+import type { Directory } from './builders.js'
+import { sharedKeycloak, tempDir, testConfig } from './config.js'
+import { createFakeNextcloud, type FakeNextcloud } from './fake-nextcloud/index.js'
+
+export interface TestExApp {
+  exapp: RunningExApp
+  nc: FakeNextcloud
+  realm: string
+  /** an admin client on the shared Keycloak, for checking the realm from outside */
+  kc: KcAdmin
+  close(): Promise<void>
+}
+
+/** A realm name no other test uses. */
+export function uniqueRealm(prefix = 'test'): string {
+  return `${prefix}-${randomBytes(4).toString('hex')}`
+}
+
+/**
+ * The whole ExApp in-process against the shared Keycloak (external mode) and a fake Nextcloud
+ * seeded with `directory`, registered with the fake like `occ app_api:app:register` would.
+ */
+export async function startTestExApp(
+  opts: { directory?: Partial<Directory>; env?: Record<string, string>; realm?: string } = {},
+): Promise<TestExApp> {
+  const shared = sharedKeycloak()
+  const realm = opts.realm ?? uniqueRealm()
+  const nc = await createFakeNextcloud({
+    users: opts.directory?.users ?? [],
+    groups: opts.directory?.groups ?? [],
+  })
+  const config = testConfig({
+    NEXTCLOUD_URL: nc.url,
+    KEYCLOAK_URL: shared.url,
+    KC_BOOTSTRAP_ADMIN_USERNAME: shared.admin,
+    KC_BOOTSTRAP_ADMIN_PASSWORD: shared.password,
+    KEYCLOAK_REALM: realm,
+    APP_PERSISTENT_STORAGE: await tempDir('exapp'),
+    ...opts.env,
+  })
+  const log = process.env.TEST_LOG_LEVEL
+    ? createLogger({ level: process.env.TEST_LOG_LEVEL })
+    : silentLogger()
+  const exapp = await startExApp(config, log, { port: 0 })
+  nc.registerExApp({
+    appId: config.app.id,
+    secret: config.app.secret,
+    version: config.app.version,
+    url: exapp.url,
+    enabled: false,
+    init: 0,
+  })
+  const kc = createKeycloakAdmin({
+    baseUrl: shared.url,
+    username: shared.admin,
+    password: shared.password,
+    realm,
+    log: silentLogger(),
+  })
+  return {
+    exapp,
+    nc,
+    realm,
+    kc,
+    async close() {
+      await exapp.close()
+      await nc.close()
+      await kc.realms.del({ realm }).catch(() => undefined)
+    },
+  }
+}

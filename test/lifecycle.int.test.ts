@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestExApp, type TestExApp } from './exapp-harness.js'
+import { fixtureDirectory } from './fake-nextcloud/index.js'
+
+describe('install through AppAPI against a real Keycloak', () => {
+  let t: TestExApp
+
+  beforeAll(async () => {
+    t = await startTestExApp({ directory: fixtureDirectory() })
+  })
+  afterAll(async () => {
+    await t?.close()
+  })
+
+  it('reports progress to 100, gets enabled, and leaves the realm set up and synced', async () => {
+    const result = await t.nc.install(t.exapp.config.app.id, { timeoutMs: 120_000 })
+    expect(result).toMatchObject({ init: 100, error: '', enabled: true, timedOut: false })
+    const calls = t.nc.exAppCalls().map((c) => `${c.method} ${c.path}`)
+    expect(calls).toEqual(
+      expect.arrayContaining(['GET /heartbeat', 'POST /init', 'PUT /enabled?enabled=1']),
+    )
+    // Progress went up in steps (0, 40, 60, 90, 100), not straight to 100.
+    expect(t.nc.count('/ocs/v1.php/apps/app_api/ex-app/status', 'PUT')).toBe(5)
+
+    const realm = await t.kc.realms.findOne({ realm: t.realm })
+    expect(realm).toMatchObject({
+      enabled: true,
+      bruteForceProtected: true,
+      registrationAllowed: false,
+    })
+    const profile = await t.kc.users.getProfile({ realm: t.realm })
+    const username = profile.attributes?.find((a) => a.name === 'username')
+    expect(username?.validations).toMatchObject({ length: { min: 1, max: 255 } })
+    expect(profile.attributes?.find((a) => a.name === 'email')?.required).toBeUndefined()
+    expect(profile.attributes?.map((a) => a.name)).toEqual(
+      expect.arrayContaining(['nextcloud_managed', 'nextcloud_uid']),
+    )
+    const [client] = await t.kc.clients.find({ realm: t.realm, clientId: 'opentalk' })
+    expect(client).toMatchObject({ publicClient: false, enabled: true })
+
+    const users = await t.kc.users.find({ realm: t.realm, max: 100 })
+    expect(users.map((u) => u.username).sort()).toEqual(['admin', 'alice', 'bob', 'carol'])
+    const alice = users.find((u) => u.username === 'alice')
+    expect(alice).toMatchObject({ firstName: 'Alice', lastName: 'Anders', enabled: true })
+    expect(alice?.attributes).toMatchObject({
+      nextcloud_uid: ['alice'],
+      nextcloud_managed: ['true'],
+    })
+  })
+
+  it('heartbeat tells the truth once installed', async () => {
+    const res = await fetch(`${t.exapp.url}/heartbeat`)
+    expect(res.status).toBe(200)
+    expect(await res.json()).toEqual({ status: 'ok', keycloak: 'ready', init: 'done' })
+    expect((await fetch(`${t.exapp.url}/healthz`)).status).toBe(200)
+  })
+
+  it('a second bootstrap changes nothing in the realm', async () => {
+    const before = await t.kc.realms.findOne({ realm: t.realm })
+    const profileBefore = await t.kc.users.getProfile({ realm: t.realm })
+    const report = await t.exapp.bootstrap()
+    expect(report.changes).toEqual([])
+    expect(await t.kc.realms.findOne({ realm: t.realm })).toEqual(before)
+    expect(await t.kc.users.getProfile({ realm: t.realm })).toEqual(profileBefore)
+  })
+
+  it('answers 401 on every protected route to no header, a wrong secret and another app', async () => {
+    const appId = t.exapp.config.app.id
+    const good = t.nc.appApiHeaders(appId, '')
+    const variants: Record<string, Record<string, string>> = {
+      none: {},
+      wrongSecret: {
+        ...good,
+        'AUTHORIZATION-APP-API': Buffer.from(':not-the-secret').toString('base64'),
+      },
+      otherApp: { ...good, 'EX-APP-ID': 'another_app' },
+    }
+    const routes: [string, string][] = [
+      ['POST', '/init'],
+      ['PUT', '/enabled?enabled=0'],
+      ['GET', '/admin/master/console/'],
+      ['GET', '/anything'],
+      ['POST', '/api/sync-all'],
+      ['POST', '/api/sync-user'],
+      ['GET', '/api/sync-runs'],
+    ]
+    for (const [method, path] of routes) {
+      for (const [name, headers] of Object.entries(variants)) {
+        const res = await fetch(`${t.exapp.url}${path}`, { method, headers })
+        expect(res.status, `${method} ${path} with ${name}`).toBe(401)
+        const body = (await res.json()) as { error: { code: string } }
+        expect(body.error.code).toBe('UNAUTHORIZED')
+      }
+    }
+  })
+})

@@ -1,0 +1,241 @@
+// Store behaviour both drivers must show: src/db/store.test.ts runs it on PGlite,
+// src/db/postgres.int.test.ts on a real PostgreSQL.
+import { randomUUID } from 'node:crypto'
+import { eq, sql } from 'drizzle-orm'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Database } from '../src/db/client.js'
+import { createSecretBox } from '../src/db/crypto.js'
+import { appSecrets, MIGRATIONS_SCHEMA, MIGRATIONS_TABLE } from '../src/db/schema.js'
+import { createStore, type Store, withTransaction } from '../src/db/store.js'
+
+const KEY = 'test-encryption-key-0123456789abcdef'
+
+/** A name no other test uses, so tests sharing one database stay independent. */
+export function unique(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`
+}
+
+export function describeStoreContract(label: string, open: () => Promise<Database>): void {
+  describe(`store on ${label}`, () => {
+    const box = createSecretBox(KEY)
+    let database: Database
+    let store: Store
+
+    beforeAll(async () => {
+      database = await open()
+      store = createStore(database, box)
+    }, 120_000)
+    afterAll(async () => {
+      await database?.close()
+    })
+
+    it('applies the migrations into its own ledger', async () => {
+      const tables = await database.db.execute<{ table_name: string }>(
+        sql`select table_name from information_schema.tables where table_schema = 'public'`,
+      )
+      expect(rowsOf<{ table_name: string }>(tables).map((r) => r.table_name)).toEqual(
+        expect.arrayContaining(['app_secrets', 'sync_runs', 'token_issuances', 'user_passwords']),
+      )
+      const ledger = await database.db.execute(
+        sql`select count(*)::int as n from ${sql.identifier(MIGRATIONS_SCHEMA)}.${sql.identifier(MIGRATIONS_TABLE)}`,
+      )
+      expect(rowsOf<{ n: number }>(ledger)[0]?.n).toBeGreaterThan(0)
+    })
+
+    it('round-trips secrets and stores them sealed', async () => {
+      const name = unique('secret')
+      expect(await store.getSecret(name)).toBeUndefined()
+      await store.putSecret(name, 'first value')
+      await store.putSecret(name, 'second value')
+      expect(await store.getSecret(name)).toBe('second value')
+      const [row] = await database.db.select().from(appSecrets).where(eq(appSecrets.name, name))
+      expect(row?.ciphertext).toMatch(/^v1:/)
+      expect(row?.ciphertext).not.toContain('second value')
+      expect(row?.updatedAt).toBeInstanceOf(Date)
+    })
+
+    it('getOrCreateSecret generates once and returns the same value after', async () => {
+      const name = unique('signing-key')
+      let calls = 0
+      const generate = () => `generated-${++calls}`
+      const racing = await Promise.all([
+        store.getOrCreateSecret(name, generate),
+        store.getOrCreateSecret(name, generate),
+      ])
+      const again = await store.getOrCreateSecret(name, generate)
+      expect(new Set([...racing, again]).size, JSON.stringify({ racing, again })).toBe(1)
+      expect(await store.getSecret(name)).toBe(again)
+    })
+
+    it('refuses a tampered ciphertext or another key, naming ENCRYPTION_KEY', async () => {
+      const name = unique('secret')
+      await store.putSecret(name, 'value')
+      const otherKey = createStore(database, createSecretBox('another-encryption-key-0123456789ab'))
+      await expect(otherKey.getSecret(name)).rejects.toMatchObject({
+        code: 'INTERNAL',
+        message: expect.stringContaining('ENCRYPTION_KEY'),
+      })
+      const sealed = Buffer.from(box.seal('value').slice('v1:'.length), 'base64url')
+      sealed[sealed.length - 1] = (sealed.at(-1) ?? 0) ^ 0x01
+      const forged = `v1:${sealed.toString('base64url')}`
+      await database.db
+        .update(appSecrets)
+        .set({ ciphertext: forged })
+        .where(eq(appSecrets.name, name))
+      await expect(store.getSecret(name)).rejects.toMatchObject({ code: 'INTERNAL' })
+    })
+
+    it('records a run from start to finish', async () => {
+      const realm = unique('realm')
+      const id = await store.startRun({ realm, trigger: 'manual', dryRun: true })
+      expect(await store.getRun(id)).toMatchObject({
+        id,
+        realm,
+        status: 'running',
+        dryRun: true,
+        finishedAt: null,
+        counts: {},
+        changelog: [],
+      })
+      const changelog = [{ kind: 'create-user', id: 'alice' }]
+      await store.finishRun(id, {
+        status: 'succeeded',
+        counts: { 'create-user': 1 },
+        conflicts: [{ uid: 'admin', reason: 'unmanaged' }],
+        errors: [],
+        changelog,
+        message: 'ok',
+      })
+      const run = await store.getRun(id)
+      expect(run).toMatchObject({ status: 'succeeded', counts: { 'create-user': 1 }, changelog })
+      expect(run?.conflicts).toEqual([{ uid: 'admin', reason: 'unmanaged' }])
+      expect(run?.startedAt).toBeInstanceOf(Date)
+      expect(run?.finishedAt).toBeInstanceOf(Date)
+      expect(run?.message).toBe('ok')
+    })
+
+    it('finishRun of an unknown id is NOT_FOUND, getRun undefined', async () => {
+      await expect(store.finishRun(987_654_321, { status: 'failed' })).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      })
+      expect(await store.getRun(987_654_321)).toBeUndefined()
+    })
+
+    it('lists runs of a realm newest first without changelogs', async () => {
+      const realm = unique('realm')
+      const ids: number[] = []
+      for (const trigger of ['init', 'schedule', 'manual']) {
+        ids.push(await store.startRun({ realm, trigger, dryRun: false }))
+      }
+      await store.startRun({ realm: unique('other'), trigger: 'init', dryRun: false })
+      const runs = await store.listRuns({ realm, limit: 2 })
+      expect(runs.map((r) => r.id)).toEqual([ids[2], ids[1]])
+      expect(runs[0]).not.toHaveProperty('changelog')
+      expect(runs[0]).toMatchObject({ trigger: 'manual', status: 'running' })
+    })
+
+    it('pruneRuns keeps the newest N of a realm and leaves other realms alone', async () => {
+      const realm = unique('realm')
+      const other = unique('realm')
+      const ids: number[] = []
+      for (let i = 0; i < 5; i++) {
+        ids.push(await store.startRun({ realm, trigger: 'schedule', dryRun: false }))
+      }
+      const otherId = await store.startRun({ realm: other, trigger: 'init', dryRun: false })
+      expect(await store.pruneRuns({ keep: 2, realm })).toBe(3)
+      expect((await store.listRuns({ realm })).map((r) => r.id)).toEqual([ids[4], ids[3]])
+      expect(await store.getRun(otherId)).toBeDefined()
+      await expect(store.pruneRuns({ keep: -1 })).rejects.toMatchObject({ code: 'INVALID_INPUT' })
+    })
+
+    it('records, counts and prunes token issuances', async () => {
+      const consumer = unique('consumer')
+      const base = { consumer, clientId: 'opentalk', outcome: 'issued' }
+      for (const userId of ['u1', 'u2', 'u3', 'u4', 'u5']) {
+        await store.recordIssuance({ ...base, userId })
+      }
+      await store.recordIssuance({ ...base, userId: 'u1', outcome: 'denied' })
+      expect(await store.countIssuances({ consumer })).toBe(6)
+      expect(await store.countIssuances({ consumer, userId: 'u1' })).toBe(2)
+      expect(await store.countIssuances({ consumer, outcome: 'denied' })).toBe(1)
+      expect(await store.countIssuances({ consumer, since: new Date(Date.now() + 60_000) })).toBe(0)
+
+      await store.pruneIssuances({ keep: 3 })
+      expect(await store.countIssuances()).toBe(3)
+      expect(await store.countIssuances({ consumer, userId: 'u1', outcome: 'denied' })).toBe(1)
+      expect(await store.countIssuances({ consumer, userId: 'u5' })).toBe(1)
+      expect(await store.pruneIssuances({ keep: 3 })).toBe(0)
+    })
+
+    it('prunes issuances older than a date', async () => {
+      const consumer = unique('consumer')
+      const base = { consumer, userId: 'u', clientId: 'c', outcome: 'issued' }
+      await store.recordIssuance({ ...base, issuedAt: new Date('2020-01-01T00:00:00Z') })
+      await store.recordIssuance({ ...base, issuedAt: new Date('2020-06-01T00:00:00Z') })
+      await store.recordIssuance(base)
+      expect(await store.pruneIssuances({ olderThan: new Date('2021-01-01T00:00:00Z') })).toBe(2)
+      expect(await store.countIssuances({ consumer })).toBe(1)
+    })
+
+    it('keeps user passwords per realm, sealed', async () => {
+      const realm = unique('realm')
+      expect(await store.getUserPassword(realm, 'alice')).toBeUndefined()
+      await store.putUserPassword(realm, 'alice', 'pw-1')
+      await store.putUserPassword(realm, 'alice', 'pw-2')
+      await store.putUserPassword(unique('realm'), 'alice', 'elsewhere')
+      expect(await store.getUserPassword(realm, 'alice')).toBe('pw-2')
+      expect(await store.deleteUserPassword(realm, 'alice')).toBe(true)
+      expect(await store.deleteUserPassword(realm, 'alice')).toBe(false)
+      expect(await store.getUserPassword(realm, 'alice')).toBeUndefined()
+    })
+
+    it('withTransaction rolls back everything when fn throws, and joins an outer one', async () => {
+      const name = unique('secret')
+      await expect(
+        withTransaction(database, async (tx) => {
+          await withTransaction(
+            database,
+            (inner) => createStore({ db: inner }, box).putSecret(name, 'x'),
+            tx,
+          )
+          throw new Error('abort')
+        }),
+      ).rejects.toThrow('abort')
+      expect(await store.getSecret(name)).toBeUndefined()
+    })
+
+    it('tryLock excludes a second holder of the same key until release', async () => {
+      const key = unique('sync')
+      const first = await database.tryLock(key)
+      expect(first).not.toBeNull()
+      expect(await database.tryLock(key)).toBeNull()
+      const other = await database.tryLock(unique('sync'))
+      expect(other).not.toBeNull()
+      await first?.()
+      const again = await database.tryLock(key)
+      expect(again).not.toBeNull()
+      await Promise.all([again?.(), other?.()])
+    })
+
+    it('lock waits for the holder to release', async () => {
+      const key = unique('sync')
+      const first = await database.lock(key)
+      const order: string[] = []
+      const waiting = database.lock(key).then((release) => {
+        order.push('second acquired')
+        return release
+      })
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      order.push('first releasing')
+      await first()
+      const second = await waiting
+      expect(order).toEqual(['first releasing', 'second acquired'])
+      await second()
+    })
+  })
+}
+
+/** Raw results differ per driver: postgres.js returns an array, PGlite `{ rows }`. */
+export function rowsOf<T>(result: unknown): T[] {
+  return Array.isArray(result) ? (result as T[]) : ((result as { rows: T[] }).rows ?? [])
+}
