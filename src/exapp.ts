@@ -21,7 +21,7 @@ import { createEmbeddedKeycloak, prepareBundledKeycloak } from './keycloak/embed
 import { createExternalKeycloak } from './keycloak/external.js'
 import type { KeycloakRuntime } from './keycloak/runtime.js'
 import type { Logger } from './log.js'
-import { SyncEngine } from './sync/engine.js'
+import { SyncEngine, type SyncTarget } from './sync/engine.js'
 import { KeycloakTarget } from './sync/keycloak-target.js'
 import { MANAGED_ATTRIBUTE, UID_ATTRIBUTE } from './sync/model.js'
 import { NextcloudSource } from './sync/nextcloud-source.js'
@@ -32,6 +32,8 @@ export interface ExAppOverrides {
   nextcloud?: NextcloudClient
   /** listen on this port instead of config.app.port (0 = any free port) */
   port?: number
+  /** the Keycloak side of the sync (e.g. an in-memory realm for load tests) */
+  syncTarget?: () => SyncTarget
 }
 
 export interface RunningExApp {
@@ -150,13 +152,15 @@ export async function startExApp(
       preferredAdmin: config.nextcloud.adminUser,
       pageSize: config.sync.pageSize,
     }),
-    target: () =>
-      new KeycloakTarget({
-        admin,
-        realm: config.keycloak.realm,
-        managedRoles: [...new Set(config.sync.roleMappings.map((m) => m.role))],
-        profileAttributes: config.sync.profileFields.map((f) => f.attribute),
-      }),
+    target:
+      overrides.syncTarget ??
+      (() =>
+        new KeycloakTarget({
+          admin,
+          realm: config.keycloak.realm,
+          managedRoles: [...new Set(config.sync.roleMappings.map((m) => m.role))],
+          profileAttributes: config.sync.profileFields.map((f) => f.attribute),
+        })),
     store,
     lock: (key) => database.lock(key),
     policy: config.sync,

@@ -45,6 +45,9 @@ export class NextcloudSource {
     const asUser = await this.admin()
     const limit = this.opts.pageSize
     const users: UserDetails[] = []
+    let shortPageAt: number | undefined
+    // Read until an empty page, not until the first short one: a short page followed by more
+    // users means rows went missing while paging, and a partial directory must never be synced.
     for (let offset = 0; ; offset += limit) {
       const page = await this.opts.client.usersDetailsPage(asUser, { offset, limit })
       if (page.hidden.length > 0) {
@@ -53,12 +56,23 @@ export class NextcloudSource {
           `Nextcloud did not show the details of ${page.hidden.length} user(s) (e.g. "${page.hidden[0]}") to "${asUser}"; the sync needs an admin that sees every user`,
         )
       }
-      users.push(...page.users)
-      if (page.users.length < limit) {
+      if (page.users.length === 0) {
         break
       }
+      if (shortPageAt !== undefined) {
+        throw new AppError(
+          'NEXTCLOUD_UNAVAILABLE',
+          `Nextcloud returned a short page of users at offset ${shortPageAt} and more users after it; the directory changed or a page was cut, so this run syncs nothing`,
+        )
+      }
+      users.push(...page.users)
+      if (page.users.length < limit) {
+        shortPageAt = offset
+      }
     }
-    return { users, groups: await this.readGroups(asUser) }
+    const groups = await this.readGroups(asUser)
+    checkGroupCounts(users, groups)
+    return { users, groups }
   }
 
   /** One user (null when Nextcloud no longer has it) and the group list it may refer to. */
@@ -77,6 +91,29 @@ export class NextcloudSource {
       if (page.groups.length < limit) {
         return groups
       }
+    }
+  }
+}
+
+/**
+ * Every member a group reports must have been read: fewer means users are missing from the pages
+ * (a cut response), and syncing that would disable or delete them.
+ */
+function checkGroupCounts(users: UserDetails[], groups: GroupDetails[]): void {
+  const seen = new Map<string, number>()
+  for (const user of users) {
+    for (const gid of user.groups) {
+      seen.set(gid, (seen.get(gid) ?? 0) + 1)
+    }
+  }
+  for (const group of groups) {
+    const expected = group.usercount
+    const found = seen.get(group.id) ?? 0
+    if (typeof expected === 'number' && expected > found) {
+      throw new AppError(
+        'NEXTCLOUD_UNAVAILABLE',
+        `Nextcloud says group "${group.id}" has ${expected} member(s) but only ${found} were read; the user list is incomplete, so this run syncs nothing`,
+      )
     }
   }
 }
