@@ -144,7 +144,16 @@ export async function startExApp(
     realm: config.keycloak.realm,
     log,
   })
-  const bootstrap = async () => bootstrapRealm(admin, await realmSpecFor(config, store), log)
+  // Init and the start-up resume may both bootstrap; concurrent callers share one run.
+  let bootstrapping: Promise<BootstrapReport> | undefined
+  const bootstrap = () => {
+    bootstrapping ??= realmSpecFor(config, store)
+      .then((spec) => bootstrapRealm(admin, spec, log))
+      .finally(() => {
+        bootstrapping = undefined
+      })
+    return bootstrapping
+  }
   const sync = new SyncEngine({
     realm: config.keycloak.realm,
     source: new NextcloudSource({
@@ -242,9 +251,11 @@ export async function startExApp(
   const url = await listen(server, config, overrides.port)
   log.info({ url, keycloak: keycloak.mode, realm: config.keycloak.realm }, 'exapp.listening')
 
+  // Keycloak starts at once unless Nextcloud disabled the app: a first run installs it before
+  // AppAPI calls /init, and a restarted container is back without AppAPI calling anything.
   const previous = await readState(config.app.storageDir)
-  if (previous?.enabled) {
-    void resume(keycloak, bootstrap, sync, readyTimeoutMs, log)
+  if (previous?.enabled !== false) {
+    void resume(keycloak, bootstrap, previous?.enabled ? sync : undefined, readyTimeoutMs, log)
   }
 
   return {
@@ -269,11 +280,11 @@ export async function startExApp(
   }
 }
 
-/** After a restart of an enabled app: Keycloak, realm, schedule, in the background. */
+/** At start: Keycloak, realm and (for an app enabled before) the schedule, in the background. */
 async function resume(
   keycloak: KeycloakRuntime,
   bootstrap: () => Promise<BootstrapReport>,
-  sync: SyncEngine,
+  sync: SyncEngine | undefined,
   timeoutMs: number,
   log: Logger,
 ): Promise<void> {
@@ -281,7 +292,7 @@ async function resume(
     keycloak.start()
     await keycloak.waitReady(timeoutMs + 10 * 60_000)
     await bootstrap()
-    sync.startSchedule()
+    sync?.startSchedule()
   } catch (err) {
     log.error({ err }, 'exapp.resume_failed')
   }

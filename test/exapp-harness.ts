@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { type RunningExApp, startExApp } from '../src/exapp.js'
+import { createNextcloudClient } from '../src/appapi/nextcloud-client.js'
+import { type ExAppOverrides, type RunningExApp, startExApp } from '../src/exapp.js'
 import { createKeycloakAdmin, type KcAdmin } from '../src/keycloak/admin.js'
 import { createLogger, silentLogger } from '../src/log.js'
 import type { Directory } from './builders.js'
@@ -20,13 +21,22 @@ export function uniqueRealm(prefix = 'test'): string {
   return `${prefix}-${randomBytes(4).toString('hex')}`
 }
 
+export interface TestExAppOptions {
+  directory?: Partial<Directory>
+  /** env on top of the harness's; `KEYCLOAK_URL` may point at a proxy in front of the shared one */
+  env?: Record<string, string>
+  realm?: string
+  /** per-call timeout of the ExApp's Nextcloud client (default: the client's 30 s) */
+  nextcloudTimeoutMs?: number
+  /** the Keycloak side of the sync, e.g. an in-memory realm */
+  syncTarget?: ExAppOverrides['syncTarget']
+}
+
 /**
  * The whole ExApp in-process against the shared Keycloak (external mode) and a fake Nextcloud
  * seeded with `directory`, registered with the fake like `occ app_api:app:register` would.
  */
-export async function startTestExApp(
-  opts: { directory?: Partial<Directory>; env?: Record<string, string>; realm?: string } = {},
-): Promise<TestExApp> {
+export async function startTestExApp(opts: TestExAppOptions = {}): Promise<TestExApp> {
   const shared = sharedKeycloak()
   const realm = opts.realm ?? uniqueRealm()
   const nc = await createFakeNextcloud({
@@ -45,7 +55,23 @@ export async function startTestExApp(
   const log = process.env.TEST_LOG_LEVEL
     ? createLogger({ level: process.env.TEST_LOG_LEVEL })
     : silentLogger()
-  const exapp = await startExApp(config, log, { port: 0 })
+  const nextcloud =
+    opts.nextcloudTimeoutMs === undefined
+      ? undefined
+      : createNextcloudClient({
+          url: config.nextcloud.url,
+          appId: config.app.id,
+          appSecret: config.app.secret,
+          appVersion: config.app.version,
+          aaVersion: config.nextcloud.aaVersion,
+          timeoutMs: opts.nextcloudTimeoutMs,
+          log,
+        })
+  const exapp = await startExApp(config, log, {
+    port: 0,
+    ...(nextcloud ? { nextcloud } : {}),
+    ...(opts.syncTarget ? { syncTarget: opts.syncTarget } : {}),
+  })
   nc.registerExApp({
     appId: config.app.id,
     secret: config.app.secret,

@@ -9,7 +9,8 @@ import { createLogger } from '../src/log.js'
 import { testConfig } from './config.js'
 import { ensurePostgres, type RunningPostgres } from './postgres.js'
 
-export const SHARED_KEYCLOAK_PORT = 38080
+/** TEST_KEYCLOAK_PORT lets two runs on one machine keep out of each other's way. */
+export const SHARED_KEYCLOAK_PORT = Number(process.env.TEST_KEYCLOAK_PORT ?? 38080)
 const ROOT = resolve(import.meta.dirname, '..')
 
 let keycloak: Supervisor | undefined
@@ -26,7 +27,7 @@ export async function setup(): Promise<void> {
   postgres = await ensurePostgres()
   process.env.TEST_DATABASE_URL = postgres.url
 
-  const storageDir = join(ROOT, '.test-artifacts', 'keycloak-shared')
+  const storageDir = join(ROOT, '.test-artifacts', `keycloak-shared-${SHARED_KEYCLOAK_PORT}`)
   await rm(storageDir, { recursive: true, force: true })
   await mkdir(storageDir, { recursive: true })
   const password = randomSecret()

@@ -1,0 +1,167 @@
+import { execFileSync } from 'node:child_process'
+import { createConnection } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type RunningExApp, startExApp } from '../src/exapp.js'
+import { silentLogger } from '../src/log.js'
+import { tempDir, testConfig } from './config.js'
+import {
+  createFakeNextcloud,
+  type FakeNextcloud,
+  fixtureDirectory,
+} from './fake-nextcloud/index.js'
+
+const HTTP_PORT = 38180
+const MANAGEMENT_PORT = 39180
+
+async function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port })
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+async function heartbeat(exapp: RunningExApp): Promise<{ keycloak: string }> {
+  return (await (await fetch(`${exapp.url}/heartbeat`)).json()) as { keycloak: string }
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check()) {
+      return
+    }
+    await new Promise((r) => setTimeout(r, 250))
+  }
+  throw new Error(`${what} did not happen within ${timeoutMs} ms`)
+}
+
+/** Pids of Java processes whose command line mentions `mark`. */
+function javaPids(mark: string): number[] {
+  try {
+    return execFileSync('pgrep', ['-f', `java.*${mark}`], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number)
+  } catch {
+    return []
+  }
+}
+
+async function startEmbedded(nc: FakeNextcloud, env: Record<string, string>) {
+  const home = process.env.KEYCLOAK_HOME
+  if (!home) {
+    throw new Error('KEYCLOAK_HOME is not set: run with vitest.int.config.ts')
+  }
+  const storage = await tempDir('embedded')
+  const config = testConfig({
+    NEXTCLOUD_URL: nc.url,
+    KEYCLOAK_HOME: home,
+    JAVA_HOME: process.env.TEST_JAVA_HOME ?? '',
+    APP_PERSISTENT_STORAGE: storage,
+    KEYCLOAK_HTTP_PORT: String(HTTP_PORT),
+    KEYCLOAK_MANAGEMENT_PORT: String(MANAGEMENT_PORT),
+    ...env,
+  })
+  const exapp = await startExApp(config, silentLogger(), { port: 0 })
+  nc.registerExApp({
+    appId: config.app.id,
+    secret: config.app.secret,
+    version: config.app.version,
+    url: exapp.url,
+    enabled: false,
+    init: 0,
+  })
+  return { exapp, storage }
+}
+
+describe('the bundled Keycloak under the supervisor', () => {
+  let nc: FakeNextcloud
+  let exapp: RunningExApp
+  let storage: string
+
+  beforeAll(async () => {
+    nc = await createFakeNextcloud(fixtureDirectory())
+    ;({ exapp, storage } = await startEmbedded(nc, {}))
+  })
+  afterAll(async () => {
+    await exapp?.close()
+    await nc?.close()
+  })
+
+  it('is started by init, which reaches 100 once Keycloak is ready and the realm synced', async () => {
+    const result = await nc.install(exapp.config.app.id, { timeoutMs: 240_000 })
+    expect(result).toMatchObject({ init: 100, error: '', enabled: true })
+    expect(await heartbeat(exapp)).toMatchObject({ keycloak: 'ready' })
+    expect(await portOpen(HTTP_PORT)).toBe(true)
+  })
+
+  it('restarts Keycloak after kill -9 and reports ready again', async () => {
+    const [pid] = javaPids(storage)
+    expect(pid, 'a Java process using this storage').toBeDefined()
+    process.kill(pid as number, 'SIGKILL')
+    await until(
+      'the crash is noticed',
+      async () => (await heartbeat(exapp)).keycloak !== 'ready',
+      30_000,
+    )
+    await until(
+      'Keycloak is ready again',
+      async () => (await heartbeat(exapp)).keycloak === 'ready',
+      180_000,
+    )
+    expect(exapp.keycloak.restarts()).toBe(1)
+    expect(javaPids(storage)).toHaveLength(1)
+  })
+
+  it('stops Keycloak on enabled=0 (its port closes) and starts it on enabled=1', async () => {
+    expect(await nc.disable(exapp.config.app.id)).toEqual({ error: '' })
+    expect(await heartbeat(exapp)).toMatchObject({ keycloak: 'stopped' })
+    expect(await portOpen(HTTP_PORT)).toBe(false)
+    expect(await portOpen(MANAGEMENT_PORT)).toBe(false)
+    expect(javaPids(storage)).toEqual([])
+
+    expect(await nc.enable(exapp.config.app.id)).toEqual({ error: '' })
+    await until(
+      'Keycloak is ready again',
+      async () => (await heartbeat(exapp)).keycloak === 'ready',
+      180_000,
+    )
+    expect(await portOpen(HTTP_PORT)).toBe(true)
+  })
+
+  it('binds Keycloak to 127.0.0.1 only', () => {
+    const listening = execFileSync('ss', ['-ltnH'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((line) => line.includes(`:${HTTP_PORT} `) || line.includes(`:${MANAGEMENT_PORT} `))
+    expect(listening.length).toBeGreaterThan(0)
+    for (const line of listening) {
+      expect(line).toMatch(/127\.0\.0\.1:/)
+    }
+  })
+})
+
+describe('a Keycloak that cannot start', () => {
+  it('makes init report an error within its deadline instead of hanging', async () => {
+    const nc = await createFakeNextcloud(fixtureDirectory())
+    const { exapp } = await startEmbedded(nc, {
+      // A heap the JVM refuses: Keycloak exits at once, every time.
+      KEYCLOAK_HEAP: '-Xms64m -Xmx1m',
+      KEYCLOAK_START_TIMEOUT_MS: '60000',
+    })
+    try {
+      const started = Date.now()
+      const result = await nc.install(exapp.config.app.id, { timeoutMs: 120_000 })
+      expect(result.timedOut).toBe(false)
+      expect(result.init).toBeLessThan(100)
+      expect(result.error).toMatch(/^keycloak: /)
+      expect(Date.now() - started).toBeLessThan(120_000)
+    } finally {
+      await exapp.close()
+      await nc.close()
+    }
+  })
+})
