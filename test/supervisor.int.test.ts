@@ -139,7 +139,7 @@ describe('the bundled Keycloak under the supervisor', () => {
       .filter((line) => line.includes(`:${HTTP_PORT} `) || line.includes(`:${MANAGEMENT_PORT} `))
     expect(listening.length).toBeGreaterThan(0)
     for (const line of listening) {
-      expect(line).toMatch(/127\.0\.0\.1:/)
+      expect(line).toMatch(/(^|\s|\[::ffff:)127\.0\.0\.1\]?:/)
     }
   })
 })
