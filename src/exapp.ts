@@ -11,20 +11,31 @@ import { randomSecret } from './config/secrets.js'
 import { type Database, openDatabase } from './db/client.js'
 import { createSecretBox } from './db/crypto.js'
 import { createStore, type Store } from './db/store.js'
+import { AppError } from './errors.js'
 import { requireApiCaller } from './http/api-auth.js'
 import { FailureLimiter } from './http/failure-limiter.js'
 import { syncRoutes } from './http/sync-routes.js'
 import type { AppEnv } from './http/types.js'
-import { createKeycloakAdmin, type KcAdmin } from './keycloak/admin.js'
+import { createKeycloakAdmin, type KcAdmin, kc } from './keycloak/admin.js'
 import { type BootstrapReport, bootstrapRealm, type RealmSpec } from './keycloak/bootstrap.js'
 import { createEmbeddedKeycloak, prepareBundledKeycloak } from './keycloak/embedded.js'
 import { createExternalKeycloak } from './keycloak/external.js'
+import {
+  clientGrantAttributes,
+  identityProviderRep,
+  JWT_GRANT_IDP_ALIAS,
+  JWT_GRANT_ISSUER,
+} from './keycloak/jwt-grant.js'
 import type { KeycloakRuntime } from './keycloak/runtime.js'
+import { createTokenClient } from './keycloak/token-client.js'
 import type { Logger } from './log.js'
 import { SyncEngine, type SyncTarget } from './sync/engine.js'
 import { KeycloakTarget } from './sync/keycloak-target.js'
 import { MANAGED_ATTRIBUTE, UID_ATTRIBUTE } from './sync/model.js'
 import { NextcloudSource } from './sync/nextcloud-source.js'
+import { tokenRoutes } from './tokens/routes.js'
+import { createTokenService, type TokenService } from './tokens/service.js'
+import type { Jwks } from './tokens/signing-keys.js'
 
 /** Parts a test (or another composition) may replace. */
 export interface ExAppOverrides {
@@ -46,6 +57,7 @@ export interface RunningExApp {
   keycloak: KeycloakRuntime
   admin: KcAdmin
   sync: SyncEngine
+  tokens: TokenService
   lifecycle: Lifecycle
   nextcloud: NextcloudClient
   /** bootstraps the realm (idempotent); init and boot call it */
@@ -70,14 +82,19 @@ async function writeState(storageDir: string, state: PersistedState): Promise<vo
   await writeFile(join(storageDir, 'state.json'), `${JSON.stringify(state)}\n`)
 }
 
-/** The realm as the sidecar needs it, with client secrets generated once and kept in the store. */
-async function realmSpecFor(config: Config, store: Store): Promise<RealmSpec> {
+/** The realm as the sidecar needs it; client secrets are generated once and kept in the store. */
+async function realmSpecFor(
+  config: Config,
+  clientSecret: (clientId: string) => Promise<string>,
+  trustedKeys: (() => Promise<Jwks>) | undefined,
+): Promise<RealmSpec> {
+  const grant = trustedKeys ? clientGrantAttributes({ idpAlias: JWT_GRANT_IDP_ALIAS }) : {}
   const clients = await Promise.all(
     config.keycloak.clients.map(async (clientId) => ({
       clientId,
-      secret: await store.getOrCreateSecret(`client-secret:${clientId}`, () => randomSecret()),
+      secret: await clientSecret(clientId),
       directAccessGrants: config.keycloak.tokenMode === 'password',
-      attributes: {},
+      attributes: grant,
     })),
   )
   return {
@@ -88,6 +105,15 @@ async function realmSpecFor(config: Config, store: Store): Promise<RealmSpec> {
     },
     clients,
     roles: [...new Set(config.sync.roleMappings.map((m) => m.role))],
+    ...(trustedKeys
+      ? {
+          identityProvider: identityProviderRep({
+            alias: JWT_GRANT_IDP_ALIAS,
+            issuer: JWT_GRANT_ISSUER,
+            publicJwks: await trustedKeys(),
+          }),
+        }
+      : {}),
   }
 }
 
@@ -144,10 +170,27 @@ export async function startExApp(
     realm: config.keycloak.realm,
     log,
   })
+  const jwtMode = config.keycloak.tokenMode === 'jwt'
+  const secrets = new Map<string, Promise<string>>()
+  // Every grant needs the client secret; read it from the store once.
+  const clientSecret = (clientId: string) => {
+    let secret = secrets.get(clientId)
+    if (!secret) {
+      secret = store.getOrCreateSecret(`client-secret:${clientId}`, () => randomSecret())
+      secret.catch(() => secrets.delete(clientId))
+      secrets.set(clientId, secret)
+    }
+    return secret
+  }
+  let tokens: TokenService | undefined
   // Init and the start-up resume may both bootstrap; concurrent callers share one run.
   let bootstrapping: Promise<BootstrapReport> | undefined
   const bootstrap = () => {
-    bootstrapping ??= realmSpecFor(config, store)
+    bootstrapping ??= realmSpecFor(
+      config,
+      clientSecret,
+      jwtMode && tokens ? () => (tokens as TokenService).publicJwks() : undefined,
+    )
       .then((spec) => bootstrapRealm(admin, spec, log))
       .finally(() => {
         bootstrapping = undefined
@@ -169,10 +212,38 @@ export async function startExApp(
           realm: config.keycloak.realm,
           managedRoles: [...new Set(config.sync.roleMappings.map((m) => m.role))],
           profileAttributes: config.sync.profileFields.map((f) => f.attribute),
+          idpAlias: jwtMode ? JWT_GRANT_IDP_ALIAS : undefined,
         })),
     store,
     lock: (key) => database.lock(key),
     policy: config.sync,
+    log,
+    onUserRevoked: (uid) => tokens?.revokeUser(uid),
+  })
+  tokens = createTokenService({
+    config: config.keycloak,
+    store,
+    tokenClient: createTokenClient({
+      backchannelUrl: config.keycloak.url,
+      realm: config.keycloak.realm,
+      log,
+    }),
+    engine: sync,
+    clientSecret,
+    setPassword: (uid, password) => setUserPassword(admin, config.keycloak.realm, uid, password),
+    onKeysChanged: async (jwks) => {
+      const rep = identityProviderRep({
+        alias: JWT_GRANT_IDP_ALIAS,
+        issuer: JWT_GRANT_ISSUER,
+        publicJwks: jwks,
+      })
+      await kc('update the trusted signing keys', () =>
+        admin.identityProviders.update(
+          { realm: config.keycloak.realm, alias: JWT_GRANT_IDP_ALIAS },
+          rep,
+        ),
+      )
+    },
     log,
   })
 
@@ -245,6 +316,10 @@ export async function startExApp(
   api.use('/sync-*', requireApiCaller(apiAuth, true))
   api.use('/delete-user', requireApiCaller(apiAuth, true))
   api.route('/', syncRoutes({ sync, store, realm: config.keycloak.realm }))
+  api.post('/signing-key/rotate', requireApiCaller(apiAuth, true), async (c) =>
+    c.json(await (tokens as TokenService).rotateSigningKey()),
+  )
+  api.route('/', tokenRoutes({ tokens, auth: apiAuth }))
 
   const app = createApp({ config, log, keycloak, lifecycle, api })
   const server = createAdaptorServer({ fetch: app.fetch })
@@ -267,12 +342,14 @@ export async function startExApp(
     keycloak,
     admin,
     sync,
+    tokens,
     lifecycle,
     nextcloud,
     bootstrap,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()))
       await sync.stop()
+      tokens.stop()
       await keycloak.stop()
       await database.close()
       log.info('exapp.stopped')
@@ -319,4 +396,22 @@ async function listen(server: Server, config: Config, port?: number): Promise<st
   })
   const address = server.address() as AddressInfo
   return `http://${config.app.host}:${address.port}`
+}
+
+/** Password mode: sets a managed user's password (never temporary: that would block the grant). */
+async function setUserPassword(admin: KcAdmin, realm: string, uid: string, password: string) {
+  const users = await kc('find user', () =>
+    admin.users.find({ realm, q: `${UID_ATTRIBUTE}:${uid}`, exact: true, max: 2 }),
+  )
+  const user = users.find((u) => u.attributes?.[UID_ATTRIBUTE]?.[0] === uid && u.id)
+  if (!user?.id) {
+    throw new AppError('NOT_FOUND', `no managed Keycloak user for Nextcloud user "${uid}"`)
+  }
+  await kc('set password', () =>
+    admin.users.resetPassword({
+      realm,
+      id: user.id as string,
+      credential: { type: 'password', value: password, temporary: false },
+    }),
+  )
 }

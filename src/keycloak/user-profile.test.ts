@@ -7,7 +7,7 @@ const defaultProfile = {
   attributes: [
     {
       name: 'username',
-      displayName: '${username}',
+      displayName: 'Username',
       validations: {
         length: { min: 3, max: 255 },
         'username-prohibited-characters': {},
@@ -18,7 +18,7 @@ const defaultProfile = {
     },
     {
       name: 'email',
-      displayName: '${email}',
+      displayName: 'Email',
       validations: { email: {}, length: { max: 255 } },
       required: { roles: ['user'] },
       permissions: { view: ['admin', 'user'], edit: ['admin', 'user'] },
@@ -26,7 +26,7 @@ const defaultProfile = {
     },
     {
       name: 'firstName',
-      displayName: '${firstName}',
+      displayName: 'First name',
       validations: { length: { max: 255 }, 'person-name-prohibited-characters': {} },
       required: { roles: ['user'] },
       permissions: { view: ['admin', 'user'], edit: ['admin', 'user'] },

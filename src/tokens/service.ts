@@ -1,0 +1,249 @@
+import type { Config, Consumer } from '../config/config.js'
+import type { Store } from '../db/store.js'
+import { AppError, isAppError } from '../errors.js'
+import { grantRejection, type TokenClient, type TokenSet } from '../keycloak/token-client.js'
+import type { Logger } from '../log.js'
+import type { SyncEngine } from '../sync/engine.js'
+import { TokenCache, type TokenCacheOptions } from './cache.js'
+import { issuanceRecorder } from './issuance-log.js'
+import { createJwtMinter } from './jwt-minter.js'
+import { createPasswordMinter } from './password-minter.js'
+import { provisioner } from './provision.js'
+import { type Jwks, SigningKeys } from './signing-keys.js'
+
+export interface TokenServiceDeps {
+  config: Pick<Config['keycloak'], 'realm' | 'clients' | 'tokenMode'>
+  store: Store
+  tokenClient: TokenClient
+  /** asked to sync a user Keycloak does not know, re-reading Nextcloud */
+  engine: Pick<SyncEngine, 'runUser'>
+  /** the secret of a configured client (the one bootstrap gave it) */
+  clientSecret(clientId: string): Promise<string>
+  /** password mode only: sets a user's Keycloak password; AppError NOT_FOUND for an unknown user */
+  setPassword?(userId: string, password: string): Promise<void>
+  /** JWT mode: makes the realm's IdP trust exactly these keys (see SigningKeys) */
+  onKeysChanged?(jwks: Jwks): Promise<void>
+  log: Logger
+  /** milliseconds since the epoch; injected by tests */
+  now?: () => number
+  cache?: Omit<TokenCacheOptions, 'now'>
+  /** how long a rotated-out key stays trusted; default 10 minutes */
+  keyGraceMs?: number
+  /** how long "not in Nextcloud" is remembered, so unknown uids do not each cost a sync; 30 s */
+  absentTtlMs?: number
+  /** issuances kept; default 10 000, pruned every `pruneEvery` (1000) records */
+  keepIssuances?: number
+  pruneEvery?: number
+  maxConcurrentLogins?: number
+}
+
+export interface IssueRequest {
+  /** who asks, and which clients it may ask for */
+  consumer: Pick<Consumer, 'name' | 'clients'>
+  /** the Nextcloud uid the token is for */
+  userId: string
+  clientId: string
+  /** extra scopes, space-separated; `openid` is always included */
+  scope?: string
+}
+
+export interface TokenService {
+  /**
+   * Tokens for a Nextcloud user, from the cache when fresh. Throws AppError: FORBIDDEN (client not
+   * configured or not allowed, user disabled), NOT_FOUND (not in Nextcloud), INVALID_INPUT (bad
+   * scope), KEYCLOAK_UNAVAILABLE, NEXTCLOUD_UNAVAILABLE.
+   */
+  issue(req: IssueRequest): Promise<TokenSet>
+  /** Forgets the user's cached tokens (and, in password mode, refresh tokens). */
+  revokeUser(userId: string): void
+  /** JWT mode: a new signing key; the previous one stays trusted for the grace period. */
+  rotateSigningKey(): Promise<{ kid: string; previousKid: string }>
+  /** JWT mode: the keys the realm's IdP must trust; creates the key on first use. */
+  publicJwks(): Promise<Jwks>
+  /** Cancels timers (at shutdown). */
+  stop(): void
+}
+
+const MAX_SCOPES = 16
+/** RFC 6749 §3.3 scope-token characters, at most 64 of them */
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,64}$/
+
+/**
+ * `openid` plus the requested scopes, deduplicated and sorted, so equal requests share a cache
+ * entry. `offline_access` is refused: an offline session per request would pile up in Keycloak's
+ * database, and a token that outlives the user's Nextcloud account is not ours to hand out.
+ */
+export function normalizeScope(scope: string | undefined): string {
+  const requested = (scope ?? '').split(' ').filter((s) => s !== '')
+  if (requested.length > MAX_SCOPES) {
+    throw new AppError('INVALID_INPUT', `at most ${MAX_SCOPES} scopes may be asked for`)
+  }
+  for (const token of requested) {
+    if (!SCOPE_TOKEN.test(token)) {
+      throw new AppError('INVALID_INPUT', 'scope has a malformed entry')
+    }
+    if (token === 'offline_access') {
+      throw new AppError('INVALID_INPUT', 'offline_access is not available through this API')
+    }
+  }
+  const extra = [...new Set(requested)].filter((s) => s !== 'openid').sort()
+  return ['openid', ...extra].join(' ')
+}
+
+/** Builds the token service; nothing is read or called until the first request. */
+export function createTokenService(deps: TokenServiceDeps): TokenService {
+  const now = deps.now ?? Date.now
+  const log = deps.log.child({ component: 'tokens' })
+  const cache = new TokenCache({ ...deps.cache, now })
+  const keys = new SigningKeys({
+    store: deps.store,
+    log,
+    graceMs: deps.keyGraceMs,
+    onKeysChanged: deps.onKeysChanged,
+    now,
+  })
+  const minter = pickMinter(deps, keys, log, now)
+  const provision = provisioner(deps.engine, now, deps.absentTtlMs)
+  const record = issuanceRecorder(deps.store, log, {
+    keep: deps.keepIssuances,
+    pruneEvery: deps.pruneEvery,
+  })
+  const configured = new Set(deps.config.clients)
+
+  const revokeUser = (userId: string) => {
+    cache.dropUser(userId)
+    minter.forget(userId)
+  }
+
+  const mint = async (userId: string, clientId: string, scope: string): Promise<TokenSet> => {
+    try {
+      return await minter.mint(userId, clientId, scope)
+    } catch (err) {
+      if (grantRejection(err) !== 'user_not_found') {
+        throw refusal(err, userId, clientId)
+      }
+    }
+    // Keycloak has no linked user: maybe Nextcloud created it since the last sync. Nextcloud says
+    // what the user is; the request only names it.
+    await provision(userId, () => revokeUser(userId))
+    try {
+      return await minter.mint(userId, clientId, scope)
+    } catch (err) {
+      if (grantRejection(err) === 'user_not_found') {
+        throw new AppError(
+          'FORBIDDEN',
+          `user "${userId}" is in Nextcloud but the sync could not provision it in Keycloak`,
+          { cause: err },
+        )
+      }
+      throw refusal(err, userId, clientId)
+    }
+  }
+
+  return {
+    async issue(req) {
+      const { consumer, userId, clientId } = req
+      const started = performance.now()
+      try {
+        if (!configured.has(clientId)) {
+          throw new AppError('FORBIDDEN', 'unknown client')
+        }
+        if (!consumer.clients.includes(clientId)) {
+          throw new AppError('FORBIDDEN', `consumer "${consumer.name}" may not use this client`)
+        }
+        const scope = normalizeScope(req.scope)
+        const { tokens, source } = await cache.get({ userId, clientId, scope }, () =>
+          mint(userId, clientId, scope),
+        )
+        await record(req, source === 'minted' ? 'issued' : 'cached')
+        const durationMs = Math.round(performance.now() - started)
+        log.debug({ consumer: consumer.name, userId, clientId, source, durationMs }, 'token.issued')
+        return tokens
+      } catch (err) {
+        const code = isAppError(err) ? err.code : 'INTERNAL'
+        const denied = ['FORBIDDEN', 'NOT_FOUND', 'INVALID_INPUT'].includes(code)
+        await record(req, denied ? 'denied' : 'failed')
+        log[denied ? 'info' : 'warn'](
+          { consumer: consumer.name, userId, clientId, code, rejection: grantRejection(err) },
+          'token.refused',
+        )
+        throw err
+      }
+    },
+    revokeUser,
+    async rotateSigningKey() {
+      if (deps.config.tokenMode !== 'jwt') {
+        throw new AppError('CONFLICT', 'signing keys are used in JWT mode only')
+      }
+      return keys.rotate()
+    },
+    publicJwks: () => keys.publicJwks(),
+    stop: () => keys.stop(),
+  }
+}
+
+type Minter = {
+  mint(userId: string, clientId: string, scope: string): Promise<TokenSet>
+  forget(userId: string): void
+}
+
+function pickMinter(
+  deps: TokenServiceDeps,
+  keys: SigningKeys,
+  log: Logger,
+  now: () => number,
+): Minter {
+  if (deps.config.tokenMode === 'jwt') {
+    const jwt = createJwtMinter({
+      keys,
+      tokenClient: deps.tokenClient,
+      clientSecret: deps.clientSecret,
+    })
+    return { mint: jwt.mint, forget: () => undefined }
+  }
+  const setPassword = deps.setPassword
+  if (!setPassword) {
+    throw new AppError('INTERNAL', 'password mode needs a setPassword dependency')
+  }
+  return createPasswordMinter({
+    realm: deps.config.realm,
+    store: deps.store,
+    tokenClient: deps.tokenClient,
+    clientSecret: deps.clientSecret,
+    setPassword,
+    log,
+    now,
+    maxConcurrentLogins: deps.maxConcurrentLogins,
+  })
+}
+
+/** Keycloak's refusals as callers should read them; everything else passes unchanged. */
+function refusal(err: unknown, userId: string, clientId: string): unknown {
+  switch (grantRejection(err)) {
+    case 'user_disabled':
+      return new AppError('FORBIDDEN', `user "${userId}" is disabled`, { cause: err })
+    case 'user_not_ready':
+      return new AppError(
+        'FORBIDDEN',
+        `user "${userId}" cannot log in to Keycloak: the account is not fully set up`,
+        { cause: err },
+      )
+    case 'invalid_credentials':
+      return new AppError('FORBIDDEN', `Keycloak refused the login of user "${userId}"`, {
+        cause: err,
+      })
+    case 'invalid_scope':
+      return new AppError('INVALID_INPUT', `client "${clientId}" does not offer that scope`, {
+        cause: err,
+      })
+    case 'client_rejected':
+      // Our own credentials for a configured client: an admin changed the client in Keycloak.
+      return new AppError(
+        'INTERNAL',
+        `Keycloak refused the sidecar's credentials for client "${clientId}"; restarting the app re-applies them`,
+        { cause: err },
+      )
+    default:
+      return err
+  }
+}
