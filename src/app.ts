@@ -15,6 +15,8 @@ export interface AppDeps {
   lifecycle: Lifecycle
   /** routes that bring their own authentication (consumer API), mounted under /api */
   api?: Hono<AppEnv>
+  /** `GET /metrics`, with its own authentication */
+  metrics?: Hono<AppEnv>
   /** everything else Nextcloud proxies to us (status page, console), behind AppAPI auth */
   ui?: Hono<AppEnv>
 }
@@ -59,6 +61,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   if (deps.api) {
     app.route('/api', deps.api)
+  }
+  if (deps.metrics) {
+    app.route('/metrics', deps.metrics)
   }
   // Everything below this line needs AppAPI credentials, unknown paths included.
   app.use('*', appApi)

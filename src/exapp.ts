@@ -29,6 +29,7 @@ import {
 import type { KeycloakRuntime } from './keycloak/runtime.js'
 import { createTokenClient } from './keycloak/token-client.js'
 import type { Logger } from './log.js'
+import { Metrics, metricsRoutes } from './metrics.js'
 import { SyncEngine, type SyncTarget } from './sync/engine.js'
 import { KeycloakTarget } from './sync/keycloak-target.js'
 import { MANAGED_ATTRIBUTE, UID_ATTRIBUTE } from './sync/model.js'
@@ -170,6 +171,7 @@ export async function startExApp(
     realm: config.keycloak.realm,
     log,
   })
+  const metrics = new Metrics(keycloak)
   const jwtMode = config.keycloak.tokenMode === 'jwt'
   const secrets = new Map<string, Promise<string>>()
   // Every grant needs the client secret; read it from the store once.
@@ -219,6 +221,7 @@ export async function startExApp(
     policy: config.sync,
     log,
     onUserRevoked: (uid) => tokens?.revokeUser(uid),
+    onRunFinished: (run) => metrics.recordRun(run),
   })
   tokens = createTokenService({
     config: config.keycloak,
@@ -319,9 +322,19 @@ export async function startExApp(
   api.post('/signing-key/rotate', requireApiCaller(apiAuth, true), async (c) =>
     c.json(await (tokens as TokenService).rotateSigningKey()),
   )
-  api.route('/', tokenRoutes({ tokens, auth: apiAuth }))
+  const issue = metrics.timeTokens((req: Parameters<TokenService['issue']>[0]) =>
+    (tokens as TokenService).issue(req),
+  )
+  api.route('/', tokenRoutes({ tokens: { issue }, auth: apiAuth }))
 
-  const app = createApp({ config, log, keycloak, lifecycle, api })
+  const app = createApp({
+    config,
+    log,
+    keycloak,
+    lifecycle,
+    api,
+    metrics: metricsRoutes(metrics, config.metricsToken, requireApiCaller(apiAuth, true)),
+  })
   const server = createAdaptorServer({ fetch: app.fetch })
   const url = await listen(server, config, overrides.port)
   log.info({ url, keycloak: keycloak.mode, realm: config.keycloak.realm }, 'exapp.listening')
