@@ -14,6 +14,7 @@ import { createStore, type Store } from './db/store.js'
 import { AppError } from './errors.js'
 import { requireApiCaller } from './http/api-auth.js'
 import { FailureLimiter } from './http/failure-limiter.js'
+import { openApiDocument } from './http/openapi.js'
 import { syncRoutes } from './http/sync-routes.js'
 import type { AppEnv } from './http/types.js'
 import { createKeycloakAdmin, type KcAdmin, kc } from './keycloak/admin.js'
@@ -316,6 +317,7 @@ export async function startExApp(
     isAdmin: adminChecker(nextcloud),
   }
   const api = new Hono<AppEnv>()
+  api.get('/openapi.json', (c) => c.json(openApiDocument(config.app.version)))
   api.use('/sync-*', requireApiCaller(apiAuth, true))
   api.use('/delete-user', requireApiCaller(apiAuth, true))
   api.route('/', syncRoutes({ sync, store, realm: config.keycloak.realm }))

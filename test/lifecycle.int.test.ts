@@ -55,6 +55,16 @@ describe('install through AppAPI against a real Keycloak', () => {
     expect((await fetch(`${t.exapp.url}/healthz`)).status).toBe(200)
   })
 
+  it('serves its OpenAPI document without credentials', async () => {
+    const res = await fetch(`${t.exapp.url}/api/openapi.json`)
+    expect(res.status).toBe(200)
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, unknown> }
+    expect(doc.openapi).toBe('3.1.0')
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/api/token', '/api/sync-all', '/api/sync-user', '/api/delete-user']),
+    )
+  })
+
   it('a second bootstrap changes nothing in the realm', async () => {
     const before = await t.kc.realms.findOne({ realm: t.realm })
     const profileBefore = await t.kc.users.getProfile({ realm: t.realm })
@@ -91,6 +101,30 @@ describe('install through AppAPI against a real Keycloak', () => {
         const body = (await res.json()) as { error: { code: string } }
         expect(body.error.code).toBe('UNAUTHORIZED')
       }
+    }
+  })
+})
+
+describe('under HaRP', () => {
+  it('serves on the unix socket /tmp/exapp.sock instead of TCP', async () => {
+    const { request } = await import('node:http')
+    const t = await startTestExApp({ env: { HP_SHARED_KEY: 'harp-shared-key-for-test' } })
+    try {
+      expect(t.exapp.url).toBe('/tmp/exapp.sock')
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = request({ socketPath: '/tmp/exapp.sock', path: '/heartbeat' }, (res) => {
+          let data = ''
+          res.on('data', (chunk: Buffer) => {
+            data += chunk.toString()
+          })
+          res.on('end', () => resolve(data))
+        })
+        req.on('error', reject)
+        req.end()
+      })
+      expect(JSON.parse(body)).toMatchObject({ status: 'ok' })
+    } finally {
+      await t.close()
     }
   })
 })

@@ -1,0 +1,170 @@
+/** The consumer and admin API, as served at `/api/openapi.json`. */
+export function openApiDocument(version: string) {
+  const error = {
+    type: 'object',
+    required: ['error'],
+    properties: {
+      error: {
+        type: 'object',
+        required: ['code', 'message', 'requestId'],
+        properties: {
+          code: { type: 'string', example: 'FORBIDDEN' },
+          message: { type: 'string' },
+          requestId: { type: 'string' },
+        },
+      },
+    },
+  }
+  const errors = (...codes: number[]) =>
+    Object.fromEntries(
+      codes.map((code) => [
+        String(code),
+        {
+          description: 'error',
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+        },
+      ]),
+    )
+  const userBody = {
+    required: true,
+    content: {
+      'application/json': {
+        schema: {
+          type: 'object',
+          required: ['user_id'],
+          properties: { user_id: { type: 'string', example: 'alice' } },
+        },
+      },
+    },
+  }
+  const adminSecurity = [{ apiSecret: [] }, { appApi: [] }]
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'keycloak-exapp API',
+      version,
+      description:
+        'Tokens for Nextcloud users, for other external apps (server-side), and the sync of Nextcloud into the Keycloak realm.',
+    },
+    components: {
+      securitySchemes: {
+        apiSecret: { type: 'apiKey', in: 'header', name: 'X-API-SECRET' },
+        appApi: {
+          type: 'apiKey',
+          in: 'header',
+          name: 'AUTHORIZATION-APP-API',
+          description: "Set by Nextcloud's AppAPI proxy for the logged-in user",
+        },
+      },
+      schemas: {
+        Error: error,
+        Token: {
+          type: 'object',
+          required: ['access_token', 'refresh_token', 'id_token', 'expires_in', 'token_type'],
+          properties: {
+            access_token: { type: 'string' },
+            refresh_token: {
+              type: 'string',
+              description: 'empty when Keycloak gives none (JWT grant)',
+            },
+            id_token: { type: 'string' },
+            expires_in: { type: 'integer', description: 'seconds left' },
+            token_type: { type: 'string', example: 'Bearer' },
+          },
+        },
+      },
+    },
+    paths: {
+      '/api/token': {
+        post: {
+          summary: 'Keycloak tokens for a Nextcloud user',
+          security: [{ apiSecret: [] }, { appApi: [] }],
+          parameters: [
+            {
+              name: 'client_id',
+              in: 'query',
+              required: true,
+              schema: { type: 'string', example: 'opentalk' },
+            },
+            {
+              name: 'scope',
+              in: 'query',
+              required: false,
+              schema: { type: 'string' },
+              description: 'extra scopes; openid is always included',
+            },
+            {
+              name: 'X-NC-USER-ID',
+              in: 'header',
+              required: false,
+              schema: { type: 'string' },
+              description: 'the Nextcloud uid (with X-API-SECRET)',
+            },
+          ],
+          responses: {
+            '200': {
+              description: 'tokens',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Token' } } },
+            },
+            ...errors(400, 401, 403, 404, 429, 502),
+          },
+        },
+      },
+      '/api/sync-all': {
+        post: {
+          summary: 'Full sync of Nextcloud into the realm',
+          security: adminSecurity,
+          parameters: [
+            { name: 'dryRun', in: 'query', schema: { type: 'string', enum: ['1'] } },
+            { name: 'force', in: 'query', schema: { type: 'string', enum: ['1'] } },
+          ],
+          responses: { '200': { description: 'run summary' }, ...errors(401, 403, 409, 429, 502) },
+        },
+      },
+      '/api/sync-user': {
+        post: {
+          summary: 'Sync one user, re-read from Nextcloud',
+          security: adminSecurity,
+          requestBody: userBody,
+          responses: {
+            '200': { description: '{status, user_id, synced, action}' },
+            ...errors(400, 401, 403, 502),
+          },
+        },
+      },
+      '/api/delete-user': {
+        post: {
+          summary: 'Disable or delete a user Nextcloud no longer has',
+          security: adminSecurity,
+          requestBody: userBody,
+          responses: {
+            '200': { description: '{status, user_id, synced, deleted}' },
+            ...errors(400, 401, 403, 502),
+          },
+        },
+      },
+      '/api/sync-runs': {
+        get: {
+          summary: 'Stored sync runs, newest first',
+          security: adminSecurity,
+          responses: { '200': { description: '{runs}' }, ...errors(401, 403) },
+        },
+      },
+      '/api/sync-runs/{id}': {
+        get: {
+          summary: 'One stored run with its changelog',
+          security: adminSecurity,
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'integer' } }],
+          responses: { '200': { description: 'the run' }, ...errors(400, 401, 403, 404) },
+        },
+      },
+      '/api/signing-key/rotate': {
+        post: {
+          summary: 'Rotate the token signing key',
+          security: adminSecurity,
+          responses: { '200': { description: '{kid, previousKid}' }, ...errors(401, 403) },
+        },
+      },
+    },
+  }
+}
