@@ -2,10 +2,11 @@
 // Keycloak token endpoint that checks assertions the way 26.7.3 does, a store, and a sync engine.
 import { randomUUID } from 'node:crypto'
 import type { Issuance, Store } from '../src/db/store.js'
-import { AppError, type ErrorCode } from '../src/errors.js'
+import { AppError } from '../src/errors.js'
 import type { PublicJwk } from '../src/keycloak/signing-key.js'
 import {
   type ClientCredentials,
+  GRANT_ERROR_CODES,
   GrantError,
   type GrantRejection,
   type TokenClient,
@@ -20,23 +21,12 @@ interface FakeUser {
   password?: string
 }
 
-const CODE_FOR: Record<GrantRejection, ErrorCode> = {
-  user_not_found: 'FORBIDDEN',
-  user_disabled: 'FORBIDDEN',
-  user_not_ready: 'FORBIDDEN',
-  invalid_credentials: 'FORBIDDEN',
-  refresh_rejected: 'UNAUTHORIZED',
-  assertion_rejected: 'INTERNAL',
-  client_rejected: 'INVALID_INPUT',
-  invalid_scope: 'INVALID_INPUT',
-  unavailable: 'KEYCLOAK_UNAVAILABLE',
-  unexpected: 'INTERNAL',
-}
-
 /** An error shaped like the ones createTokenClient throws. */
 export function grantFailure(rejection: GrantRejection, description: string = rejection): AppError {
   const cause = new GrantError(rejection, 400, 'invalid_grant', description)
-  return new AppError(CODE_FOR[rejection], `fake Keycloak refused: ${description}`, { cause })
+  return new AppError(GRANT_ERROR_CODES[rejection], `fake Keycloak refused: ${description}`, {
+    cause,
+  })
 }
 
 function decodePart(part: string | undefined): Record<string, unknown> {

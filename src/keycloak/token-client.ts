@@ -223,7 +223,7 @@ const USER_REJECTIONS: Record<string, GrantRejection> = {
   'Invalid user credentials': 'invalid_credentials',
 }
 
-const CODE_FOR: Record<GrantRejection, ErrorCode> = {
+export const GRANT_ERROR_CODES: Record<GrantRejection, ErrorCode> = {
   user_not_found: 'FORBIDDEN',
   user_disabled: 'FORBIDDEN',
   user_not_ready: 'FORBIDDEN',
@@ -247,7 +247,9 @@ function classify(grant: Grant, err: unknown): AppError & { cause: GrantError } 
     status === undefined
       ? `Keycloak did not answer the ${grant} grant (${detail})`
       : `Keycloak refused the ${grant} grant (${status} ${detail})`
-  return new AppError(CODE_FOR[rejection], message, { cause }) as AppError & { cause: GrantError }
+  return new AppError(GRANT_ERROR_CODES[rejection], message, { cause }) as AppError & {
+    cause: GrantError
+  }
 }
 
 function rejectionFor(
