@@ -30,6 +30,11 @@ export interface TestExAppOptions {
   nextcloudTimeoutMs?: number
   /** the Keycloak side of the sync, e.g. an in-memory realm */
   syncTarget?: ExAppOverrides['syncTarget']
+  /**
+   * register the ExApp with the fake as enabled, as after an install, so AppAPI accepts its calls
+   * (a disabled ExApp gets 401); the ExApp's `/enabled` is not called. Default false.
+   */
+  enabled?: boolean
 }
 
 /**
@@ -77,7 +82,7 @@ export async function startTestExApp(opts: TestExAppOptions = {}): Promise<TestE
     secret: config.app.secret,
     version: config.app.version,
     url: exapp.url,
-    enabled: false,
+    enabled: opts.enabled ?? false,
     init: 0,
   })
   const kc = createKeycloakAdmin({

@@ -1,4 +1,5 @@
 import type { Config } from '../config/config.js'
+import { mapSteps, runSteps, type Steps } from './steps.js'
 
 /** Marker attributes on everything the sync creates: only marked objects are ever changed. */
 export const MANAGED_ATTRIBUTE = 'nextcloud_managed'
@@ -134,12 +135,23 @@ export function toDesired(
   ncGroups: readonly NextcloudGroup[],
   policy: DesiredPolicy,
 ): Desired {
+  return runSteps(toDesiredSteps(ncUsers, ncGroups, policy))
+}
+
+/** `toDesired` in steps (see steps.ts), for directories large enough to hold up the event loop. */
+export function* toDesiredSteps(
+  ncUsers: readonly NextcloudUser[],
+  ncGroups: readonly NextcloudGroup[],
+  policy: DesiredPolicy,
+): Steps<Desired> {
   const groups = uniqueBy(ncGroups, (g) => g.id).map((g) => ({
     gid: g.id,
     displayName: clip(g.displayname?.trim() || g.id),
   }))
   const gids = new Set(groups.map((g) => g.gid))
-  const users = uniqueBy(ncUsers, (u) => u.id).map((u) => toDesiredUser(u, gids, policy))
+  const unique = uniqueBy(ncUsers, (u) => u.id)
+  yield
+  const users = yield* mapSteps(unique, (u) => toDesiredUser(u, gids, policy))
   return { users: sortBy(users, (u) => u.uid), groups: sortBy(groups, (g) => g.gid) }
 }
 

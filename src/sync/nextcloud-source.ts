@@ -97,13 +97,23 @@ export class NextcloudSource {
 
 /**
  * Every member a group reports must have been read: fewer means users are missing from the pages
- * (a cut response), and syncing that would disable or delete them.
+ * (a cut response), and syncing that would disable or delete them. Every group a user is in must
+ * have been listed: one missing means the group pages were cut, and syncing that would delete it.
  */
 function checkGroupCounts(users: UserDetails[], groups: GroupDetails[]): void {
   const seen = new Map<string, number>()
   for (const user of users) {
     for (const gid of user.groups) {
       seen.set(gid, (seen.get(gid) ?? 0) + 1)
+    }
+  }
+  const listed = new Set(groups.map((g) => g.id))
+  for (const gid of seen.keys()) {
+    if (!listed.has(gid)) {
+      throw new AppError(
+        'NEXTCLOUD_UNAVAILABLE',
+        `Nextcloud lists users in group "${gid}" but not the group itself; the group list is incomplete, so this run syncs nothing`,
+      )
     }
   }
   for (const group of groups) {

@@ -1,5 +1,6 @@
 import type { Conflict } from './changes.js'
 import type { ActualUser, DesiredUser } from './model.js'
+import { STEP_ITEMS, type Steps } from './steps.js'
 
 /** The email a user gets this run; `from` is the managed user who releases it in the same run. */
 export interface EmailDecision {
@@ -16,14 +17,14 @@ export interface EmailDecision {
  * (`from`), so a simple move completes in one run. When the releasing user is itself waiting for
  * an address (a swap, or a longer chain), the claimant gets none this run and the next run, with
  * the address free, sets it: two runs, never a deadlock. An address held by a managed user gone
- * from Nextcloud stays theirs until that user is deleted.
+ * from Nextcloud stays theirs until that user is deleted. In steps (see steps.ts).
  */
-export function assignEmails(
+export function* assignEmails(
   users: readonly DesiredUser[],
   actual: ReadonlyMap<string, ActualUser>,
   unmanagedEmails: ReadonlySet<string>,
   conflicts: Conflict[],
-): Map<string, EmailDecision> {
+): Steps<Map<string, EmailDecision>> {
   const heldBy = new Map<string, string>()
   for (const user of actual.values()) {
     if (user.email !== null) {
@@ -33,7 +34,10 @@ export function assignEmails(
   const wanted = new Map(users.map((u) => [u.uid, u.email?.toLowerCase() ?? null]))
   const claimed = new Map<string, string>()
   const decisions = new Map<string, EmailDecision>()
-  for (const { uid } of users) {
+  for (const [i, { uid }] of users.entries()) {
+    if (i % STEP_ITEMS === STEP_ITEMS - 1) {
+      yield
+    }
     const email = wanted.get(uid) ?? null
     if (email === null) {
       decisions.set(uid, { email: null })

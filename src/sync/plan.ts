@@ -10,6 +10,7 @@ import {
   type UserPatch,
 } from './model.js'
 import { assignEmails, type EmailDecision } from './plan-emails.js'
+import { runSteps, STEP_ITEMS, type Steps } from './steps.js'
 
 export interface SyncPolicy {
   deletePolicy: Config['sync']['deletePolicy']
@@ -59,14 +60,21 @@ interface Context {
  * report) but must be applied as nothing: `applyPlan` refuses it. `force` lets it through.
  */
 export function planSync(desired: Desired, actual: Actual, policy: SyncPolicy): SyncPlan {
+  return runSteps(planSteps(desired, actual, policy))
+}
+
+/** `planSync` in steps (see steps.ts), for directories large enough to hold up the event loop. */
+export function* planSteps(desired: Desired, actual: Actual, policy: SyncPolicy): Steps<SyncPlan> {
   const conflicts: Conflict[] = []
   const changes: Change[] = []
   const actualUsers = indexManagedUsers(actual.users, conflicts)
   const desiredGroups = new Map(desired.groups.map((g) => [g.gid, g]))
   const usableGroups = planGroups(desiredGroups, actual, changes, conflicts)
   const users = uniqueSorted(desired.users)
+  yield
   const admitted = admitUsers(users, actualUsers, actual.unmanagedUsernames, conflicts)
-  const emails = assignEmails(admitted, actualUsers, actual.unmanagedEmails, conflicts)
+  yield
+  const emails = yield* assignEmails(admitted, actualUsers, actual.unmanagedEmails, conflicts)
   const context: Context = {
     managedRoles: new Set(policy.managedRoles),
     usableGroups,
@@ -74,8 +82,11 @@ export function planSync(desired: Desired, actual: Actual, policy: SyncPolicy): 
     emails,
     changes,
   }
-  for (const user of admitted) {
+  for (const [i, user] of admitted.entries()) {
     planUser(user, actualUsers.get(user.uid), context)
+    if (i % STEP_ITEMS === STEP_ITEMS - 1) {
+      yield
+    }
   }
   const desiredUids = new Set(users.map((u) => u.uid))
   for (const user of actualUsers.values()) {
@@ -83,8 +94,11 @@ export function planSync(desired: Desired, actual: Actual, policy: SyncPolicy): 
       planRemoval(user, policy, changes)
     }
   }
+  yield
+  const sorted = sortChanges(changes)
+  yield
   return {
-    changes: sortChanges(changes),
+    changes: sorted,
     conflicts: sortConflicts(conflicts),
     guard: checkGuard(changes, actualUsers.size, users.length, policy),
   }
