@@ -543,6 +543,7 @@ describe('sync through the HTTP API against a real Keycloak', () => {
     const broken = await syncAll(t)
     proxy.heal()
     expect(broken.body.failed, JSON.stringify(broken.body).slice(0, 500)).toBeGreaterThan(0)
+    expect(broken.body.status).toBe('partial')
     expect(broken.body.errors.join('\n')).toMatch(/503|unavailable/i)
     const partial = await realmUsers(t)
     expect(partial.size).toBeGreaterThan(0)

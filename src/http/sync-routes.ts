@@ -3,7 +3,7 @@ import { z } from 'zod'
 import type { Store } from '../db/store.js'
 import { AppError } from '../errors.js'
 import type { RunSummary, SyncEngine } from '../sync/engine.js'
-import { errorBody } from './errors.js'
+import { errorBody, statusFor } from './errors.js'
 import { jsonBody, limitBody, queryFlag } from './json-body.js'
 import type { AppEnv } from './types.js'
 
@@ -26,7 +26,9 @@ export interface SyncRoutesDeps {
 function runResponse(summary: RunSummary) {
   const synced = Object.values(summary.counts).reduce((a, b) => a + b, 0)
   const { status, ...rest } = summary
-  return { status: status === 'succeeded' ? 'success' : status, runStatus: status, synced, ...rest }
+  // `partial`: the run went through but some writes failed; `errors` says which.
+  const shown = status !== 'succeeded' ? status : summary.failed > 0 ? 'partial' : 'success'
+  return { status: shown, runStatus: status, synced, ...rest }
 }
 
 /** `/api/sync-*` and `/api/delete-user`; authentication is applied by the caller. */
@@ -44,8 +46,9 @@ export function syncRoutes({ sync, store, realm }: SyncRoutesDeps) {
         return c.json({ ...body, ...errorBody(c, 'GUARD_TRIPPED', summary.message) }, 409)
       }
       if (summary.status === 'failed') {
-        c.set('errorCode', 'NEXTCLOUD_UNAVAILABLE')
-        return c.json({ ...body, ...errorBody(c, 'NEXTCLOUD_UNAVAILABLE', summary.message) }, 502)
+        const code = summary.errorCode ?? 'INTERNAL'
+        c.set('errorCode', code)
+        return c.json({ ...body, ...errorBody(c, code, summary.message) }, statusFor(code))
       }
       return c.json(body)
     })

@@ -1,6 +1,7 @@
 import type { Config } from '../config/config.js'
 import type { Release } from '../db/client.js'
 import type { Store } from '../db/store.js'
+import { AppError, type ErrorCode } from '../errors.js'
 import type { Logger } from '../log.js'
 import { type ApplyReport, applyPlan, type DirectoryWriter } from './apply.js'
 import type { Change, Conflict } from './changes.js'
@@ -69,6 +70,8 @@ export interface RunSummary {
   errors: string[]
   guard: Guard | null
   message: string
+  /** why a failed run failed, as an error code (which side was unavailable) */
+  errorCode?: ErrorCode
   /** the plan; on a real run only when asked for */
   changes?: Change[]
 }
@@ -280,6 +283,7 @@ export class SyncEngine {
         errors: [errorMessage(err)],
         guard: null,
         message: `run failed: ${errorMessage(err)}`,
+        errorCode: err instanceof AppError ? err.code : 'INTERNAL',
       })
     } finally {
       this.current = undefined
