@@ -2,8 +2,7 @@ import { request as httpRequest } from 'node:http'
 import type UserRepresentation from '@keycloak/keycloak-admin-client/lib/defs/userRepresentation.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Change } from '../src/sync/changes.js'
-import type { RunConflict } from '../src/sync/engine.js'
-import type { Guard } from '../src/sync/plan.js'
+import type { RunSummary } from '../src/sync/engine.js'
 import { aDirectory, aGroup, aUser, type Directory } from './builders.js'
 import { sharedKeycloak } from './config.js'
 import { type CountingProxy, startCountingProxy } from './counting-proxy.js'
@@ -18,22 +17,9 @@ interface ErrorBody {
   error: { code: string; message: string }
 }
 
-interface RunBody extends Partial<ErrorBody> {
-  status: string
-  runStatus: string
-  synced: number
-  runId: number
-  dryRun: boolean
-  users: number
-  groups: number
-  counts: Record<string, number>
-  failed: number
-  conflicts: RunConflict[]
-  errors: string[]
-  guard: Guard | null
-  message: string
-  changes?: Change[]
-}
+/** What /api/sync-all answers: the run summary, with the original ExApp's `status` and `synced`. */
+type RunBody = Partial<ErrorBody> &
+  Omit<RunSummary, 'status' | 'errorCode'> & { status: string; runStatus: string; synced: number }
 
 interface StoredRun {
   id: number

@@ -1,12 +1,8 @@
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
-import {
-  createFakeNextcloud,
-  type FakeNextcloud,
-  FIXTURE_APP,
-  fixtureDirectory,
-} from '../../test/fake-nextcloud/index.js'
+import { type FakeNextcloud, FIXTURE_APP } from '../../test/fake-nextcloud/index.js'
+import { clientAgainstFake } from '../../test/nextcloud-client-setup.js'
 import { AppError } from '../errors.js'
 import { silentLogger } from '../log.js'
 import { createNextcloudClient, type NextcloudClientOptions } from './nextcloud-client.js'
@@ -16,18 +12,9 @@ let nc: FakeNextcloud
 afterEach(() => nc?.close())
 
 async function setup(overrides: Partial<NextcloudClientOptions> = {}) {
-  nc = await createFakeNextcloud({
-    ...fixtureDirectory(),
-    apps: [{ ...FIXTURE_APP, url: 'http://127.0.0.1:9' }],
-  })
-  return createNextcloudClient({
-    url: nc.url,
-    appId: FIXTURE_APP.appId,
-    appSecret: FIXTURE_APP.secret,
-    appVersion: FIXTURE_APP.version,
-    log: silentLogger(),
-    ...overrides,
-  })
+  const started = await clientAgainstFake(undefined, overrides)
+  nc = started.nc
+  return started.client
 }
 
 async function failure(work: Promise<unknown>): Promise<AppError> {

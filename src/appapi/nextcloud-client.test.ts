@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { aDirectory, aUser } from '../../test/builders.js'
 import {
-  createFakeNextcloud,
   type FakeNextcloud,
   FIXTURE_APP,
   fixtureDirectory,
 } from '../../test/fake-nextcloud/index.js'
+import { clientAgainstFake } from '../../test/nextcloud-client-setup.js'
 import { silentLogger } from '../log.js'
 import {
   createNextcloudClient,
@@ -21,18 +21,9 @@ async function setup(
   directory = fixtureDirectory(),
   overrides: Partial<NextcloudClientOptions> = {},
 ): Promise<NextcloudClient> {
-  nc = await createFakeNextcloud({
-    ...directory,
-    apps: [{ ...FIXTURE_APP, url: 'http://127.0.0.1:9' }],
-  })
-  return createNextcloudClient({
-    url: nc.url,
-    appId: FIXTURE_APP.appId,
-    appSecret: FIXTURE_APP.secret,
-    appVersion: FIXTURE_APP.version,
-    log: silentLogger(),
-    ...overrides,
-  })
+  const started = await clientAgainstFake(directory, overrides)
+  nc = started.nc
+  return started.client
 }
 
 /** Reads every page the way the sync does: until a page comes back short. */
