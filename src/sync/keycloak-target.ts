@@ -48,6 +48,8 @@ export class KeycloakTarget implements DirectoryWriter {
   private readonly users = new Map<string, UserRepresentation>()
   private readonly groups = new Map<string, GroupRepresentation>()
   private readonly roles = new Map<string, RoleRepresentation>()
+  /** users this target created already linked, so their link-identity change needs no request */
+  private readonly linked = new Set<string>()
   private readonly realm: string
 
   constructor(private readonly opts: KeycloakTargetOptions) {
@@ -287,12 +289,20 @@ export class KeycloakTarget implements DirectoryWriter {
       emailVerified: user.email !== null,
       attributes: { ...user.attributes, ...userMarkers(user.uid) },
       requiredActions: [],
+      // Linked in the same request (Keycloak accepts federatedIdentities on create): the plan's
+      // link-identity change for this user then costs no second request.
+      ...(this.opts.idpAlias === undefined
+        ? {}
+        : { federatedIdentities: [this.identity(user.uid, this.opts.idpAlias)] }),
     }
     this.count('createUser')
     const { id } = await kc(`create user ${user.uid}`, () =>
       this.opts.admin.users.create({ realm: this.realm, ...rep }),
     )
     this.users.set(user.uid, { ...rep, id })
+    if (this.opts.idpAlias !== undefined) {
+      this.linked.add(user.uid)
+    }
   }
 
   async updateUser(uid: string, patch: UserPatch): Promise<void> {
@@ -335,7 +345,7 @@ export class KeycloakTarget implements DirectoryWriter {
 
   async linkIdentity(uid: string): Promise<void> {
     const alias = this.opts.idpAlias
-    if (alias === undefined) {
+    if (alias === undefined || this.linked.has(uid)) {
       return
     }
     const { id } = this.userRep(uid)
@@ -345,9 +355,15 @@ export class KeycloakTarget implements DirectoryWriter {
         realm: this.realm,
         id,
         federatedIdentityId: alias,
-        federatedIdentity: { identityProvider: alias, userId: uid, userName: uid },
+        federatedIdentity: this.identity(uid, alias),
       }),
     )
+    this.linked.add(uid)
+  }
+
+  /** The link the JWT grant resolves: the assertion's `sub` (the uid) is its userId. */
+  private identity(uid: string, alias: string) {
+    return { identityProvider: alias, userId: uid, userName: uid }
   }
 
   async addMember(uid: string, gid: string): Promise<void> {
