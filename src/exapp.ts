@@ -27,6 +27,7 @@ import {
   JWT_GRANT_IDP_ALIAS,
   JWT_GRANT_ISSUER,
 } from './keycloak/jwt-grant.js'
+import { keycloakProxy } from './keycloak/proxy.js'
 import type { KeycloakRuntime } from './keycloak/runtime.js'
 import { createTokenClient } from './keycloak/token-client.js'
 import type { Logger } from './log.js'
@@ -336,6 +337,15 @@ export async function startExApp(
     lifecycle,
     api,
     metrics: metricsRoutes(metrics, config.metricsToken, requireApiCaller(apiAuth, true)),
+    // The admin console and the realm's public endpoints (DESIGN.md §8).
+    ui: keycloakProxy({
+      upstream: config.keycloak.url,
+      publicUrl: config.keycloak.publicUrl,
+      realm: config.keycloak.realm,
+      isAdmin: apiAuth.isAdmin,
+      // AppAPI's PHP proxy follows redirects server-side; HaRP hands them to the browser.
+      redirectsAsPage: !new URL(config.keycloak.publicUrl).pathname.startsWith('/exapps/'),
+    }),
   })
   const server = createAdaptorServer({ fetch: app.fetch })
   const url = await listen(server, config, overrides.port)
