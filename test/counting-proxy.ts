@@ -5,8 +5,13 @@ export interface CountingProxy {
   url: string
   /** requests forwarded so far, by method */
   counts(): Record<string, number>
-  /** requests that change something (anything but GET) */
+  /**
+   * requests that change something in Keycloak: anything but GET, and not the admin client's
+   * token requests (it logs in again every minute; that changes nothing in the realm)
+   */
   writes(): number
+  /** token requests (admin logins) */
+  logins(): number
   reset(): void
   /** after `n` more forwarded requests, answer 503 without forwarding until `heal()` */
   breakAfter(n: number): void
@@ -21,6 +26,7 @@ export interface CountingProxy {
 export async function startCountingProxy(target: string): Promise<CountingProxy> {
   const upstream = new URL(target)
   let counts: Record<string, number> = {}
+  let logins = 0
   let budget = Number.POSITIVE_INFINITY
   const server: Server = createServer((req, res) => {
     if (budget <= 0) {
@@ -30,6 +36,9 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     budget--
     const method = req.method ?? 'GET'
     counts[method] = (counts[method] ?? 0) + 1
+    if (/\/protocol\/openid-connect\/token$/.test((req.url ?? '').split('?')[0] ?? '')) {
+      logins++
+    }
     const forward = httpRequest(
       {
         host: upstream.hostname,
@@ -51,9 +60,12 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
   return {
     url: `http://127.0.0.1:${port}`,
     counts: () => ({ ...counts }),
-    writes: () => Object.entries(counts).reduce((n, [m, c]) => (m === 'GET' ? n : n + c), 0),
+    writes: () =>
+      Object.entries(counts).reduce((n, [m, c]) => (m === 'GET' ? n : n + c), 0) - logins,
+    logins: () => logins,
     reset() {
       counts = {}
+      logins = 0
     },
     breakAfter(n) {
       budget = n

@@ -1,0 +1,79 @@
+import { mkdir, rm } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import type { Config } from '../src/config/config.js'
+import { randomSecret } from '../src/config/secrets.js'
+import { buildKeycloak, installKeycloak } from '../src/keycloak/install.js'
+import { findJava } from '../src/keycloak/java.js'
+import { buildOptionsFor } from '../src/keycloak/options.js'
+import { keycloakSupervisor, type Supervisor } from '../src/keycloak/supervisor.js'
+import { createLogger } from '../src/log.js'
+import { testConfig } from '../test/config.js'
+
+export const ROOT = resolve(import.meta.dirname, '..')
+
+export interface BenchKeycloak {
+  url: string
+  admin: string
+  password: string
+  home: string
+  javaHome: string
+  config: Config
+  supervisor: Supervisor
+  stop(): Promise<void>
+}
+
+/** The config of a Keycloak of our own on `port` (management `port + 1000`), storage `dir`. */
+export function benchConfig(port: number, storageDir: string, password: string): Config {
+  return testConfig({
+    APP_PERSISTENT_STORAGE: storageDir,
+    KEYCLOAK_CACHE_DIR: join(ROOT, '.keycloak'),
+    KEYCLOAK_HTTP_PORT: String(port),
+    KEYCLOAK_MANAGEMENT_PORT: String(port + 1000),
+    KC_HOSTNAME: `http://127.0.0.1:${port}`,
+    KC_BOOTSTRAP_ADMIN_PASSWORD: password,
+  })
+}
+
+/** Installs (when absent) and builds Keycloak like test/global-setup.ts does. */
+export async function prepareKeycloak(): Promise<{ home: string; javaHome: string }> {
+  const log = createLogger({ level: process.env.BENCH_LOG_LEVEL ?? 'warn' })
+  const config = benchConfig(38680, join(ROOT, '.test-artifacts', 'bench-prepare'), 'x')
+  const java = await findJava({ javaHome: config.keycloak.javaHome })
+  const { home } = await installKeycloak({
+    version: config.keycloak.version,
+    cacheDir: config.keycloak.cacheDir,
+    log,
+  })
+  await buildKeycloak({ home, javaHome: java.javaHome, buildOptions: buildOptionsFor(config), log })
+  return { home, javaHome: java.javaHome }
+}
+
+/** Starts a Keycloak with a fresh (or, `keep`, existing) H2 storage; resolves once ready. */
+export async function startBenchKeycloak(
+  port: number,
+  name: string,
+  prepared: { home: string; javaHome: string },
+  opts: { keep?: boolean; password?: string } = {},
+): Promise<BenchKeycloak> {
+  const log = createLogger({ level: process.env.BENCH_LOG_LEVEL ?? 'warn' })
+  const storageDir = join(ROOT, '.test-artifacts', `${name}-${port}`)
+  if (!opts.keep) {
+    await rm(storageDir, { recursive: true, force: true })
+  }
+  await mkdir(storageDir, { recursive: true })
+  const password = opts.password ?? randomSecret()
+  const config = benchConfig(port, storageDir, password)
+  const supervisor = keycloakSupervisor(config, prepared.home, prepared.javaHome, log)
+  await supervisor.start()
+  await supervisor.waitReady(config.keycloak.startTimeoutMs)
+  return {
+    url: config.keycloak.url,
+    admin: config.keycloak.adminUser,
+    password,
+    home: prepared.home,
+    javaHome: prepared.javaHome,
+    config,
+    supervisor,
+    stop: () => supervisor.stop(),
+  }
+}

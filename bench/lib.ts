@@ -1,0 +1,139 @@
+import { readFile } from 'node:fs/promises'
+import { loadavg } from 'node:os'
+
+const t0 = Date.now()
+
+/** A progress line on stderr, with the seconds since the bench started. */
+export function progress(msg: string): void {
+  const s = ((Date.now() - t0) / 1000).toFixed(1).padStart(7)
+  process.stderr.write(`[bench ${s}s] ${msg}\n`)
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+export function loadAverage(): string {
+  return loadavg()
+    .map((n) => n.toFixed(2))
+    .join(', ')
+}
+
+export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const started = performance.now()
+  const value = await fn()
+  return { ms: performance.now() - started, value }
+}
+
+export interface LoadResult {
+  requests: number
+  failed: number
+  /** first failure message, if any */
+  firstError?: string
+  ms: number
+  rps: number
+  p50: number
+  p99: number
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) {
+    return Number.NaN
+  }
+  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)
+  return sorted[Math.max(0, i)] as number
+}
+
+/** Runs `fn` once per item with `concurrency` workers; latency per call, throughput overall. */
+export async function load<T>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T) => Promise<void>,
+): Promise<LoadResult> {
+  const latencies: number[] = []
+  let failed = 0
+  let firstError: string | undefined
+  let next = 0
+  const started = performance.now()
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T
+      const at = performance.now()
+      try {
+        await fn(item)
+        latencies.push(performance.now() - at)
+      } catch (err) {
+        failed++
+        firstError ??= err instanceof Error ? err.message : String(err)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker))
+  const ms = performance.now() - started
+  latencies.sort((a, b) => a - b)
+  return {
+    requests: items.length,
+    failed,
+    ...(firstError ? { firstError } : {}),
+    ms,
+    rps: (items.length - failed) / (ms / 1000),
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+  }
+}
+
+/** A field of /proc/<pid>/status in bytes (VmRSS, VmHWM), or undefined once the process is gone. */
+export async function procStatusBytes(pid: number, field: string): Promise<number | undefined> {
+  try {
+    const text = await readFile(`/proc/${pid}/status`, 'utf8')
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)
+    return m ? Number(m[1]) * 1024 : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The JVM under `pid` (kc.sh forks java rather than exec-ing it): `pid` itself or a descendant. */
+export async function javaPid(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) {
+    return undefined
+  }
+  const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')
+  if (comm.trim() === 'java') {
+    return pid
+  }
+  const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '')
+  for (const child of children.split(' ').filter(Boolean)) {
+    const found = await javaPid(Number(child))
+    if (found !== undefined) {
+      return found
+    }
+  }
+  return undefined
+}
+
+/** Samples this process's RSS (and optionally another pid's VmRSS) every `everyMs`. */
+export function rssSampler(otherPid?: number, everyMs = 100) {
+  let self = process.memoryUsage().rss
+  let other = 0
+  const sample = () => {
+    self = Math.max(self, process.memoryUsage().rss)
+    if (otherPid !== undefined) {
+      void procStatusBytes(otherPid, 'VmRSS').then((b) => {
+        other = Math.max(other, b ?? 0)
+      })
+    }
+  }
+  sample()
+  const timer = setInterval(sample, everyMs)
+  return {
+    stop(): { selfPeak: number; otherPeak: number } {
+      clearInterval(timer)
+      sample()
+      return { selfPeak: self, otherPeak: other }
+    },
+  }
+}
+
+export const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`
+export const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`
+export const ratio = (a: number, b: number) =>
+  Number.isFinite(a / b) && b > 0 ? `${(a / b).toFixed(2)}×` : 'n/a'

@@ -1,0 +1,258 @@
+import { writeFile } from 'node:fs/promises'
+import { parseArgs } from 'node:util'
+import { aDirectory } from '../test/builders.js'
+import { startCountingProxy } from '../test/counting-proxy.js'
+import { startTestExApp, type TestExApp } from '../test/exapp-harness.js'
+import { prepareKeycloak, startBenchKeycloak } from './keycloak.js'
+import {
+  javaPid,
+  type LoadResult,
+  loadAverage,
+  mib,
+  procStatusBytes,
+  progress,
+  ratio,
+  rssSampler,
+  secs,
+} from './lib.js'
+import { type StartupResult, startupWorkload } from './startup.js'
+import {
+  applyDelta,
+  bareJwtLoad,
+  barePasswordLoad,
+  bootstrapped,
+  partialImportBaseline,
+  syncRun,
+  tokenLoad,
+} from './workloads.js'
+
+const USAGE = `npm run bench -- [--scale 0.1] [--json out.json] [--skip startup,tokens]
+
+Runs every workload against a Keycloak of its own (ports 38680/39680, storage
+.test-artifacts/bench-38680) and the fake Nextcloud, prints one markdown table on stdout and,
+with --json, writes the figures there. Progress goes to stderr.`
+
+const { values } = parseArgs({
+  options: {
+    scale: { type: 'string', default: '1' },
+    json: { type: 'string' },
+    skip: { type: 'string', default: '' },
+    help: { type: 'boolean', default: false },
+  },
+})
+if (values.help) {
+  console.log(USAGE)
+  process.exit(0)
+}
+const scale = Number(values.scale)
+if (!(scale > 0 && scale <= 10)) {
+  console.error(`--scale must be a number in (0, 10], got ${values.scale}`)
+  process.exit(2)
+}
+const skip = new Set(values.skip.split(',').filter(Boolean))
+const scaled = (n: number, min = 1) => Math.max(min, Math.round(n * scale))
+
+const sizes = {
+  users: scaled(10_000, 10),
+  groups: 100,
+  membershipsPerUser: 3,
+  tokenUsers: scaled(1000, 10),
+  warmRounds: 5,
+  passwordUsers: scaled(300, 10),
+  concurrency: 50,
+  importBatch: 500,
+  deltaDisabled: scaled(10),
+}
+
+interface Row {
+  workload: string
+  measured: string
+  baseline: string
+  ratio: string
+  notes: string
+}
+
+const rows: Row[] = []
+const figures: Record<string, unknown> = {}
+const loadAt: Record<string, string> = {}
+
+const lat = (r: LoadResult) =>
+  `${r.rps.toFixed(0)} req/s, p50 ${r.p50.toFixed(0)} ms, p99 ${r.p99.toFixed(0)} ms${r.failed ? `, ${r.failed} failed` : ''}`
+
+function checkLoad(name: string, r: LoadResult): void {
+  if (r.failed > 0) {
+    progress(`${name}: ${r.failed}/${r.requests} failed, first: ${r.firstError}`)
+  }
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date().toISOString()
+  progress(`sizes ${JSON.stringify(sizes)}; load average ${loadAverage()}`)
+  loadAt.start = loadAverage()
+  const prepared = await prepareKeycloak()
+  progress('starting the bench Keycloak on 38680/39680')
+  const kc = await startBenchKeycloak(38680, 'bench', prepared)
+  const kcPid = await javaPid(kc.supervisor.pid)
+  process.env.TEST_KEYCLOAK_URL = kc.url
+  process.env.TEST_KEYCLOAK_ADMIN = kc.admin
+  process.env.TEST_KEYCLOAK_ADMIN_PASSWORD = kc.password
+  let t: TestExApp | undefined
+  const proxy = await startCountingProxy(kc.url)
+  try {
+    const directory = aDirectory({
+      users: sizes.users,
+      groups: sizes.groups,
+      membershipsPerUser: sizes.membershipsPerUser,
+      seed: 7,
+    })
+    const memberships = directory.users.reduce((n, u) => n + u.groups.length, 0)
+    progress(
+      `directory: ${directory.users.length} users, ${directory.groups.length} groups, ${memberships} memberships`,
+    )
+
+    // Baseline first, so the sync's realm does not sit in Keycloak's caches while it runs.
+    progress('sync-cold baseline: partialImport into a fresh realm')
+    const baseline = await partialImportBaseline(kc, directory, sizes.importBatch)
+    progress(`sync-cold baseline: ${secs(baseline.ms)}`)
+
+    t = await startTestExApp({ directory, enabled: true, env: { KEYCLOAK_URL: proxy.url } })
+    await bootstrapped(t)
+    const kcRssBefore = kcPid ? await procStatusBytes(kcPid, 'VmRSS') : undefined
+    const rssBefore = process.memoryUsage().rss
+    const sampler = rssSampler(kcPid)
+    loadAt['sync-cold'] = loadAverage()
+    const cold = await syncRun(t, proxy, 'sync-cold')
+    const peaks = sampler.stop()
+    rows.push({
+      workload: `sync-cold (${directory.users.length} users, ${directory.groups.length} groups, ${memberships} memberships)`,
+      measured: secs(cold.ms),
+      baseline: `${secs(baseline.ms)} partialImport`,
+      ratio: ratio(cold.ms, baseline.ms),
+      notes: `${cold.writes} Keycloak writes, ${cold.requests.GET ?? 0} reads`,
+    })
+
+    loadAt['sync-noop'] = loadAverage()
+    const noop = await syncRun(t, proxy, 'sync-noop')
+    rows.push({
+      workload: 'sync-noop',
+      measured: secs(noop.ms),
+      baseline: `${secs(cold.ms)} sync-cold`,
+      ratio: ratio(noop.ms, cold.ms),
+      notes: `${noop.writes} writes, ${noop.logins} admin token renewals (${JSON.stringify(noop.requests)})`,
+    })
+
+    const changed = applyDelta(t, directory, sizes.deltaDisabled)
+    loadAt['sync-delta'] = loadAverage()
+    const delta = await syncRun(t, proxy, 'sync-delta')
+    rows.push({
+      workload: `sync-delta (${changed.length} users changed, ${Math.min(sizes.deltaDisabled, changed.length)} disabled)`,
+      measured: secs(delta.ms),
+      baseline: `${secs(noop.ms)} sync-noop`,
+      ratio: ratio(delta.ms, noop.ms),
+      notes: `${delta.writes} writes ${JSON.stringify(delta.counts)}`,
+    })
+
+    rows.push({
+      workload: 'memory: peak RSS during sync-cold',
+      measured: `${mib(peaks.selfPeak)} bench process (ExApp + fake Nextcloud in-process)`,
+      baseline: `${mib(rssBefore)} same process before`,
+      ratio: ratio(peaks.selfPeak, rssBefore),
+      notes: `Keycloak JVM (apart, pid ${kcPid ?? '?'}) VmRSS ${kcRssBefore ? mib(kcRssBefore) : '?'} before, peak ${mib(peaks.otherPeak)}`,
+    })
+    figures.sync = { baseline, cold, noop, delta, changed: changed.length }
+    figures.memory = {
+      benchRssBefore: rssBefore,
+      benchRssPeak: peaks.selfPeak,
+      keycloakRssBefore: kcRssBefore,
+      keycloakRssPeak: peaks.otherPeak,
+      note: 'the ExApp and the fake Nextcloud run inside the bench process, sampled every 100 ms',
+    }
+
+    if (!skip.has('tokens')) {
+      const changedSet = new Set(changed)
+      const eligible = directory.users
+        .map((u) => u.id)
+        .filter((id) => id !== 'admin' && !changedSet.has(id))
+      const tokenUsers = eligible.slice(0, sizes.tokenUsers)
+      const jwtUsers = eligible.slice(sizes.tokenUsers, sizes.tokenUsers * 2)
+      const pwUsers = eligible.slice(-sizes.passwordUsers)
+      const c = sizes.concurrency
+
+      loadAt['token-cold'] = loadAverage()
+      progress(`token-cold: ${tokenUsers.length} users, ${c} concurrent`)
+      const tokenCold = await tokenLoad(t, tokenUsers, tokenUsers.length, c)
+      checkLoad('token-cold', tokenCold)
+      loadAt['token-warm'] = loadAverage()
+      const warmCount = tokenUsers.length * sizes.warmRounds
+      progress(`token-warm: ${warmCount} requests over ${tokenUsers.length} tokened users`)
+      const tokenWarm = await tokenLoad(t, tokenUsers, warmCount, c)
+      checkLoad('token-warm', tokenWarm)
+      progress(`token baseline: bare JWT grant, ${jwtUsers.length} users`)
+      const bareJwt = await bareJwtLoad(t, kc.url, jwtUsers, c)
+      checkLoad('bare JWT grant', bareJwt)
+      progress(`token baseline: bare password grant, ${pwUsers.length} users`)
+      const barePw = await barePasswordLoad(t.kc, kc.url, t.realm, pwUsers, c)
+      checkLoad('bare password grant', barePw)
+      rows.push({
+        workload: `token-cold (${tokenCold.requests} first tokens, ${c} concurrent)`,
+        measured: lat(tokenCold),
+        baseline: `bare JWT grant: ${lat(bareJwt)}`,
+        ratio: `${ratio(tokenCold.rps, bareJwt.rps)} req/s, ${ratio(tokenCold.p50, bareJwt.p50)} p50`,
+        notes: `bare password grant (${barePw.requests}): ${lat(barePw)}; cold/password ${ratio(tokenCold.rps, barePw.rps)} req/s`,
+      })
+      rows.push({
+        workload: `token-warm (${tokenWarm.requests} requests, ${tokenUsers.length} users, ${c} concurrent)`,
+        measured: lat(tokenWarm),
+        baseline: `bare JWT grant: ${lat(bareJwt)}`,
+        ratio: `${ratio(tokenWarm.rps, bareJwt.rps)} req/s, ${ratio(tokenWarm.p50, bareJwt.p50)} p50`,
+        notes: 'served from the token cache',
+      })
+      figures.tokens = { tokenCold, tokenWarm, bareJwt, barePassword: barePw }
+    }
+  } finally {
+    await t?.close().catch(() => undefined)
+    await proxy.close()
+    progress('stopping the bench Keycloak')
+    await kc.stop()
+  }
+
+  if (!skip.has('startup')) {
+    loadAt.startup = loadAverage()
+    const startup: StartupResult = await startupWorkload(prepared)
+    rows.push({
+      workload: 'startup (warm): process start → heartbeat ready → first token',
+      measured: `${secs(startup.exappReadyMs)} ready, ${secs(startup.exappTokenMs)} first token`,
+      baseline: `${secs(startup.bareMs)} bare kc.sh start --optimized`,
+      ratio: ratio(startup.exappTokenMs, startup.bareMs),
+      notes: `sidecar child peak RSS ${startup.exappPeakRss ? mib(startup.exappPeakRss) : '?'} (Keycloak not included)`,
+    })
+    figures.startup = startup
+  }
+
+  loadAt.end = loadAverage()
+  const table = [
+    `Bench ${startedAt}, scale ${scale}, Node ${process.version}; load average (1/5/15 min) at start ${loadAt.start}, at end ${loadAt.end}`,
+    '',
+    '| Workload | Measured | Baseline (same run) | Ratio | Notes |',
+    '|---|---|---|---|---|',
+    ...rows.map(
+      (r) => `| ${r.workload} | ${r.measured} | ${r.baseline} | ${r.ratio} | ${r.notes} |`,
+    ),
+  ].join('\n')
+  console.log(table)
+  if (values.json) {
+    await writeFile(
+      values.json,
+      `${JSON.stringify({ startedAt, scale, sizes, loadAverage: loadAt, rows, figures }, null, 2)}\n`,
+    )
+    progress(`figures written to ${values.json}`)
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err)
+    process.exit(1)
+  },
+)

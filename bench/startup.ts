@@ -1,0 +1,175 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { randomSecret } from '../src/config/secrets.js'
+import { aDirectory } from '../test/builders.js'
+import { createFakeNextcloud } from '../test/fake-nextcloud/index.js'
+import { ROOT, startBenchKeycloak } from './keycloak.js'
+import { procStatusBytes, progress, sleep } from './lib.js'
+
+export interface StartupResult {
+  /** sidecar process start → heartbeat says Keycloak ready */
+  exappReadyMs: number
+  /** sidecar process start → first token issued */
+  exappTokenMs: number
+  /** peak RSS (VmHWM) of the sidecar process over its whole run */
+  exappPeakRss?: number
+  /** bare `kc.sh start --optimized` → /health/ready */
+  bareMs: number
+}
+
+const PORT = 38780
+const APP_PORT = 38795
+const APP_VERSION = '0.0.0-bench'
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return
+  }
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  await Promise.race([gone, sleep(60_000)])
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGKILL')
+    await gone
+  }
+}
+
+/** One start of the whole ExApp as its own process (`node --import tsx src/main.ts`). */
+async function exappOnce(
+  prepared: { home: string; javaHome: string },
+  fresh: boolean,
+  secrets: { app: string; api: string; admin: string },
+  ncUrl: string,
+): Promise<{ readyMs: number; tokenMs: number; peakRss?: number }> {
+  const storage = join(ROOT, '.test-artifacts', `bench-startup-exapp-${PORT}`)
+  if (fresh) {
+    await rm(storage, { recursive: true, force: true })
+  }
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/tmp',
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
+    APP_ID: 'keycloak',
+    APP_VERSION,
+    APP_SECRET: secrets.app,
+    APP_HOST: '127.0.0.1',
+    APP_PORT: String(APP_PORT),
+    APP_PERSISTENT_STORAGE: storage,
+    NEXTCLOUD_URL: ncUrl,
+    KEYCLOAK_HOME: prepared.home,
+    KEYCLOAK_CACHE_DIR: join(ROOT, '.keycloak'),
+    KEYCLOAK_HTTP_PORT: String(PORT),
+    KEYCLOAK_MANAGEMENT_PORT: String(PORT + 1000),
+    KC_HOSTNAME: `http://127.0.0.1:${PORT}`,
+    KC_BOOTSTRAP_ADMIN_PASSWORD: secrets.admin,
+    KEYCLOAK_API_SECRET: secrets.api,
+    JAVA_HOME: prepared.javaHome,
+    SYNC_INTERVAL: '0',
+  }
+  const started = performance.now()
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
+  try {
+    let readyMs: number | undefined
+    let tokenMs: number | undefined
+    let lastError = ''
+    const deadline = Date.now() + 300_000
+    while (tokenMs === undefined) {
+      if (Date.now() > deadline || child.exitCode !== null) {
+        throw new Error(`the ExApp never issued a token (${lastError}), exit ${child.exitCode}`)
+      }
+      try {
+        if (readyMs === undefined) {
+          const hb = await fetch(`http://127.0.0.1:${APP_PORT}/heartbeat`)
+          const body = (await hb.json()) as { keycloak?: string }
+          if (hb.ok && body.keycloak === 'ready') {
+            readyMs = performance.now() - started
+          } else {
+            lastError = `heartbeat ${JSON.stringify(body)}`
+          }
+        } else {
+          const res = await fetch(`http://127.0.0.1:${APP_PORT}/api/token?client_id=opentalk`, {
+            method: 'POST',
+            headers: { 'X-API-SECRET': secrets.api, 'X-NC-USER-ID': 'u01' },
+          })
+          const text = await res.text()
+          if (res.status === 200) {
+            tokenMs = performance.now() - started
+            break
+          }
+          lastError = `token HTTP ${res.status} ${text.slice(0, 200)}`
+        }
+      } catch (err) {
+        lastError = err instanceof Error ? err.message : String(err)
+      }
+      await sleep(50)
+    }
+    const peakRss = child.pid ? await procStatusBytes(child.pid, 'VmHWM') : undefined
+    return { readyMs: readyMs ?? Number.NaN, tokenMs, ...(peakRss ? { peakRss } : {}) }
+  } finally {
+    await stopChild(child)
+  }
+}
+
+/** One start of a bare Keycloak (storage of its own); resolves with start → ready. */
+async function bareOnce(
+  prepared: { home: string; javaHome: string },
+  fresh: boolean,
+  password: string,
+): Promise<number> {
+  const started = performance.now()
+  const kc = await startBenchKeycloak(PORT, 'bench-startup-bare', prepared, {
+    keep: !fresh,
+    password,
+  })
+  const ms = performance.now() - started
+  await kc.stop()
+  return ms
+}
+
+/**
+ * Startup, warm: each side is started once to create its storage (not measured), stopped, then
+ * started again and measured. Same Keycloak home, own H2 storage each, ports 38780/39780.
+ */
+export async function startupWorkload(prepared: {
+  home: string
+  javaHome: string
+}): Promise<StartupResult> {
+  const secrets = { app: randomSecret(), api: randomSecret(), admin: randomSecret() }
+  const nc = await createFakeNextcloud(
+    aDirectory({ users: 10, groups: 2, membershipsPerUser: 1, seed: 3 }),
+  )
+  nc.registerExApp({
+    appId: 'keycloak',
+    secret: secrets.app,
+    version: APP_VERSION,
+    url: `http://127.0.0.1:${APP_PORT}`,
+    enabled: true,
+    init: 0,
+  })
+  try {
+    progress('startup: ExApp first start (creates its storage, not measured)')
+    await exappOnce(prepared, true, secrets, nc.url)
+    progress('startup: ExApp warm start')
+    const exapp = await exappOnce(prepared, false, secrets, nc.url)
+    progress(`startup: ExApp token after ${(exapp.tokenMs / 1000).toFixed(1)} s`)
+    const password = randomSecret()
+    progress('startup: bare Keycloak first start (not measured)')
+    await bareOnce(prepared, true, password)
+    progress('startup: bare Keycloak warm start')
+    const bareMs = await bareOnce(prepared, false, password)
+    progress(`startup: bare Keycloak ready after ${(bareMs / 1000).toFixed(1)} s`)
+    return {
+      exappReadyMs: exapp.readyMs,
+      exappTokenMs: exapp.tokenMs,
+      ...(exapp.peakRss ? { exappPeakRss: exapp.peakRss } : {}),
+      bareMs,
+    }
+  } finally {
+    await nc.close()
+  }
+}

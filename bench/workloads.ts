@@ -1,0 +1,237 @@
+import type GroupRepresentation from '@keycloak/keycloak-admin-client/lib/defs/groupRepresentation.js'
+import type UserRepresentation from '@keycloak/keycloak-admin-client/lib/defs/userRepresentation.js'
+import { randomSecret } from '../src/config/secrets.js'
+import { createKeycloakAdmin, type KcAdmin } from '../src/keycloak/admin.js'
+import { ASSERTION_TTL_SECONDS, JWT_GRANT_ISSUER } from '../src/keycloak/jwt-grant.js'
+import { signAssertion } from '../src/keycloak/signing-key.js'
+import { createTokenClient } from '../src/keycloak/token-client.js'
+import { silentLogger } from '../src/log.js'
+import type { RunSummary } from '../src/sync/engine.js'
+import { SigningKeys } from '../src/tokens/signing-keys.js'
+import type { Directory, UserRecord } from '../test/builders.js'
+import type { CountingProxy } from '../test/counting-proxy.js'
+import type { TestExApp } from '../test/exapp-harness.js'
+import { type LoadResult, load, progress, sleep, timed } from './lib.js'
+
+export interface SyncResult {
+  ms: number
+  /** requests that changed the realm (admin logins excluded) */
+  writes: number
+  /** the admin client's token renewals during the run */
+  logins: number
+  requests: Record<string, number>
+  counts: Record<string, number>
+  failed: number
+  status: string
+}
+
+/** Waits for the ExApp to see Keycloak and joins its (single-flight) realm bootstrap. */
+export async function bootstrapped(t: TestExApp): Promise<void> {
+  const deadline = Date.now() + 120_000
+  while (t.exapp.keycloak.status() !== 'ready') {
+    if (Date.now() > deadline) {
+      throw new Error(`Keycloak never became ready for the ExApp: ${t.exapp.keycloak.status()}`)
+    }
+    await sleep(50)
+  }
+  await t.exapp.bootstrap()
+}
+
+/** One full run through the ExApp's real sync engine, Keycloak requests counted by the proxy. */
+export async function syncRun(t: TestExApp, proxy: CountingProxy, name: string) {
+  proxy.reset()
+  const ticker = setInterval(() => {
+    const p = t.exapp.sync.progress()
+    progress(
+      `${name}: ${p?.phase ?? 'starting'}${p?.phase === 'applying' ? ` ${p.done}/${p.total}` : ''}, Keycloak requests ${JSON.stringify(proxy.counts())}`,
+    )
+  }, 5000)
+  try {
+    const { ms, value } = await timed<RunSummary>(() => t.exapp.sync.runFull({ trigger: 'api' }))
+    const result: SyncResult = {
+      ms,
+      writes: proxy.writes(),
+      logins: proxy.logins(),
+      requests: proxy.counts(),
+      counts: value.counts,
+      failed: value.failed,
+      status: value.status,
+    }
+    progress(`${name}: ${value.status} in ${(ms / 1000).toFixed(1)} s, ${JSON.stringify(result)}`)
+    if (value.status !== 'succeeded') {
+      throw new Error(`${name} did not succeed: ${value.message} ${value.errors.join('; ')}`)
+    }
+    return result
+  } finally {
+    clearInterval(ticker)
+  }
+}
+
+const splitName = (displayname: string) => {
+  const at = displayname.indexOf(' ')
+  return at < 0
+    ? { firstName: displayname, lastName: displayname }
+    : { firstName: displayname.slice(0, at), lastName: displayname.slice(at + 1) }
+}
+
+/**
+ * The baseline: Keycloak's own bulk path. A fresh realm, the groups in one partial import, then
+ * the users (carrying their group paths) in batches of `batch`, `ifResourceExists: SKIP`.
+ */
+export async function partialImportBaseline(
+  kcConn: { url: string; admin: string; password: string },
+  directory: Directory,
+  batch = 500,
+): Promise<{ ms: number; realmMs: number }> {
+  const realm = `bench-import-${randomSecret()
+    .slice(0, 8)
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, 'x')}`
+  const kc = createKeycloakAdmin({
+    baseUrl: kcConn.url,
+    username: kcConn.admin,
+    password: kcConn.password,
+    realm,
+    log: silentLogger(),
+  })
+  const realmMs = (await timed(() => kc.realms.create({ realm, enabled: true }))).ms
+  try {
+    const groups: GroupRepresentation[] = directory.groups.map((g) => ({
+      name: g.id,
+      path: `/${g.id}`,
+    }))
+    const users: UserRepresentation[] = directory.users.map((u: UserRecord) => ({
+      username: u.id,
+      enabled: u.enabled,
+      ...(u.email ? { email: u.email, emailVerified: true } : {}),
+      ...splitName(u.displayname),
+      groups: u.groups.map((g) => `/${g}`),
+    }))
+    const { ms } = await timed(async () => {
+      await kc.realms.partialImport({ realm, rep: { ifResourceExists: 'SKIP', groups } })
+      for (let i = 0; i < users.length; i += batch) {
+        const slice = users.slice(i, i + batch)
+        const res = await kc.realms.partialImport({
+          realm,
+          rep: { ifResourceExists: 'SKIP', users: slice },
+        })
+        if (res.added !== slice.length) {
+          throw new Error(`partialImport added ${res.added} of ${slice.length} users`)
+        }
+        progress(`sync-cold baseline: partialImport ${i + slice.length}/${users.length} users`)
+      }
+    })
+    return { ms, realmMs }
+  } finally {
+    await kc.realms.del({ realm }).catch(() => undefined)
+  }
+}
+
+/** 1% of the users changed in the fake Nextcloud: names, emails, one group each; some disabled. */
+export function applyDelta(t: TestExApp, directory: Directory, disabledCount: number): string[] {
+  const candidates = directory.users.filter((u) => u.id !== 'admin')
+  const step = 100
+  const changed: string[] = []
+  const gids = directory.groups.map((g) => g.id).filter((g) => g !== 'admin')
+  for (let i = 0; i < candidates.length; i += step) {
+    const user = candidates[i] as UserRecord
+    const n = changed.length
+    const swapped = gids[(gids.indexOf(user.groups[0] ?? '') + 1) % gids.length] as string
+    const groups = [...new Set([swapped, ...user.groups.slice(1)])].sort()
+    t.nc.updateUser(user.id, {
+      displayname: `Changed ${user.displayname}`,
+      'display-name': `Changed ${user.displayname}`,
+      email: `changed.${user.id}@example.org`,
+      groups,
+      ...(n < disabledCount ? { enabled: false } : {}),
+    })
+    changed.push(user.id)
+  }
+  return changed
+}
+
+/** `count` requests to `POST /api/token` at `concurrency`, for `users` round-robin. */
+export function tokenLoad(
+  t: TestExApp,
+  users: readonly string[],
+  count: number,
+  concurrency: number,
+): Promise<LoadResult> {
+  const secret = t.exapp.config.consumers[0]?.secret ?? ''
+  const clientId = t.exapp.config.keycloak.clients[0] ?? 'opentalk'
+  const items = Array.from({ length: count }, (_, i) => users[i % users.length] as string)
+  return load(items, concurrency, async (uid) => {
+    const res = await fetch(`${t.exapp.url}/api/token?client_id=${clientId}`, {
+      method: 'POST',
+      headers: { 'X-API-SECRET': secret, 'X-NC-USER-ID': uid },
+    })
+    const body = await res.text()
+    if (res.status !== 200) {
+      throw new Error(`token for ${uid}: HTTP ${res.status} ${body.slice(0, 200)}`)
+    }
+  })
+}
+
+/** Bare JWT grants against Keycloak's token endpoint, signed with the ExApp's stored key. */
+export async function bareJwtLoad(
+  t: TestExApp,
+  kcUrl: string,
+  users: readonly string[],
+  concurrency: number,
+): Promise<LoadResult> {
+  const clientId = t.exapp.config.keycloak.clients[0] ?? 'opentalk'
+  const key = await new SigningKeys({ store: t.exapp.store, log: silentLogger() }).key()
+  const clientSecret = await t.exapp.store.getOrCreateSecret(`client-secret:${clientId}`, () => {
+    throw new Error('the ExApp has no client secret yet')
+  })
+  const client = createTokenClient({ backchannelUrl: kcUrl, realm: t.realm, log: silentLogger() })
+  const audience = await client.issuer()
+  return load(users, concurrency, async (uid) => {
+    const assertion = await signAssertion(key, {
+      issuer: JWT_GRANT_ISSUER,
+      subject: uid,
+      audience,
+      ttlSeconds: ASSERTION_TTL_SECONDS,
+    })
+    await client.jwtGrant({ clientId, clientSecret, scope: 'openid', assertion })
+  })
+}
+
+/**
+ * Bare password grants: a confidential client with direct access grants of our own in the
+ * ExApp's realm, and a password set (by the admin API) on each of `users`.
+ */
+export async function barePasswordLoad(
+  kc: KcAdmin,
+  kcUrl: string,
+  realm: string,
+  users: readonly string[],
+  concurrency: number,
+): Promise<LoadResult> {
+  const clientId = 'bench-password'
+  const clientSecret = randomSecret()
+  await kc.clients.create({
+    clientId,
+    enabled: true,
+    publicClient: false,
+    secret: clientSecret,
+    directAccessGrantsEnabled: true,
+    standardFlowEnabled: false,
+  })
+  const password = randomSecret()
+  await load(users, 8, async (username) => {
+    const [user] = await kc.users.find({ username, exact: true })
+    if (!user?.id) {
+      throw new Error(`no user ${username} in the realm`)
+    }
+    await kc.users.resetPassword({
+      id: user.id,
+      credential: { type: 'password', value: password, temporary: false },
+    })
+  })
+  progress(`token baseline: passwords set for ${users.length} users`)
+  const client = createTokenClient({ backchannelUrl: kcUrl, realm, log: silentLogger() })
+  return load(users, concurrency, async (username) => {
+    await client.passwordGrant({ clientId, clientSecret, scope: 'openid', username, password })
+  })
+}
