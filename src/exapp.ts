@@ -34,7 +34,7 @@ import type { Logger } from './log.js'
 import { Metrics, metricsRoutes } from './metrics.js'
 import { SyncEngine, type SyncTarget } from './sync/engine.js'
 import { KeycloakTarget } from './sync/keycloak-target.js'
-import { MANAGED_ATTRIBUTE, UID_ATTRIBUTE } from './sync/model.js'
+import { MANAGED_ATTRIBUTE, managedRoles, UID_ATTRIBUTE } from './sync/model.js'
 import { NextcloudSource } from './sync/nextcloud-source.js'
 import { tokenRoutes } from './tokens/routes.js'
 import { createTokenService, type TokenService } from './tokens/service.js'
@@ -107,7 +107,7 @@ async function realmSpecFor(
       profileAttributes: config.sync.profileFields.map((f) => f.attribute),
     },
     clients,
-    roles: [...new Set(config.sync.roleMappings.map((m) => m.role))],
+    roles: managedRoles(config.sync),
     ...(trustedKeys
       ? {
           identityProvider: identityProviderRep({
@@ -186,14 +186,41 @@ export async function startExApp(
     }
     return secret
   }
-  let tokens: TokenService | undefined
+  const tokens = createTokenService({
+    config: config.keycloak,
+    store,
+    tokenClient: createTokenClient({
+      backchannelUrl: config.keycloak.url,
+      realm: config.keycloak.realm,
+      log,
+    }),
+    // The engine is built below; it is only called once requests arrive.
+    engine: { runUser: (uid, trigger) => sync.runUser(uid, trigger) },
+    clientSecret,
+    setPassword: (uid, password) => setUserPassword(admin, config.keycloak.realm, uid, password),
+    onKeysChanged: async (jwks) => {
+      const rep = identityProviderRep({
+        alias: JWT_GRANT_IDP_ALIAS,
+        issuer: JWT_GRANT_ISSUER,
+        publicJwks: jwks,
+      })
+      await kc('update the trusted signing keys', () =>
+        admin.identityProviders.update(
+          { realm: config.keycloak.realm, alias: JWT_GRANT_IDP_ALIAS },
+          rep,
+        ),
+      )
+    },
+    log,
+  })
+
   // Init and the start-up resume may both bootstrap; concurrent callers share one run.
   let bootstrapping: Promise<BootstrapReport> | undefined
   const bootstrap = () => {
     bootstrapping ??= realmSpecFor(
       config,
       clientSecret,
-      jwtMode && tokens ? () => (tokens as TokenService).publicJwks() : undefined,
+      jwtMode ? () => tokens.publicJwks() : undefined,
     )
       .then((spec) => bootstrapRealm(admin, spec, log))
       .finally(() => {
@@ -214,7 +241,7 @@ export async function startExApp(
         new KeycloakTarget({
           admin,
           realm: config.keycloak.realm,
-          managedRoles: [...new Set(config.sync.roleMappings.map((m) => m.role))],
+          managedRoles: managedRoles(config.sync),
           profileAttributes: config.sync.profileFields.map((f) => f.attribute),
           idpAlias: jwtMode ? JWT_GRANT_IDP_ALIAS : undefined,
         })),
@@ -222,36 +249,9 @@ export async function startExApp(
     lock: (key) => database.lock(key),
     policy: config.sync,
     log,
-    onUserRevoked: (uid) => tokens?.revokeUser(uid),
+    onUserRevoked: (uid) => tokens.revokeUser(uid),
     onRunFinished: (run) => metrics.recordRun(run),
   })
-  tokens = createTokenService({
-    config: config.keycloak,
-    store,
-    tokenClient: createTokenClient({
-      backchannelUrl: config.keycloak.url,
-      realm: config.keycloak.realm,
-      log,
-    }),
-    engine: sync,
-    clientSecret,
-    setPassword: (uid, password) => setUserPassword(admin, config.keycloak.realm, uid, password),
-    onKeysChanged: async (jwks) => {
-      const rep = identityProviderRep({
-        alias: JWT_GRANT_IDP_ALIAS,
-        issuer: JWT_GRANT_ISSUER,
-        publicJwks: jwks,
-      })
-      await kc('update the trusted signing keys', () =>
-        admin.identityProviders.update(
-          { realm: config.keycloak.realm, alias: JWT_GRANT_IDP_ALIAS },
-          rep,
-        ),
-      )
-    },
-    log,
-  })
-
   const readyTimeoutMs = config.keycloak.startTimeoutMs
   const steps: InitStep[] = [
     {
@@ -323,11 +323,9 @@ export async function startExApp(
   api.use('/delete-user', requireApiCaller(apiAuth, true))
   api.route('/', syncRoutes({ sync, store, realm: config.keycloak.realm }))
   api.post('/signing-key/rotate', requireApiCaller(apiAuth, true), async (c) =>
-    c.json(await (tokens as TokenService).rotateSigningKey()),
+    c.json(await tokens.rotateSigningKey()),
   )
-  const issue = metrics.timeTokens((req: Parameters<TokenService['issue']>[0]) =>
-    (tokens as TokenService).issue(req),
-  )
+  const issue = metrics.timeTokens((req: Parameters<TokenService['issue']>[0]) => tokens.issue(req))
   api.route('/', tokenRoutes({ tokens: { issue }, auth: apiAuth }))
 
   const app = createApp({

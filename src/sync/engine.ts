@@ -5,7 +5,7 @@ import { AppError, type ErrorCode } from '../errors.js'
 import type { Logger } from '../log.js'
 import { type ApplyReport, applyPlan, type DirectoryWriter } from './apply.js'
 import type { Change, Conflict } from './changes.js'
-import { type Actual, toDesired, toDesiredSteps } from './model.js'
+import { type Actual, managedRoles, toDesired, toDesiredSteps } from './model.js'
 import type { NextcloudDirectory } from './nextcloud-source.js'
 import { type Guard, planSteps, planSync } from './plan.js'
 import { mapSteps, runStepsCooperatively } from './steps.js'
@@ -291,7 +291,7 @@ export class SyncEngine {
   }
 
   private managedRoles(): string[] {
-    return [...new Set(this.deps.policy.roleMappings.map((m) => m.role))]
+    return managedRoles(this.deps.policy)
   }
 
   private async apply(

@@ -122,6 +122,11 @@ export interface NextcloudGroup {
 
 export type DesiredPolicy = Pick<Config['sync'], 'gateGroups' | 'roleMappings' | 'profileFields'>
 
+/** The realm roles the sync grants and revokes: those the group → role mappings name. */
+export function managedRoles(policy: Pick<Config['sync'], 'roleMappings'>): string[] {
+  return [...new Set(policy.roleMappings.map((m) => m.role))]
+}
+
 /**
  * Builds the desired realm state from Nextcloud's users and groups.
  *
