@@ -39,6 +39,7 @@ import { NextcloudSource } from './sync/nextcloud-source.js'
 import { tokenRoutes } from './tokens/routes.js'
 import { createTokenService, type TokenService } from './tokens/service.js'
 import type { Jwks } from './tokens/signing-keys.js'
+import { registerTopMenu, topMenuAssets, unregisterTopMenu } from './ui/top-menu.js'
 
 /** Parts a test (or another composition) may replace. */
 export interface ExAppOverrides {
@@ -283,6 +284,12 @@ export async function startExApp(
         }
       },
     },
+    {
+      name: 'ui',
+      progress: 95,
+      timeoutMs: 60_000,
+      run: () => registerTopMenu(nextcloud),
+    },
   ]
 
   const lifecycle = createLifecycle({
@@ -292,9 +299,14 @@ export async function startExApp(
     onEnabled: async (enabled) => {
       await writeState(config.app.storageDir, { enabled })
       if (!enabled) {
+        // Removal first, while Nextcloud still accepts our calls (it disables us afterwards).
+        const removed = await unregisterTopMenu(nextcloud).then(
+          () => '',
+          (err: unknown) => `the top menu could not be removed: ${String(err)}`,
+        )
         await sync.stop()
         await keycloak.stop()
-        return ''
+        return removed
       }
       keycloak.start()
       try {
@@ -306,6 +318,11 @@ export async function startExApp(
         }
       }
       sync.startSchedule()
+      try {
+        await registerTopMenu(nextcloud)
+      } catch (err) {
+        return `the top menu could not be registered: ${err instanceof Error ? err.message : String(err)}`
+      }
       return ''
     },
   })
@@ -336,14 +353,17 @@ export async function startExApp(
     api,
     metrics: metricsRoutes(metrics, config.metricsToken, requireApiCaller(apiAuth, true)),
     // The admin console and the realm's public endpoints (DESIGN.md §8).
-    ui: keycloakProxy({
-      upstream: config.keycloak.url,
-      publicUrl: config.keycloak.publicUrl,
-      realm: config.keycloak.realm,
-      isAdmin: apiAuth.isAdmin,
-      // AppAPI's PHP proxy follows redirects server-side; HaRP hands them to the browser.
-      redirectsAsPage: !new URL(config.keycloak.publicUrl).pathname.startsWith('/exapps/'),
-    }),
+    ui: new Hono<AppEnv>().route('/app', topMenuAssets()).route(
+      '/',
+      keycloakProxy({
+        upstream: config.keycloak.url,
+        publicUrl: config.keycloak.publicUrl,
+        realm: config.keycloak.realm,
+        isAdmin: apiAuth.isAdmin,
+        // AppAPI's PHP proxy follows redirects server-side; HaRP hands them to the browser.
+        redirectsAsPage: !new URL(config.keycloak.publicUrl).pathname.startsWith('/exapps/'),
+      }),
+    ),
   })
   const server = createAdaptorServer({ fetch: app.fetch })
   const url = await listen(server, config, overrides.port)

@@ -19,8 +19,8 @@ describe('install through AppAPI against a real Keycloak', () => {
     expect(calls).toEqual(
       expect.arrayContaining(['GET /heartbeat', 'POST /init', 'PUT /enabled?enabled=1']),
     )
-    // Progress went up in steps (0, 40, 60, 90, 100), not straight to 100.
-    expect(t.nc.count('/ocs/v1.php/apps/app_api/ex-app/status', 'PUT')).toBe(5)
+    // Progress went up in steps (0, 40, 60, 90, 95, 100), not straight to 100.
+    expect(t.nc.count('/ocs/v1.php/apps/app_api/ex-app/status', 'PUT')).toBe(6)
 
     const realm = await t.kc.realms.findOne({ realm: t.realm })
     expect(realm).toMatchObject({
@@ -46,6 +46,23 @@ describe('install through AppAPI against a real Keycloak', () => {
       nextcloud_uid: ['alice'],
       nextcloud_managed: ['true'],
     })
+  })
+
+  it('registers the admin-only "Keycloak" top menu with a loader that frames the console', async () => {
+    const appId = t.exapp.config.app.id
+    const ui = t.nc.ui(appId)
+    expect(ui.topMenus).toEqual([
+      expect.objectContaining({ name: 'keycloak', display_name: 'Keycloak', admin_required: 1 }),
+    ])
+    expect(ui.scripts).toEqual([expect.objectContaining({ name: 'keycloak', path: 'app/loader' })])
+    const headers = t.nc.appApiHeaders(appId, 'admin')
+    const loader = await fetch(`${t.exapp.url}/app/loader.js`, { headers })
+    expect(loader.status).toBe(200)
+    expect(loader.headers.get('content-type')).toContain('javascript')
+    expect(await loader.text()).toContain("'/admin/master/console/'")
+    const icon = await fetch(`${t.exapp.url}/${ui.topMenus[0]?.icon}`, { headers })
+    expect(icon.status).toBe(200)
+    expect(icon.headers.get('content-type')).toBe('image/svg+xml')
   })
 
   it('heartbeat tells the truth once installed', async () => {

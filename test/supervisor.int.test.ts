@@ -118,7 +118,9 @@ describe('the bundled Keycloak under the supervisor', () => {
   })
 
   it('stops Keycloak on enabled=0 (its port closes) and starts it on enabled=1', async () => {
+    expect(nc.ui(exapp.config.app.id).topMenus).toHaveLength(1)
     expect(await nc.disable(exapp.config.app.id)).toEqual({ error: '' })
+    expect(nc.ui(exapp.config.app.id).topMenus).toEqual([])
     expect(await heartbeat(exapp)).toMatchObject({ keycloak: 'stopped' })
     expect(await portOpen(HTTP_PORT)).toBe(false)
     expect(await portOpen(MANAGEMENT_PORT)).toBe(false)
