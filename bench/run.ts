@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { aDirectory } from '../test/builders.js'
 import { startCountingProxy } from '../test/counting-proxy.js'
 import { startTestExApp, type TestExApp } from '../test/exapp-harness.js'
-import { prepareKeycloak, startBenchKeycloak } from './keycloak.js'
+import { prepareKeycloak, startOwnKeycloak } from '../test/keycloak.js'
 import {
   javaPid,
   type LoadResult,
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
   loadAt.start = loadAverage()
   const prepared = await prepareKeycloak()
   progress('starting the bench Keycloak on 38680/39680')
-  const kc = await startBenchKeycloak(38680, 'bench', prepared)
+  const kc = await startOwnKeycloak(38680, 'bench', prepared)
   const kcPid = await javaPid(kc.supervisor.pid)
   process.env.TEST_KEYCLOAK_URL = kc.url
   process.env.TEST_KEYCLOAK_ADMIN = kc.admin

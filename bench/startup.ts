@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { randomSecret } from '../src/config/secrets.js'
 import { aDirectory } from '../test/builders.js'
 import { createFakeNextcloud } from '../test/fake-nextcloud/index.js'
-import { ROOT, startBenchKeycloak } from './keycloak.js'
+import { ROOT, startOwnKeycloak } from '../test/keycloak.js'
 import { procStatusBytes, progress, sleep } from './lib.js'
 
 export interface StartupResult {
@@ -122,7 +122,7 @@ async function bareOnce(
   password: string,
 ): Promise<number> {
   const started = performance.now()
-  const kc = await startBenchKeycloak(PORT, 'bench-startup-bare', prepared, {
+  const kc = await startOwnKeycloak(PORT, 'bench-startup-bare', prepared, {
     keep: !fresh,
     password,
   })

@@ -4,7 +4,6 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { type FakeNextcloud, FIXTURE_APP } from '../../test/fake-nextcloud/index.js'
 import { clientAgainstFake } from '../../test/nextcloud-client-setup.js'
 import { AppError } from '../errors.js'
-import { silentLogger } from '../log.js'
 import { createNextcloudClient, type NextcloudClientOptions } from './nextcloud-client.js'
 import { refusal } from './nextcloud-ocs.js'
 
@@ -98,15 +97,8 @@ describe('Nextcloud client failures', () => {
   })
 
   it('maps a refused connection to NEXTCLOUD_UNAVAILABLE', async () => {
-    await setup()
+    const client = await setup()
     await nc.close()
-    const client = createNextcloudClient({
-      url: nc.url,
-      appId: FIXTURE_APP.appId,
-      appSecret: FIXTURE_APP.secret,
-      appVersion: FIXTURE_APP.version,
-      log: silentLogger(),
-    })
     const err = await failure(client.isEnabled())
     expect(err.code).toBe('NEXTCLOUD_UNAVAILABLE')
     expect(err.message).toContain('ECONNREFUSED')

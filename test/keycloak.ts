@@ -6,12 +6,25 @@ import { buildKeycloak, installKeycloak } from '../src/keycloak/install.js'
 import { findJava } from '../src/keycloak/java.js'
 import { buildOptionsFor } from '../src/keycloak/options.js'
 import { keycloakSupervisor, type Supervisor } from '../src/keycloak/supervisor.js'
-import { createLogger } from '../src/log.js'
-import { testConfig } from '../test/config.js'
+import { createLogger, type Logger } from '../src/log.js'
+import { testConfig } from './config.js'
 
 export const ROOT = resolve(import.meta.dirname, '..')
 
-export interface BenchKeycloak {
+/** Keycloak installed and built once, for integration tests and the bench to start. */
+export interface PreparedKeycloak {
+  home: string
+  javaHome: string
+  javaVersion: string
+}
+
+function defaultLog(): Logger {
+  return createLogger({
+    level: process.env.TEST_LOG_LEVEL ?? process.env.BENCH_LOG_LEVEL ?? 'warn',
+  })
+}
+
+export interface OwnKeycloak {
   url: string
   admin: string
   password: string
@@ -23,7 +36,7 @@ export interface BenchKeycloak {
 }
 
 /** The config of a Keycloak of our own on `port` (management `port + 1000`), storage `dir`. */
-export function benchConfig(port: number, storageDir: string, password: string): Config {
+export function ownKeycloakConfig(port: number, storageDir: string, password: string): Config {
   return testConfig({
     APP_PERSISTENT_STORAGE: storageDir,
     KEYCLOAK_CACHE_DIR: join(ROOT, '.keycloak'),
@@ -34,10 +47,10 @@ export function benchConfig(port: number, storageDir: string, password: string):
   })
 }
 
-/** Installs (when absent) and builds Keycloak like test/global-setup.ts does. */
-export async function prepareKeycloak(): Promise<{ home: string; javaHome: string }> {
-  const log = createLogger({ level: process.env.BENCH_LOG_LEVEL ?? 'warn' })
-  const config = benchConfig(38680, join(ROOT, '.test-artifacts', 'bench-prepare'), 'x')
+/** Installs the pinned Keycloak (when absent) into ./.keycloak and builds it for dev-file. */
+export async function prepareKeycloak(log: Logger = defaultLog()): Promise<PreparedKeycloak> {
+  // Only the install location, Java and build options of this config matter here.
+  const config = ownKeycloakConfig(38680, join(ROOT, '.test-artifacts', 'unused'), 'unused')
   const java = await findJava({ javaHome: config.keycloak.javaHome })
   const { home } = await installKeycloak({
     version: config.keycloak.version,
@@ -45,24 +58,24 @@ export async function prepareKeycloak(): Promise<{ home: string; javaHome: strin
     log,
   })
   await buildKeycloak({ home, javaHome: java.javaHome, buildOptions: buildOptionsFor(config), log })
-  return { home, javaHome: java.javaHome }
+  return { home, javaHome: java.javaHome, javaVersion: java.version }
 }
 
 /** Starts a Keycloak with a fresh (or, `keep`, existing) H2 storage; resolves once ready. */
-export async function startBenchKeycloak(
+export async function startOwnKeycloak(
   port: number,
   name: string,
-  prepared: { home: string; javaHome: string },
-  opts: { keep?: boolean; password?: string } = {},
-): Promise<BenchKeycloak> {
-  const log = createLogger({ level: process.env.BENCH_LOG_LEVEL ?? 'warn' })
+  prepared: Pick<PreparedKeycloak, 'home' | 'javaHome'>,
+  opts: { keep?: boolean; password?: string; log?: Logger } = {},
+): Promise<OwnKeycloak> {
+  const log = opts.log ?? defaultLog()
   const storageDir = join(ROOT, '.test-artifacts', `${name}-${port}`)
   if (!opts.keep) {
     await rm(storageDir, { recursive: true, force: true })
   }
   await mkdir(storageDir, { recursive: true })
   const password = opts.password ?? randomSecret()
-  const config = benchConfig(port, storageDir, password)
+  const config = ownKeycloakConfig(port, storageDir, password)
   const supervisor = keycloakSupervisor(config, prepared.home, prepared.javaHome, log)
   await supervisor.start()
   await supervisor.waitReady(config.keycloak.startTimeoutMs)
