@@ -17,6 +17,7 @@ import { FailureLimiter } from './http/failure-limiter.js'
 import { openApiDocument } from './http/openapi.js'
 import { syncRoutes } from './http/sync-routes.js'
 import type { AppEnv } from './http/types.js'
+import { uiRoutes } from './http/ui-routes.js'
 import { createKeycloakAdmin, type KcAdmin, kc } from './keycloak/admin.js'
 import { type BootstrapReport, bootstrapRealm, type RealmSpec } from './keycloak/bootstrap.js'
 import { createEmbeddedKeycloak, prepareBundledKeycloak } from './keycloak/embedded.js'
@@ -39,7 +40,7 @@ import { NextcloudSource } from './sync/nextcloud-source.js'
 import { tokenRoutes } from './tokens/routes.js'
 import { createTokenService, type TokenService } from './tokens/service.js'
 import type { Jwks } from './tokens/signing-keys.js'
-import { registerTopMenu, topMenuAssets, unregisterTopMenu } from './ui/top-menu.js'
+import { appAssets, registerTopMenu, unregisterTopMenu } from './ui/top-menu.js'
 
 /** Parts a test (or another composition) may replace. */
 export interface ExAppOverrides {
@@ -339,6 +340,8 @@ export async function startExApp(
   api.use('/sync-*', requireApiCaller(apiAuth, true))
   api.use('/delete-user', requireApiCaller(apiAuth, true))
   api.route('/', syncRoutes({ sync, store, realm: config.keycloak.realm }))
+  api.use('/ui/*', requireApiCaller(apiAuth, true))
+  api.route('/ui', uiRoutes({ config, keycloak, sync }))
   api.post('/signing-key/rotate', requireApiCaller(apiAuth, true), async (c) =>
     c.json(await tokens.rotateSigningKey()),
   )
@@ -353,17 +356,25 @@ export async function startExApp(
     api,
     metrics: metricsRoutes(metrics, config.metricsToken, requireApiCaller(apiAuth, true)),
     // The admin console and the realm's public endpoints (DESIGN.md §8).
-    ui: new Hono<AppEnv>().route('/app', topMenuAssets()).route(
-      '/',
-      keycloakProxy({
-        upstream: config.keycloak.url,
-        publicUrl: config.keycloak.publicUrl,
-        realm: config.keycloak.realm,
-        isAdmin: apiAuth.isAdmin,
-        // AppAPI's PHP proxy follows redirects server-side; HaRP hands them to the browser.
-        redirectsAsPage: !new URL(config.keycloak.publicUrl).pathname.startsWith('/exapps/'),
-      }),
-    ),
+    ui: new Hono<AppEnv>()
+      .route(
+        '/app',
+        appAssets({
+          publicPath: new URL(config.keycloak.publicUrl).pathname,
+          isAdmin: apiAuth.isAdmin,
+        }),
+      )
+      .route(
+        '/',
+        keycloakProxy({
+          upstream: config.keycloak.url,
+          publicUrl: config.keycloak.publicUrl,
+          realm: config.keycloak.realm,
+          isAdmin: apiAuth.isAdmin,
+          // AppAPI's PHP proxy follows redirects server-side; HaRP hands them to the browser.
+          redirectsAsPage: !new URL(config.keycloak.publicUrl).pathname.startsWith('/exapps/'),
+        }),
+      ),
   })
   const server = createAdaptorServer({ fetch: app.fetch })
   const url = await listen(server, config, overrides.port)

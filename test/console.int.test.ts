@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, rm } from 'node:fs/promises'
 import { createServer, request as httpRequest, type Server } from 'node:http'
 import { join, resolve } from 'node:path'
 import { getRequestListener } from '@hono/node-server'
@@ -8,12 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../src/app.js'
 import type { Lifecycle } from '../src/appapi/lifecycle.js'
 import type { AppEnv } from '../src/http/types.js'
-import { startArgsFor, startEnvFor } from '../src/keycloak/options.js'
 import { keycloakProxy } from '../src/keycloak/proxy.js'
 import type { KeycloakRuntime } from '../src/keycloak/runtime.js'
-import { createSupervisor, type Supervisor } from '../src/keycloak/supervisor.js'
 import { createLogger } from '../src/log.js'
-import { testConfig } from './config.js'
 import { startHarpProxy } from './harp-proxy.js'
 import {
   closeServer,
@@ -22,6 +18,7 @@ import {
   routesFromInfoXml,
   startPhpProxy,
 } from './php-proxy.js'
+import { type ProxiedKeycloak, startProxiedKeycloak } from './proxied-keycloak.js'
 
 /**
  * The Keycloak admin console through both of Nextcloud's entry points: the PHP proxy (one
@@ -41,7 +38,6 @@ const PHP_PORT = 38881
 const SIDES = FIXED ? (['php'] as const) : (['php', 'harp'] as const)
 const ROOT = resolve(import.meta.dirname, '..')
 const REALM = 'commonground'
-const ADMIN_USER = 'admin'
 
 /** A cookie-carrying HTTP client that follows redirects and meta-refresh pages like a browser. */
 class Browser {
@@ -170,7 +166,7 @@ interface Side {
 }
 
 describe('Keycloak admin console through the Nextcloud proxies', () => {
-  let keycloak: Supervisor
+  let keycloak: ProxiedKeycloak
   let password: string
   let kcUrl: string
   let appApi: Record<string, string> = {}
@@ -178,64 +174,27 @@ describe('Keycloak admin console through the Nextcloud proxies', () => {
   const started = Date.now()
 
   beforeAll(async () => {
-    const home = process.env.KEYCLOAK_HOME
-    const javaHome = process.env.TEST_JAVA_HOME
-    if (!home || !javaHome) {
-      throw new Error('KEYCLOAK_HOME/TEST_JAVA_HOME unset: run with vitest.int.config.ts')
-    }
     const log = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'warn' })
-    const storageDir = join(ROOT, '.test-artifacts', `keycloak-console-${KC_PORT}`)
-    await rm(storageDir, { recursive: true, force: true })
-    await mkdir(storageDir, { recursive: true })
-    password = randomBytes(18).toString('base64url')
-    const config = testConfig({
-      APP_PERSISTENT_STORAGE: storageDir,
-      KEYCLOAK_HTTP_PORT: String(KC_PORT),
-      KEYCLOAK_MANAGEMENT_PORT: String(KC_PORT + 1000),
-      KC_HOSTNAME: FIXED
-        ? `http://127.0.0.1:${PHP_PORT}/index.php/apps/app_api/proxy/keycloak`
-        : `http://127.0.0.1:${KC_PORT}`,
-      KC_BOOTSTRAP_ADMIN_USERNAME: ADMIN_USER,
-      KC_BOOTSTRAP_ADMIN_PASSWORD: password,
+    keycloak = await startProxiedKeycloak({
+      port: KC_PORT,
+      ...(FIXED
+        ? { hostname: `http://127.0.0.1:${PHP_PORT}/index.php/apps/app_api/proxy/keycloak` }
+        : {}),
     })
-    kcUrl = config.keycloak.url
+    const { config } = keycloak
+    password = keycloak.password
+    kcUrl = keycloak.url
     appApi = {
       'ex-app-id': config.app.id,
       'ex-app-version': '1.0.0',
       'authorization-app-api': Buffer.from(`:${config.app.secret}`).toString('base64'),
     }
-    // The production arguments, except that the public URL comes from X-Forwarded-* per request.
-    const args = FIXED
-      ? startArgsFor(config)
-      : startArgsFor(config)
-          .filter((a) => !a.startsWith('--hostname'))
-          .concat('--hostname-strict=false')
-    keycloak = createSupervisor({
-      command: join(home, 'bin', 'kc.sh'),
-      args: ['start', '--optimized', ...args],
-      env: startEnvFor(config, javaHome),
-      cwd: home,
-      readyUrl: `http://127.0.0.1:${KC_PORT + 1000}/health/ready`,
-      pidFile: join(storageDir, 'keycloak.pid'),
-      processMark: home,
-      log,
-      startTimeoutMs: config.keycloak.startTimeoutMs,
-    })
-    await keycloak.start()
-    await keycloak.waitReady(config.keycloak.startTimeoutMs)
 
     // The synced realm with one user, as the sync would leave it.
-    const tokenRes = await fetch(`${kcUrl}/realms/master/protocol/openid-connect/token`, {
-      method: 'POST',
-      body: new URLSearchParams({
-        grant_type: 'password',
-        client_id: 'admin-cli',
-        username: ADMIN_USER,
-        password,
-      }),
-    })
-    const { access_token } = (await tokenRes.json()) as { access_token: string }
-    const auth = { authorization: `Bearer ${access_token}`, 'content-type': 'application/json' }
+    const auth = {
+      authorization: `Bearer ${await keycloak.adminToken()}`,
+      'content-type': 'application/json',
+    }
     const realm = await fetch(`${kcUrl}/admin/realms`, {
       method: 'POST',
       headers: auth,
@@ -358,7 +317,7 @@ describe('Keycloak admin console through the Nextcloud proxies', () => {
       const done = await browser.go(actionUrl, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ username: ADMIN_USER, password, credentialId: '' }),
+        body: new URLSearchParams({ username: keycloak.admin, password, credentialId: '' }),
       })
       expect(done.url.startsWith(redirectUri), done.url).toBe(true)
       const fragment = new URLSearchParams(new URL(done.url).hash.slice(1))

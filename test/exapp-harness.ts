@@ -11,7 +11,7 @@ export interface TestExApp {
   exapp: RunningExApp
   nc: FakeNextcloud
   realm: string
-  /** an admin client on the shared Keycloak, for checking the realm from outside */
+  /** an admin client on the Keycloak, for checking the realm from outside */
   kc: KcAdmin
   close(): Promise<void>
 }
@@ -35,6 +35,8 @@ export interface TestExAppOptions {
    * (a disabled ExApp gets 401); the ExApp's `/enabled` is not called. Default false.
    */
   enabled?: boolean
+  /** a Keycloak other than the shared one (e.g. one behind the Nextcloud proxies) */
+  keycloak?: { url: string; admin: string; password: string }
 }
 
 /**
@@ -42,7 +44,7 @@ export interface TestExAppOptions {
  * seeded with `directory`, registered with the fake like `occ app_api:app:register` would.
  */
 export async function startTestExApp(opts: TestExAppOptions = {}): Promise<TestExApp> {
-  const shared = sharedKeycloak()
+  const shared = opts.keycloak ?? sharedKeycloak()
   const realm = opts.realm ?? uniqueRealm()
   const nc = await createFakeNextcloud({
     users: opts.directory?.users ?? [],

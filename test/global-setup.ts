@@ -1,4 +1,5 @@
 import { createLogger } from '../src/log.js'
+import { ensureChromium } from './chromium.js'
 import { type OwnKeycloak, prepareKeycloak, startOwnKeycloak } from './keycloak.js'
 import { ensurePostgres, type RunningPostgres } from './postgres.js'
 
@@ -9,15 +10,16 @@ let keycloak: OwnKeycloak | undefined
 let postgres: RunningPostgres | undefined
 
 /**
- * Once per integration run: a real PostgreSQL (installed from Debian when absent) and one real
- * Keycloak (installed from Maven Central when absent) that every test file shares. Nothing here
- * is skipped: a missing piece fails the run.
+ * Once per integration run: a real PostgreSQL and Debian's chromium (both installed with apt-get
+ * when absent) and one real Keycloak (installed from Maven Central when absent) that every test
+ * file shares. Nothing here is skipped: a missing piece fails the run.
  */
 export async function setup(): Promise<void> {
   const log = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'warn' })
   const started = Date.now()
   postgres = await ensurePostgres()
   process.env.TEST_DATABASE_URL = postgres.url
+  process.env.TEST_CHROMIUM_PATH = await ensureChromium()
 
   const prepared = await prepareKeycloak(log)
   process.env.KEYCLOAK_HOME = prepared.home

@@ -1,11 +1,17 @@
-import { createServer, request as httpRequest, type IncomingMessage } from 'node:http'
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import {
   appApiAuth,
-  closeServer,
   levelOf,
   listenOn,
+  type ProxyHandler,
   type RunningTestProxy,
+  serving,
   type TestProxyOptions,
   userFromCookies,
 } from './php-proxy.js'
@@ -18,9 +24,16 @@ import {
  * `EX-APP-VERSION`, `AUTHORIZATION-APP-API` and a hard-coded `AA-VERSION: 32`.
  */
 export async function startHarpProxy(opts: TestProxyOptions): Promise<RunningTestProxy> {
+  const handler = harpProxyHandler(opts)
+  const server = createServer(handler)
+  return serving(await listenOn(server, opts.port), handler, server)
+}
+
+/** HaRP's request handler, to serve alone or beside others on one origin. */
+export function harpProxyHandler(opts: TestProxyOptions): ProxyHandler {
   const prefix = `/exapps/${opts.appId}`
   const forwarded: RunningTestProxy['forwarded'] = []
-  const server = createServer(async (req, res) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
     try {
       const raw = req.url ?? '/'
       if (!raw.startsWith(`${prefix}/`) && raw !== prefix && !raw.startsWith(`${prefix}?`)) {
@@ -74,7 +87,6 @@ export async function startHarpProxy(opts: TestProxyOptions): Promise<RunningTes
       }
       res.end()
     }
-  })
-  const origin = await listenOn(server, opts.port)
-  return { origin, publicUrl: `${origin}${prefix}`, forwarded, close: () => closeServer(server) }
+  }
+  return Object.assign(handle, { prefix, forwarded })
 }

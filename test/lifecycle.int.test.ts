@@ -59,7 +59,7 @@ describe('install through AppAPI against a real Keycloak', () => {
     const loader = await fetch(`${t.exapp.url}/app/loader.js`, { headers })
     expect(loader.status).toBe(200)
     expect(loader.headers.get('content-type')).toContain('javascript')
-    expect(await loader.text()).toContain("'/admin/master/console/'")
+    expect(await loader.text()).toContain("'/app/'")
     const icon = await fetch(`${t.exapp.url}/${ui.topMenus[0]?.icon}`, { headers })
     expect(icon.status).toBe(200)
     expect(icon.headers.get('content-type')).toBe('image/svg+xml')

@@ -165,7 +165,14 @@ describe('Dockerfile', () => {
     expect(has('npm', 'run', 'build')).toBe(true)
     expect(has('cp', '-R', 'src/db/migrations', 'dist/db/migrations')).toBe(true)
     expect(has('npm', 'prune', '--omit=dev') || has('npm', 'ci', '--omit=dev')).toBe(true)
-    // `npm run build` is tsc -p tsconfig.build.json over src/
+    // `npm run build` is tsc -p tsconfig.build.json over src/, plus the status page's files
+    const buildScript = (
+      JSON.parse(readFileSync('package.json', 'utf8')) as {
+        scripts: Record<string, string>
+      }
+    ).scripts.build
+    expect(buildScript).toContain('tsc -p tsconfig.build.json')
+    expect(buildScript).toMatch(/cpSync\('src\/ui\/static', 'dist\/ui\/static'/)
     const sources = ofKind<Copy>(build, 'COPY').flatMap((c) =>
       c
         .getArguments()
@@ -712,6 +719,12 @@ describe('appinfo/info.xml', () => {
     ['DELETE', 'admin/realms/commonground/users/0b1c', 'ADMIN'],
     ['GET', '', 'ADMIN'],
     ['GET', 'js/keycloak-exapp-main.js', 'ADMIN'],
+    ['GET', 'app/', 'ADMIN'],
+    ['GET', 'app/status.js', 'ADMIN'],
+    ['GET', 'app/loader.js', 'ADMIN'],
+    ['GET', 'api/ui/overview', 'ADMIN'],
+    ['POST', 'api/ui/credentials', 'ADMIN'],
+    ['POST', 'api/sync-all', 'ADMIN'],
     ['GET', 'img/app.svg', 'ADMIN'],
     ['GET', 'metrics', 'ADMIN'],
     // AppAPI's lifecycle endpoints are never reachable through a proxy

@@ -141,15 +141,37 @@ const DROPPED_RESPONSE = new Set([
   'keep-alive',
 ])
 
+export type ProxyHandler = ((req: IncomingMessage, res: ServerResponse) => Promise<void>) & {
+  /** the path prefix it answers under */
+  prefix: string
+  forwarded: RunningTestProxy['forwarded']
+}
+
 /** AppAPI's PHP proxy at `/index.php/apps/app_api/proxy/<appid>/…`. */
 export async function startPhpProxy(opts: TestProxyOptions): Promise<RunningTestProxy> {
+  const handler = phpProxyHandler(opts)
+  const server = createServer(handler)
+  return serving(await listenOn(server, opts.port), handler, server)
+}
+
+export function serving(origin: string, handler: ProxyHandler, server?: Server): RunningTestProxy {
+  return {
+    origin,
+    publicUrl: `${origin}${handler.prefix}`,
+    forwarded: handler.forwarded,
+    close: () => (server ? closeServer(server) : Promise.resolve()),
+  }
+}
+
+/** The PHP proxy's request handler, to serve alone or beside others on one origin. */
+export function phpProxyHandler(opts: TestProxyOptions): ProxyHandler {
   const prefix = `/index.php/apps/app_api/proxy/${opts.appId}`
   const forwarded: RunningTestProxy['forwarded'] = []
   const notFound = (res: ServerResponse) => {
     res.writeHead(404, { 'content-type': 'text/html; charset=UTF-8' })
     res.end('<!DOCTYPE html><html><body><h2>Page not found</h2></body></html>')
   }
-  const server = createServer(async (req, res) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
     try {
       const raw = req.url ?? '/'
       const q = raw.indexOf('?')
@@ -261,12 +283,6 @@ export async function startPhpProxy(opts: TestProxyOptions): Promise<RunningTest
       }
       res.end()
     }
-  })
-  const origin = await listenOn(server, opts.port)
-  return {
-    origin,
-    publicUrl: `${origin}${prefix}`,
-    forwarded,
-    close: () => closeServer(server),
   }
+  return Object.assign(handle, { prefix, forwarded })
 }

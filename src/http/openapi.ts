@@ -117,8 +117,39 @@ export function openApiDocument(version: string) {
           parameters: [
             { name: 'dryRun', in: 'query', schema: { type: 'string', enum: ['1'] } },
             { name: 'force', in: 'query', schema: { type: 'string', enum: ['1'] } },
+            {
+              name: 'background',
+              in: 'query',
+              description:
+                'answer 202 {status:"started", after} at once; the run is the first in /api/sync-runs with an id above `after`',
+              schema: { type: 'string', enum: ['1'] },
+            },
           ],
-          responses: { '200': { description: 'run summary' }, ...errors(401, 403, 409, 429, 502) },
+          responses: {
+            '200': { description: 'run summary' },
+            '202': { description: 'run started in the background' },
+            ...errors(400, 401, 403, 409, 429, 502),
+          },
+        },
+      },
+      '/api/ui/overview': {
+        get: {
+          summary:
+            "State of Keycloak, the sync schedule and the token API (the status page's data)",
+          security: adminSecurity,
+          responses: { '200': { description: 'overview' }, ...errors(401, 403, 429) },
+        },
+      },
+      '/api/ui/credentials': {
+        post: {
+          summary: 'The consumer secrets and the console login, for a Nextcloud admin',
+          security: [{ appApi: [] }],
+          responses: {
+            '200': {
+              description: '{consumers:[{name,secret,clients}], console:{username,password,url}}',
+            },
+            ...errors(401, 403, 429),
+          },
         },
       },
       '/api/sync-user': {

@@ -35,11 +35,22 @@ function runResponse(summary: RunSummary) {
 export function syncRoutes({ sync, store, realm }: SyncRoutesDeps) {
   return new Hono<AppEnv>()
     .post('/sync-all', async (c) => {
-      const summary = await sync.runFull({
-        trigger: 'api',
-        dryRun: queryFlag(c, 'dryRun'),
-        force: queryFlag(c, 'force'),
-      })
+      const dryRun = queryFlag(c, 'dryRun')
+      const force = queryFlag(c, 'force')
+      if (queryFlag(c, 'background')) {
+        if (dryRun) {
+          throw new AppError('INVALID_INPUT', 'a dry run answers with its plan: drop background')
+        }
+        // The status page's "Sync now": answer at once, progress via /api/sync-status. The run
+        // that ends this one is the first with an id above `after`.
+        const [last] = await store.listRuns({ realm, limit: 1 })
+        const log = c.get('log')
+        sync.runFull({ trigger: 'ui', force }).catch((err: unknown) => {
+          log.error({ err }, 'sync.background_run_failed')
+        })
+        return c.json({ status: 'started', after: last?.id ?? 0 }, 202)
+      }
+      const summary = await sync.runFull({ trigger: 'api', dryRun, force })
       const body = runResponse(summary)
       if (summary.status === 'guard_tripped') {
         c.set('errorCode', 'GUARD_TRIPPED')

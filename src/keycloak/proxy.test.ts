@@ -185,6 +185,61 @@ describe('cookie jar', () => {
     expect(await after.text()).toBe('AUTH_SESSION_ID=s1')
   })
 
+  it('hands the browser KEYCLOAK_SESSION, one Set-Cookie per response, never the identity', async () => {
+    const session = `KEYCLOAK_SESSION=h4sh; Version=1; Expires=Tue, 24-Nov-2026 12:00:00 GMT; Max-Age=36000; Path=${PREFIX}/realms/master/; Secure; SameSite=None`
+    const { app, as } = setup((req) => {
+      const headers = new Headers()
+      if (req.url.endsWith('/authenticate')) {
+        headers.append(
+          'set-cookie',
+          `KEYCLOAK_IDENTITY=secret; Path=${PREFIX}/realms/master/; HttpOnly`,
+        )
+        headers.append('set-cookie', session)
+      } else if (req.url.endsWith('/start')) {
+        headers.append('set-cookie', `AUTH_SESSION_ID=s1; Path=${PREFIX}/realms/master/; HttpOnly`)
+      } else if (req.url.endsWith('/logout')) {
+        headers.append('set-cookie', `KEYCLOAK_SESSION=; Max-Age=0; Path=/realms/master/`)
+      }
+      return new Response(req.headers.get('cookie') ?? '', { headers })
+    })
+    const start = await app.request('/realms/master/start', { headers: as('admin') })
+    const ours = (start.headers.getSetCookie()[0] as string).split(';')[0] as string
+    const cookie = { Cookie: ours }
+
+    const login = await app.request('/realms/master/authenticate', { headers: as('admin', cookie) })
+    expect(login.headers.getSetCookie()).toEqual([
+      `KEYCLOAK_SESSION=h4sh; Path=${PREFIX}/realms/master/; Version=1; Expires=Tue, 24-Nov-2026 12:00:00 GMT; Max-Age=36000; Secure; SameSite=None`,
+    ])
+    const next = await app.request('/realms/master/x', { headers: as('admin', cookie) })
+    expect(next.headers.getSetCookie()).toEqual([])
+    expect(await next.text()).toBe(
+      'AUTH_SESSION_ID=s1; KEYCLOAK_IDENTITY=secret; KEYCLOAK_SESSION=h4sh',
+    )
+
+    // A logout expires it in the browser too; a path without the prefix is moved under it.
+    const out = await app.request('/realms/master/logout', { headers: as('admin', cookie) })
+    expect(out.headers.getSetCookie()).toEqual([
+      `KEYCLOAK_SESSION=; Path=${PREFIX}/realms/master/; Max-Age=0`,
+    ])
+  })
+
+  it('delivers a mirrored cookie on the next response when ours took the only slot', async () => {
+    const { app, as } = setup(() => {
+      const headers = new Headers()
+      headers.append('set-cookie', `KEYCLOAK_SESSION=h4sh; Path=${PREFIX}/realms/master/`)
+      return new Response('ok', { headers })
+    })
+    const first = await app.request('/realms/master/a', { headers: as('admin') })
+    const [ours] = first.headers.getSetCookie()
+    expect(ours).toMatch(/^kcx_session=/)
+    const second = await app.request('/admin/master/console/', {
+      headers: as('admin', { Cookie: (ours as string).split(';')[0] as string }),
+    })
+    expect(second.headers.getSetCookie()).toEqual([
+      `KEYCLOAK_SESSION=h4sh; Path=${PREFIX}/realms/master/`,
+    ])
+  })
+
   it('does not hand one Nextcloud user the jar of another', async () => {
     const { app, as } = setup(keycloakCookies)
     const login = await app.request('/realms/master/login', { headers: as('admin') })

@@ -11,7 +11,9 @@ import type { AppEnv } from '../http/types.js'
  *   routing headers), hop-by-hop headers, Nextcloud's cookies or a Basic `Authorization` (the PHP
  *   proxy forwards the browser's Nextcloud credentials). Bearer tokens pass: the console needs them.
  * - Keycloak's cookies live server-side in a jar behind one cookie of ours, because the PHP proxy
- *   keeps only the first `Set-Cookie` of a response. A jar belongs to one Nextcloud user.
+ *   keeps only the first `Set-Cookie` of a response. A jar belongs to one Nextcloud user. The
+ *   one cookie keycloak-js reads in the browser (`KEYCLOAK_SESSION`) is also handed over, one
+ *   `Set-Cookie` per response.
  * - `X-Forwarded-Proto/Host/Prefix` name the public URL, so Keycloak builds public URLs even when
  *   it runs without a fixed `hostname`; `Location` headers pointing at the loopback upstream or at
  *   a root-relative path are moved under the public prefix.
@@ -84,7 +86,31 @@ interface JarCookie {
 interface Jar {
   uid: string
   cookies: Map<string, JarCookie>
+  /** mirrored cookies still to hand to the browser, by name (one per response) */
+  pending: Map<string, string>
   lastUsed: number
+}
+
+/**
+ * Cookies the browser must see as well: keycloak-js's login-status iframe reads
+ * `KEYCLOAK_SESSION` (a hash of the session id, not a credential; Keycloak sends it without
+ * HttpOnly for that reason). Without it the console decides the session ended and logs in again,
+ * over and over. `KEYCLOAK_IDENTITY`, the credential, stays in the jar.
+ */
+const MIRRORED = new Set(['KEYCLOAK_SESSION'])
+
+/** A mirrored cookie as the browser gets it: under the public prefix, no Domain. */
+export function mirroredCookie(raw: string, prefixPath: string): string {
+  const [pair = '', ...attrs] = raw.split(';')
+  const kept = attrs
+    .map((a) => a.trim())
+    .filter((a) => a !== '' && !/^(?:domain|path)\s*=/i.test(a))
+  const path = parseSetCookie(raw)?.path ?? '/'
+  const publicPath =
+    prefixPath && path !== prefixPath && !path.startsWith(`${prefixPath}/`)
+      ? `${prefixPath}${path}`
+      : path
+  return [pair.trim(), `Path=${publicPath}`, ...kept].join('; ')
 }
 
 export interface ParsedSetCookie {
@@ -337,7 +363,7 @@ export function keycloakProxy(opts: KeycloakProxyOptions): Hono<AppEnv> {
       if (!jar) {
         evict()
         jarId = randomBytes(32).toString('base64url')
-        jar = { uid, cookies: new Map(), lastUsed: now() }
+        jar = { uid, cookies: new Map(), pending: new Map(), lastUsed: now() }
         jars.set(jarId, jar)
         out.append(
           'set-cookie',
@@ -358,7 +384,16 @@ export function keycloakProxy(opts: KeycloakProxyOptions): Hono<AppEnv> {
         } else {
           jar.cookies.set(key, { value: ck.value, path: cpath, expires })
         }
+        if (MIRRORED.has(ck.name)) {
+          jar.pending.set(ck.name, mirroredCookie(raw, prefixPath))
+        }
       }
+    }
+    // The PHP proxy passes one Set-Cookie per response: ours first, a mirrored one next time.
+    const [mirrorName, mirror] = jar?.pending.entries().next().value ?? []
+    if (jar && mirrorName && mirror && !out.has('set-cookie')) {
+      out.append('set-cookie', mirror)
+      jar.pending.delete(mirrorName)
     }
 
     const location = res.headers.get('location')

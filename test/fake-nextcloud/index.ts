@@ -73,6 +73,8 @@ export interface FakeNextcloud
       method?: string
     },
   ): void
+  /** the next matching requests are answered normally, but only after `ms` */
+  delayNext(path: PathMatch, opts: { ms: number; times?: number; method?: string }): void
   /** the next matching requests never get an answer (until `close()`), for timeout tests */
   hangNext(path: PathMatch, opts?: { times?: number; method?: string }): void
   /** the next matching list pages keep `keep` entries (default half), as if rows went missing */
@@ -162,6 +164,9 @@ export async function createFakeNextcloud(opts: FakeNextcloudOptions = {}): Prom
     counters: traffic.counters,
     failNext(path, { times = 1, status = 500, body = '', contentType = 'text/html', method } = {}) {
       traffic.inject(path, { kind: 'status', status, body, contentType }, times, method)
+    },
+    delayNext(path, { ms, times = 1, method }) {
+      traffic.inject(path, { kind: 'delay', ms }, times, method)
     },
     hangNext(path, { times = 1, method } = {}) {
       traffic.inject(path, { kind: 'hang' }, times, method)

@@ -21,6 +21,8 @@ export interface RecordedRequest {
 export type Fault =
   | { kind: 'status'; status: number; body: string; contentType: string }
   | { kind: 'hang' }
+  /** answered normally after `ms` */
+  | { kind: 'delay'; ms: number }
   | { kind: 'truncate'; keep?: number }
 
 export interface Traffic {
@@ -79,6 +81,9 @@ export function createTraffic(): Traffic {
       await new Promise<void>((resolve) => hangs.add(resolve))
       entry.status = 504
       return c.body('released', 504)
+    }
+    if (fault?.kind === 'delay') {
+      await new Promise((resolve) => setTimeout(resolve, fault.ms))
     }
     c.set('truncate', fault?.kind === 'truncate' ? { keep: fault.keep } : undefined)
     await next()

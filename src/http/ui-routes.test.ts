@@ -1,0 +1,103 @@
+import { Hono } from 'hono'
+import { describe, expect, it } from 'vitest'
+import { testConfig } from '../../test/config.js'
+import type { KeycloakRuntime } from '../keycloak/runtime.js'
+import { silentLogger } from '../log.js'
+import type { SyncEngine } from '../sync/engine.js'
+import type { AppEnv, Caller } from './types.js'
+import { uiRoutes } from './ui-routes.js'
+
+function setup(caller: Caller) {
+  const config = testConfig({
+    KC_HOSTNAME: 'https://cloud.example/exapps/keycloak',
+    KEYCLOAK_REALM: 'acme',
+    KEYCLOAK_CLIENTS: 'opentalk,matrix',
+    SYNC_INTERVAL: '300',
+  })
+  const keycloak = {
+    mode: 'embedded',
+    status: () => 'starting',
+    restarts: () => 2,
+  } as unknown as KeycloakRuntime
+  const sync = {
+    nextScheduledRun: () => new Date('2026-11-23T01:00:00Z'),
+    progress: () => ({ phase: 'applying', runId: 4, trigger: 'ui', done: 3, total: 9 }),
+  } as unknown as SyncEngine
+  const app = new Hono<AppEnv>()
+    .use(async (c, next) => {
+      c.set('log', silentLogger())
+      c.set('requestId', 'r1')
+      c.set('caller', caller)
+      await next()
+    })
+    .route('/ui', uiRoutes({ config, keycloak, sync }))
+  return { app, config }
+}
+
+describe('/api/ui', () => {
+  it('gives the page the state of Keycloak, the schedule and the token API, without secrets', async () => {
+    const { app, config } = setup({ kind: 'nextcloud', userId: 'admin', isAdmin: true })
+    const res = await app.request('/ui/overview')
+    expect(res.status).toBe(200)
+    expect(res.headers.get('cache-control')).toBe('no-store')
+    const body = await res.json()
+    expect(body).toEqual({
+      app: { version: '0.0.0-test' },
+      keycloak: {
+        status: 'starting',
+        mode: 'embedded',
+        version: config.keycloak.version,
+        restarts: 2,
+        realm: 'acme',
+        publicUrl: 'https://cloud.example/exapps/keycloak',
+        consolePath: 'https://cloud.example/exapps/keycloak/admin/master/console/',
+        issuer: 'https://cloud.example/exapps/keycloak/realms/acme',
+      },
+      sync: {
+        intervalSeconds: 300,
+        nextRun: '2026-11-23T01:00:00.000Z',
+        running: { phase: 'applying', runId: 4, trigger: 'ui', done: 3, total: 9 },
+        deletePolicy: 'disable',
+        guardPercent: 20,
+      },
+      tokens: {
+        mode: 'jwt',
+        endpoint: 'https://cloud.example/exapps/keycloak/api/token',
+        clients: ['opentalk', 'matrix'],
+        consumers: [{ name: 'default', clients: ['opentalk', 'matrix'] }],
+      },
+    })
+    const text = JSON.stringify(body)
+    expect(text).not.toContain(config.keycloak.adminPassword)
+    expect(text).not.toContain(config.consumers[0]?.secret)
+  })
+
+  it('reveals the consumer secret and the console login to a Nextcloud admin', async () => {
+    const { app, config } = setup({ kind: 'nextcloud', userId: 'admin', isAdmin: true })
+    const res = await app.request('/ui/credentials', { method: 'POST' })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('cache-control')).toBe('no-store')
+    expect(await res.json()).toEqual({
+      consumers: [
+        { name: 'default', secret: config.consumers[0]?.secret, clients: ['opentalk', 'matrix'] },
+      ],
+      console: {
+        username: 'admin',
+        password: config.keycloak.adminPassword,
+        url: 'https://cloud.example/exapps/keycloak/admin/master/console/',
+      },
+    })
+  })
+
+  it('never reveals them to a consumer holding one secret', async () => {
+    const { app } = setup({ kind: 'consumer', consumer: 'default', clients: ['opentalk'] })
+    const res = await app.request('/ui/credentials', { method: 'POST' })
+    expect(res.status).toBe(403)
+    expect(await res.json()).toMatchObject({ error: { code: 'FORBIDDEN' } })
+  })
+
+  it('reveals only on POST', async () => {
+    const { app } = setup({ kind: 'nextcloud', userId: 'admin', isAdmin: true })
+    expect((await app.request('/ui/credentials')).status).toBe(404)
+  })
+})

@@ -1,0 +1,69 @@
+import { Hono } from 'hono'
+import type { Config } from '../config/config.js'
+import type { KeycloakRuntime } from '../keycloak/runtime.js'
+import type { SyncEngine } from '../sync/engine.js'
+import { errorBody } from './errors.js'
+import type { AppEnv } from './types.js'
+
+export interface UiRoutesDeps {
+  config: Config
+  keycloak: KeycloakRuntime
+  sync: SyncEngine
+}
+
+/**
+ * `/api/ui/*`, what the status page reads besides the sync routes: the state of Keycloak and the
+ * schedule, and (on an admin's click) the secrets. Authentication is applied by the caller.
+ */
+export function uiRoutes({ config, keycloak, sync }: UiRoutesDeps) {
+  const publicUrl = config.keycloak.publicUrl
+  return new Hono<AppEnv>()
+    .get('/overview', (c) => {
+      c.header('Cache-Control', 'no-store')
+      return c.json({
+        app: { version: config.app.version },
+        keycloak: {
+          status: keycloak.status(),
+          mode: keycloak.mode,
+          // An external Keycloak's version is its own business.
+          version: keycloak.mode === 'embedded' ? config.keycloak.version : null,
+          restarts: keycloak.restarts(),
+          realm: config.keycloak.realm,
+          publicUrl,
+          consolePath: `${publicUrl}/admin/master/console/`,
+          issuer: `${publicUrl}/realms/${config.keycloak.realm}`,
+        },
+        sync: {
+          intervalSeconds: config.sync.intervalSeconds,
+          nextRun: sync.nextScheduledRun()?.toISOString() ?? null,
+          running: sync.progress() ?? null,
+          deletePolicy: config.sync.deletePolicy,
+          guardPercent: config.sync.guardPercent,
+        },
+        tokens: {
+          mode: config.keycloak.tokenMode,
+          endpoint: `${publicUrl}/api/token`,
+          clients: config.keycloak.clients,
+          consumers: config.consumers.map(({ name, clients }) => ({ name, clients })),
+        },
+      })
+    })
+    .post('/credentials', (c) => {
+      // Only a person looking at the page, never a consumer holding one secret, sees them all.
+      const caller = c.get('caller')
+      if (caller?.kind !== 'nextcloud') {
+        c.set('errorCode', 'FORBIDDEN')
+        return c.json(errorBody(c, 'FORBIDDEN', 'only a Nextcloud admin may reveal secrets'), 403)
+      }
+      c.get('log').info({ user: caller.userId }, 'ui.credentials_revealed')
+      c.header('Cache-Control', 'no-store')
+      return c.json({
+        consumers: config.consumers.map(({ name, secret, clients }) => ({ name, secret, clients })),
+        console: {
+          username: config.keycloak.adminUser,
+          password: config.keycloak.adminPassword,
+          url: `${publicUrl}/admin/master/console/`,
+        },
+      })
+    })
+}

@@ -1,0 +1,38 @@
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** One file of the status page, read once at start. */
+export interface Asset {
+  body: Buffer
+  type: string
+  etag: string
+}
+
+/** The status page's files: a fixed list, so no request path ever reaches the file system. */
+export const STATUS_PAGE_FILES = {
+  'index.html': 'text/html; charset=utf-8',
+  'status.css': 'text/css; charset=utf-8',
+  'status.js': 'text/javascript; charset=utf-8',
+} as const
+
+export type StatusPageFile = keyof typeof STATUS_PAGE_FILES
+
+/** `src/ui/static` when run from source, `dist/ui/static` in the image (the build copies it). */
+export const STATIC_DIR = fileURLToPath(new URL('./static/', import.meta.url))
+
+export function asset(body: string | Buffer, type: string): Asset {
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body
+  const hash = createHash('sha256').update(bytes).digest('base64url').slice(0, 22)
+  return { body: bytes, type, etag: `"${hash}"` }
+}
+
+/** Reads every status-page file; a missing one fails the start with its path. */
+export function loadStatusPage(dir = STATIC_DIR): Map<StatusPageFile, Asset> {
+  const files = new Map<StatusPageFile, Asset>()
+  for (const [name, type] of Object.entries(STATUS_PAGE_FILES) as [StatusPageFile, string][]) {
+    files.set(name, asset(readFileSync(join(dir, name)), type))
+  }
+  return files
+}
