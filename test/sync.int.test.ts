@@ -393,6 +393,34 @@ describe('sync through the HTTP API against a real Keycloak', () => {
     expect((await realmUsers(t)).get('bob')?.enabled).toBe(true)
   })
 
+  it('runs in the background on request and tells which run to follow', async () => {
+    const { t } = await given()
+    const before = (await api<{ lastRun: { id: number } | null }>(t, 'GET', '/api/sync-status'))
+      .body.lastRun
+    const started = await api<{ status: string; after: number }>(
+      t,
+      'POST',
+      '/api/sync-all?background=1',
+    )
+    expect(started.status).toBe(202)
+    expect(started.body).toEqual({ status: 'started', after: before?.id ?? 0 })
+    type Status = { running: unknown; lastRun: { id: number; status: string; trigger: string } }
+    let status: Status | undefined
+    const deadline = Date.now() + 60_000
+    do {
+      await sleep(100)
+      status = (await api<Status>(t, 'GET', '/api/sync-status')).body
+    } while (
+      (status.running !== null || !status.lastRun || status.lastRun.id <= started.body.after) &&
+      Date.now() < deadline
+    )
+    expect(status.lastRun).toMatchObject({ status: 'succeeded', trigger: 'ui' })
+    expect(await enabledUsers(t)).toEqual([...ALL].sort())
+    const dry = await api<ErrorBody>(t, 'POST', '/api/sync-all?background=1&dryRun=1')
+    expect(dry.status).toBe(400)
+    expect(dry.body.error.code).toBe('INVALID_INPUT')
+  })
+
   it('answers a dry run with the changelog and writes nothing', async () => {
     const { t, proxy } = await given({ proxy: true })
     const first = await syncAll(t, '?dryRun=1')
