@@ -23,6 +23,14 @@ const KC_PORT = 38880
 const APP_ID = 'keycloak'
 const USERS = { admin: { admin: true }, alice: { admin: false } }
 const NEW_USERS = ['carol', 'dave', 'erin']
+/**
+ * BROWSER_TEST_FIXED_HOSTNAME=1 runs the production setting instead: Keycloak's `hostname` fixed
+ * to the PHP proxy's public URL (on a fixed port), through the PHP proxy only.
+ */
+const FIXED = process.env.BROWSER_TEST_FIXED_HOSTNAME === '1'
+const FIXED_FRONT_PORT = 38882
+const PHP_PREFIX = `/index.php/apps/app_api/proxy/${APP_ID}`
+const SIDES = FIXED ? (['php'] as const) : (['php', 'harp'] as const)
 
 interface Side {
   name: 'php' | 'harp'
@@ -78,15 +86,21 @@ describe('status page and console in a browser, through the Nextcloud proxies', 
       throw new Error('TEST_CHROMIUM_PATH unset: run with vitest.int.config.ts')
     }
     await mkdir(ARTIFACTS, { recursive: true })
-    keycloak = await startProxiedKeycloak({ port: KC_PORT })
+    keycloak = await startProxiedKeycloak({
+      port: KC_PORT,
+      ...(FIXED ? { hostname: `http://127.0.0.1:${FIXED_FRONT_PORT}${PHP_PREFIX}` } : {}),
+    })
     chromium = await launchChromium(executable)
     const routes = routesFromInfoXml(join(ROOT, 'appinfo', 'info.xml'))
     for (const [name, prefix, denied] of [
-      ['php', `/index.php/apps/app_api/proxy/${APP_ID}`, 404],
+      ['php', PHP_PREFIX, 404],
       ['harp', `/exapps/${APP_ID}`, 403],
     ] as const) {
+      if (!(SIDES as readonly string[]).includes(name)) {
+        continue
+      }
       // The front's address goes into the ExApp's config (Keycloak's public URL) before it runs.
-      const port = await freePort()
+      const port = FIXED ? FIXED_FRONT_PORT : await freePort()
       const publicUrl = `http://127.0.0.1:${port}${prefix}`
       const t = await startTestExApp({
         keycloak: { url: keycloak.url, admin: keycloak.admin, password: keycloak.password },
@@ -160,7 +174,7 @@ describe('status page and console in a browser, through the Nextcloud proxies', 
     return frame
   }
 
-  describe.each(['php', 'harp'] as const)('through the %s proxy', (name) => {
+  describe.each(SIDES)('through the %s proxy', (name) => {
     it('lets an admin dry-run and run a sync from the page and see its counts', async () => {
       const s = side(name)
       const { context, page, problems } = await asUser('admin', s)
