@@ -1,9 +1,8 @@
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
-import type { AddressInfo } from 'node:net'
-import { join } from 'node:path'
+import { mkdir } from 'node:fs/promises'
 import { createAdaptorServer } from '@hono/node-server'
 import { Hono } from 'hono'
 import { createApp } from './app.js'
+import { adminChecker } from './appapi/admin-checker.js'
 import { createLifecycle, type InitStep, type Lifecycle } from './appapi/lifecycle.js'
 import { createNextcloudClient, type NextcloudClient } from './appapi/nextcloud-client.js'
 import type { Config } from './config/config.js'
@@ -11,35 +10,32 @@ import { randomSecret } from './config/secrets.js'
 import { type Database, openDatabase } from './db/client.js'
 import { createSecretBox } from './db/crypto.js'
 import { createStore, type Store } from './db/store.js'
-import { AppError } from './errors.js'
 import { requireApiCaller } from './http/api-auth.js'
 import { FailureLimiter } from './http/failure-limiter.js'
+import { listen } from './http/listen.js'
 import { openApiDocument } from './http/openapi.js'
 import { syncRoutes } from './http/sync-routes.js'
 import type { AppEnv } from './http/types.js'
 import { uiRoutes } from './http/ui-routes.js'
 import { createKeycloakAdmin, type KcAdmin, kc } from './keycloak/admin.js'
-import { type BootstrapReport, bootstrapRealm, type RealmSpec } from './keycloak/bootstrap.js'
+import { type BootstrapReport, bootstrapRealm } from './keycloak/bootstrap.js'
 import { createEmbeddedKeycloak, prepareBundledKeycloak } from './keycloak/embedded.js'
 import { createExternalKeycloak } from './keycloak/external.js'
-import {
-  clientGrantAttributes,
-  identityProviderRep,
-  JWT_GRANT_IDP_ALIAS,
-  JWT_GRANT_ISSUER,
-} from './keycloak/jwt-grant.js'
+import { identityProviderRep, JWT_GRANT_IDP_ALIAS, JWT_GRANT_ISSUER } from './keycloak/jwt-grant.js'
 import { keycloakProxy } from './keycloak/proxy.js'
+import { realmSpecFor } from './keycloak/realm-spec.js'
 import type { KeycloakRuntime } from './keycloak/runtime.js'
 import { createTokenClient } from './keycloak/token-client.js'
+import { setUserPassword } from './keycloak/user-password.js'
 import type { Logger } from './log.js'
 import { Metrics, metricsRoutes } from './metrics.js'
+import { readState, writeState } from './state.js'
 import { SyncEngine, type SyncTarget } from './sync/engine.js'
 import { KeycloakTarget } from './sync/keycloak-target.js'
-import { MANAGED_ATTRIBUTE, managedRoles, UID_ATTRIBUTE } from './sync/model.js'
+import { managedRoles } from './sync/model.js'
 import { NextcloudSource } from './sync/nextcloud-source.js'
 import { tokenRoutes } from './tokens/routes.js'
 import { createTokenService, type TokenService } from './tokens/service.js'
-import type { Jwks } from './tokens/signing-keys.js'
 import { appAssets, registerTopMenu, unregisterTopMenu } from './ui/top-menu.js'
 
 /** Parts a test (or another composition) may replace. */
@@ -69,72 +65,6 @@ export interface RunningExApp {
   bootstrap(): Promise<BootstrapReport>
   /** stops HTTP, the schedule, Keycloak, then the database */
   close(): Promise<void>
-}
-
-interface PersistedState {
-  enabled: boolean
-}
-
-async function readState(storageDir: string): Promise<PersistedState | undefined> {
-  try {
-    return JSON.parse(await readFile(join(storageDir, 'state.json'), 'utf8')) as PersistedState
-  } catch {
-    return undefined
-  }
-}
-
-async function writeState(storageDir: string, state: PersistedState): Promise<void> {
-  await writeFile(join(storageDir, 'state.json'), `${JSON.stringify(state)}\n`)
-}
-
-/** The realm as the sidecar needs it; client secrets are generated once and kept in the store. */
-async function realmSpecFor(
-  config: Config,
-  clientSecret: (clientId: string) => Promise<string>,
-  trustedKeys: (() => Promise<Jwks>) | undefined,
-): Promise<RealmSpec> {
-  const grant = trustedKeys ? clientGrantAttributes({ idpAlias: JWT_GRANT_IDP_ALIAS }) : {}
-  const clients = await Promise.all(
-    config.keycloak.clients.map(async (clientId) => ({
-      clientId,
-      secret: await clientSecret(clientId),
-      directAccessGrants: config.keycloak.tokenMode === 'password',
-      attributes: grant,
-    })),
-  )
-  return {
-    realm: config.keycloak.realm,
-    profile: {
-      markerAttributes: [MANAGED_ATTRIBUTE, UID_ATTRIBUTE],
-      profileAttributes: config.sync.profileFields.map((f) => f.attribute),
-    },
-    clients,
-    roles: managedRoles(config.sync),
-    ...(trustedKeys
-      ? {
-          identityProvider: identityProviderRep({
-            alias: JWT_GRANT_IDP_ALIAS,
-            issuer: JWT_GRANT_ISSUER,
-            publicJwks: await trustedKeys(),
-          }),
-        }
-      : {}),
-  }
-}
-
-/** Asks Nextcloud whether a uid is an admin, remembering the answer for a minute. */
-function adminChecker(nextcloud: NextcloudClient, ttlMs = 60_000) {
-  const cache = new Map<string, { admin: boolean; until: number }>()
-  return async (uid: string): Promise<boolean> => {
-    const hit = cache.get(uid)
-    if (hit && hit.until > Date.now()) {
-      return hit.admin
-    }
-    const user = await nextcloud.currentUser(uid).catch(() => undefined)
-    const admin = user?.groups.includes('admin') ?? false
-    cache.set(uid, { admin, until: Date.now() + ttlMs })
-    return admin
-  }
 }
 
 /**
@@ -427,45 +357,4 @@ async function resume(
   } catch (err) {
     log.error({ err }, 'exapp.resume_failed')
   }
-}
-
-type Server = ReturnType<typeof createAdaptorServer>
-
-/** TCP on APP_HOST:APP_PORT, or under HaRP the unix socket FRP forwards to. */
-async function listen(server: Server, config: Config, port?: number): Promise<string> {
-  const socketPath = config.app.socketPath
-  if (socketPath) {
-    await rm(socketPath, { force: true })
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(socketPath, () => resolve())
-    })
-    // frpc runs as another user in some images; the socket is the only way in.
-    await chmod(socketPath, 0o666)
-    return socketPath
-  }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port ?? config.app.port, config.app.host, () => resolve())
-  })
-  const address = server.address() as AddressInfo
-  return `http://${config.app.host}:${address.port}`
-}
-
-/** Password mode: sets a managed user's password (never temporary: that would block the grant). */
-async function setUserPassword(admin: KcAdmin, realm: string, uid: string, password: string) {
-  const users = await kc('find user', () =>
-    admin.users.find({ realm, q: `${UID_ATTRIBUTE}:${uid}`, exact: true, max: 2 }),
-  )
-  const user = users.find((u) => u.attributes?.[UID_ATTRIBUTE]?.[0] === uid && u.id)
-  if (!user?.id) {
-    throw new AppError('NOT_FOUND', `no managed Keycloak user for Nextcloud user "${uid}"`)
-  }
-  await kc('set password', () =>
-    admin.users.resetPassword({
-      realm,
-      id: user.id as string,
-      credential: { type: 'password', value: password, temporary: false },
-    }),
-  )
 }

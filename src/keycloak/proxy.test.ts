@@ -2,11 +2,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { testConfig } from '../../test/config.js'
-import { createApp } from '../app.js'
-import type { Lifecycle } from '../appapi/lifecycle.js'
-import { silentLogger } from '../log.js'
+import { appWithUi } from '../../test/ui-app.js'
 import { accessFor, keycloakProxy, parseSetCookie } from './proxy.js'
-import type { KeycloakRuntime } from './runtime.js'
 
 const PUBLIC = 'https://cloud.example/index.php/apps/app_api/proxy/keycloak'
 const PREFIX = '/index.php/apps/app_api/proxy/keycloak'
@@ -42,20 +39,7 @@ function setup(reply: Reply = () => new Response('ok'), extra: { redirectsAsPage
     fetch: fakeFetch,
     ...extra,
   })
-  const app = createApp({
-    config,
-    log: silentLogger(),
-    keycloak: { status: () => 'ready' } as unknown as KeycloakRuntime,
-    lifecycle: {} as Lifecycle,
-    ui,
-  })
-  const as = (user: string, headers: Record<string, string> = {}) => ({
-    'EX-APP-ID': config.app.id,
-    'EX-APP-VERSION': '1.0.0',
-    'AA-VERSION': '5.0.2',
-    'AUTHORIZATION-APP-API': Buffer.from(`${user}:${config.app.secret}`).toString('base64'),
-    ...headers,
-  })
+  const { app, as } = appWithUi(ui, config)
   return { app, seen, as }
 }
 
@@ -359,25 +343,15 @@ describe('against a real upstream', () => {
     })
     await new Promise<void>((r) => server?.listen(0, '127.0.0.1', () => r()))
     const port = (server.address() as AddressInfo).port
-    const config = testConfig({})
-    const ui = keycloakProxy({
-      upstream: `http://127.0.0.1:${port}`,
-      publicUrl: PUBLIC,
-      realm: 'commonground',
-      isAdmin: async () => true,
-    })
-    const app = createApp({
-      config,
-      log: silentLogger(),
-      keycloak: { status: () => 'ready' } as unknown as KeycloakRuntime,
-      lifecycle: {} as Lifecycle,
-      ui,
-    })
-    const headers = {
-      'EX-APP-ID': config.app.id,
-      'EX-APP-VERSION': '1',
-      'AUTHORIZATION-APP-API': Buffer.from(`admin:${config.app.secret}`).toString('base64'),
-    }
+    const { app, as } = appWithUi(
+      keycloakProxy({
+        upstream: `http://127.0.0.1:${port}`,
+        publicUrl: PUBLIC,
+        realm: 'commonground',
+        isAdmin: async () => true,
+      }),
+    )
+    const headers = as('admin')
     for (const method of ['POST', 'PUT', 'PATCH', 'DELETE']) {
       const stream = new ReadableStream<Uint8Array>({
         start(ctl) {
@@ -407,27 +381,15 @@ describe('against a real upstream', () => {
   })
 
   it('answers 502 when nothing listens', async () => {
-    const config = testConfig({})
-    const ui = keycloakProxy({
-      upstream: 'http://127.0.0.1:9',
-      publicUrl: PUBLIC,
-      realm: 'commonground',
-      isAdmin: async () => true,
-    })
-    const app = createApp({
-      config,
-      log: silentLogger(),
-      keycloak: { status: () => 'ready' } as unknown as KeycloakRuntime,
-      lifecycle: {} as Lifecycle,
-      ui,
-    })
-    const res = await app.request('/realms/commonground/x', {
-      headers: {
-        'EX-APP-ID': config.app.id,
-        'EX-APP-VERSION': '1',
-        'AUTHORIZATION-APP-API': Buffer.from(`:${config.app.secret}`).toString('base64'),
-      },
-    })
+    const { app, as } = appWithUi(
+      keycloakProxy({
+        upstream: 'http://127.0.0.1:9',
+        publicUrl: PUBLIC,
+        realm: 'commonground',
+        isAdmin: async () => true,
+      }),
+    )
+    const res = await app.request('/realms/commonground/x', { headers: as('') })
     expect(res.status).toBe(502)
   })
 })

@@ -3,12 +3,8 @@ import { join } from 'node:path'
 import { runInNewContext } from 'node:vm'
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
-import { testConfig } from '../../test/config.js'
-import { createApp } from '../app.js'
-import type { Lifecycle } from '../appapi/lifecycle.js'
+import { appWithUi } from '../../test/ui-app.js'
 import type { AppEnv } from '../http/types.js'
-import type { KeycloakRuntime } from '../keycloak/runtime.js'
-import { silentLogger } from '../log.js'
 import { asset, STATIC_DIR, STATUS_PAGE_FILES } from './assets.js'
 import { appAssets, loaderScript, STATUS_PAGE_CSP } from './top-menu.js'
 
@@ -19,7 +15,6 @@ const files = new Map([
 ] as const)
 
 function setup() {
-  const config = testConfig({})
   const ui = new Hono<AppEnv>()
     .route(
       '/app',
@@ -31,20 +26,7 @@ function setup() {
     )
     // Stands for the Keycloak proxy behind: nothing under /app may reach it.
     .all('*', (c) => c.text('keycloak', 418))
-  const app = createApp({
-    config,
-    log: silentLogger(),
-    keycloak: { status: () => 'ready' } as unknown as KeycloakRuntime,
-    lifecycle: {} as Lifecycle,
-    ui,
-  })
-  const as = (user: string, headers: Record<string, string> = {}) => ({
-    'EX-APP-ID': config.app.id,
-    'EX-APP-VERSION': '1.0.0',
-    'AUTHORIZATION-APP-API': Buffer.from(`${user}:${config.app.secret}`).toString('base64'),
-    ...headers,
-  })
-  return { app, as }
+  return appWithUi(ui)
 }
 
 /** Runs the loader in a stand-in of Nextcloud's embedded page; returns the frame's src. */

@@ -1,0 +1,45 @@
+import type { Config } from '../config/config.js'
+import { MANAGED_ATTRIBUTE, managedRoles, UID_ATTRIBUTE } from '../sync/model.js'
+import type { Jwks } from '../tokens/signing-keys.js'
+import type { RealmSpec } from './bootstrap.js'
+import {
+  clientGrantAttributes,
+  identityProviderRep,
+  JWT_GRANT_IDP_ALIAS,
+  JWT_GRANT_ISSUER,
+} from './jwt-grant.js'
+
+/** The realm as the sidecar needs it; client secrets are generated once and kept in the store. */
+export async function realmSpecFor(
+  config: Config,
+  clientSecret: (clientId: string) => Promise<string>,
+  trustedKeys: (() => Promise<Jwks>) | undefined,
+): Promise<RealmSpec> {
+  const grant = trustedKeys ? clientGrantAttributes({ idpAlias: JWT_GRANT_IDP_ALIAS }) : {}
+  const clients = await Promise.all(
+    config.keycloak.clients.map(async (clientId) => ({
+      clientId,
+      secret: await clientSecret(clientId),
+      directAccessGrants: config.keycloak.tokenMode === 'password',
+      attributes: grant,
+    })),
+  )
+  return {
+    realm: config.keycloak.realm,
+    profile: {
+      markerAttributes: [MANAGED_ATTRIBUTE, UID_ATTRIBUTE],
+      profileAttributes: config.sync.profileFields.map((f) => f.attribute),
+    },
+    clients,
+    roles: managedRoles(config.sync),
+    ...(trustedKeys
+      ? {
+          identityProvider: identityProviderRep({
+            alias: JWT_GRANT_IDP_ALIAS,
+            issuer: JWT_GRANT_ISSUER,
+            publicJwks: await trustedKeys(),
+          }),
+        }
+      : {}),
+  }
+}

@@ -1,0 +1,19 @@
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+
+/** What the app remembers across restarts besides its databases: whether Nextcloud enabled it. */
+export interface PersistedState {
+  enabled: boolean
+}
+
+export async function readState(storageDir: string): Promise<PersistedState | undefined> {
+  try {
+    return JSON.parse(await readFile(join(storageDir, 'state.json'), 'utf8')) as PersistedState
+  } catch {
+    return undefined
+  }
+}
+
+export async function writeState(storageDir: string, state: PersistedState): Promise<void> {
+  await writeFile(join(storageDir, 'state.json'), `${JSON.stringify(state)}\n`)
+}
