@@ -50,7 +50,9 @@ export function syncRoutes({ sync, store, realm }: SyncRoutesDeps) {
         })
         return c.json({ status: 'started', after: last?.id ?? 0 }, 202)
       }
-      const summary = await sync.runFull({ trigger: 'api', dryRun, force })
+      // A Nextcloud admin (the status page) or a consumer app.
+      const trigger = c.get('caller')?.kind === 'nextcloud' ? 'ui' : 'api'
+      const summary = await sync.runFull({ trigger, dryRun, force })
       const body = runResponse(summary)
       if (summary.status === 'guard_tripped') {
         c.set('errorCode', 'GUARD_TRIPPED')

@@ -5,7 +5,7 @@ import type { KeycloakRuntime } from '../keycloak/runtime.js'
 import { silentLogger } from '../log.js'
 import type { SyncEngine } from '../sync/engine.js'
 import type { AppEnv, Caller } from './types.js'
-import { uiRoutes } from './ui-routes.js'
+import { tokenEndpoint, uiRoutes } from './ui-routes.js'
 
 function setup(caller: Caller) {
   const config = testConfig({
@@ -33,6 +33,20 @@ function setup(caller: Caller) {
     .route('/ui', uiRoutes({ config, keycloak, sync }))
   return { app, config }
 }
+
+describe('the token endpoint shown to consumer developers', () => {
+  const app = testConfig({}).app
+  const publicUrl = 'https://cloud.example/exapps/keycloak'
+  it.each([
+    [{ host: '127.0.0.1', port: 23000 }, 'http://127.0.0.1:23000/api/token'],
+    [{ host: '0.0.0.0', port: 23001 }, 'http://nc_app_keycloak:23001/api/token'],
+    [{ host: '::', port: 23000 }, 'http://nc_app_keycloak:23000/api/token'],
+    [{ host: '::1', port: 23000 }, 'http://[::1]:23000/api/token'],
+    [{ socketPath: '/tmp/exapp.sock' }, 'https://cloud.example/exapps/keycloak/api/token'],
+  ])('%o → %s', (where, expected) => {
+    expect(tokenEndpoint({ ...app, ...where }, publicUrl)).toBe(expected)
+  })
+})
 
 describe('/api/ui', () => {
   it('gives the page the state of Keycloak, the schedule and the token API, without secrets', async () => {
@@ -62,7 +76,7 @@ describe('/api/ui', () => {
       },
       tokens: {
         mode: 'jwt',
-        endpoint: 'https://cloud.example/exapps/keycloak/api/token',
+        endpoint: 'http://127.0.0.1:23000/api/token',
         clients: ['opentalk', 'matrix'],
         consumers: [{ name: 'default', clients: ['opentalk', 'matrix'] }],
       },

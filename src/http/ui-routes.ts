@@ -12,6 +12,19 @@ export interface UiRoutesDeps {
 }
 
 /**
+ * Where consumer apps send `POST /api/token` (server to server, with `X-API-SECRET`): the app's
+ * own address. Listening on every interface means a container, which AppAPI names
+ * `nc_app_<appid>` on its Docker network; under HaRP only Nextcloud's proxy reaches the app.
+ */
+export function tokenEndpoint(app: Config['app'], publicUrl: string): string {
+  if (app.socketPath) {
+    return `${publicUrl}/api/token`
+  }
+  const host = ['0.0.0.0', '::', '[::]'].includes(app.host) ? `nc_app_${app.id}` : app.host
+  return `http://${host.includes(':') ? `[${host}]` : host}:${app.port}/api/token`
+}
+
+/**
  * `/api/ui/*`, what the status page reads besides the sync routes: the state of Keycloak and the
  * schedule, and (on an admin's click) the secrets. Authentication is applied by the caller.
  */
@@ -42,7 +55,7 @@ export function uiRoutes({ config, keycloak, sync }: UiRoutesDeps) {
         },
         tokens: {
           mode: config.keycloak.tokenMode,
-          endpoint: `${publicUrl}/api/token`,
+          endpoint: tokenEndpoint(config.app, publicUrl),
           clients: config.keycloak.clients,
           consumers: config.consumers.map(({ name, clients }) => ({ name, clients })),
         },
