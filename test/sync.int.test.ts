@@ -30,6 +30,7 @@ interface StoredRun {
   counts: Record<string, number>
   errors: string[]
   changelog?: (Change & { outcome?: string; error?: string })[]
+  changelogTotal?: number
 }
 
 interface UserBody {
@@ -459,7 +460,15 @@ describe('sync through the HTTP API against a real Keycloak', () => {
       dryRun: true,
       status: 'succeeded',
       changelog: dry.body.changes,
+      changelogTotal: 2,
     })
+    // The head of a changelog only, with its length.
+    const head = await api<StoredRun>(t, 'GET', `/api/sync-runs/${dry.body.runId}?limit=1`)
+    expect(head.body).toMatchObject({ changelog: [dry.body.changes?.[0]], changelogTotal: 2 })
+    for (const limit of ['-1', '1.5', 'x']) {
+      const bad = await api<ErrorBody>(t, 'GET', `/api/sync-runs/${dry.body.runId}?limit=${limit}`)
+      expect(bad.status, limit).toBe(400)
+    }
   })
 
   it('never changes Keycloak users it did not create; name and email clashes are conflicts', async () => {

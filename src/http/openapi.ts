@@ -185,7 +185,15 @@ export function openApiDocument(version: string) {
         get: {
           summary: 'One stored run with its changelog',
           security: adminSecurity,
-          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'integer' } }],
+          parameters: [
+            { name: 'id', in: 'path', required: true, schema: { type: 'integer' } },
+            {
+              name: 'limit',
+              in: 'query',
+              description: 'return only the first `limit` changes (`changelogTotal` says how many)',
+              schema: { type: 'integer', minimum: 0 },
+            },
+          ],
           responses: { '200': { description: 'the run' }, ...errors(400, 401, 403, 404) },
         },
       },

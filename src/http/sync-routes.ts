@@ -95,10 +95,22 @@ export function syncRoutes({ sync, store, realm }: SyncRoutesDeps) {
       if (!id.success) {
         throw new AppError('INVALID_INPUT', 'run id must be a positive integer')
       }
+      const limit = z.coerce
+        .number()
+        .int()
+        .min(0)
+        .optional()
+        .safeParse(c.req.query('limit') || undefined)
+      if (!limit.success) {
+        throw new AppError('INVALID_INPUT', 'limit must be a whole number of changes, 0 or more')
+      }
       const run = await store.getRun(id.data)
       if (!run || run.realm !== realm) {
         throw new AppError('NOT_FOUND', `no sync run ${id.data}`)
       }
-      return c.json(run)
+      // A 10 000-user run's changelog is megabytes; the status page asks for its head only.
+      const changelog =
+        limit.data === undefined ? run.changelog : run.changelog.slice(0, limit.data)
+      return c.json({ ...run, changelog, changelogTotal: run.changelog.length })
     })
 }

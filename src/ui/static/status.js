@@ -448,8 +448,11 @@
     })
   }
 
-  /** The list of changes (planned or applied), capped at MAX_CHANGES_SHOWN entries. */
-  function renderChanges(changes, title) {
+  /**
+   * The list of changes (planned or applied), capped at MAX_CHANGES_SHOWN entries; `total` is
+   * how many there are when the server sent only the first ones.
+   */
+  function renderChanges(changes, title, total = changes?.length ?? 0) {
     if (!Array.isArray(changes) || changes.length === 0) {
       return el('p', { className: 'subtle', text: 'No changes listed.' })
     }
@@ -477,9 +480,9 @@
     return el(
       'div',
       { className: 'block' },
-      el('h4', { text: `${title} (${changes.length})` }),
+      el('h4', { text: `${title} (${total})` }),
       el('div', { className: 'list-scroll' }, list),
-      moreNote(changes.length),
+      moreNote(total),
     )
   }
 
@@ -947,7 +950,7 @@
       row.classList.toggle('selected', row.dataset.runId === String(id))
     }
     try {
-      const run = await api(`../api/sync-runs/${encodeURIComponent(id)}`)
+      const run = await api(`../api/sync-runs/${encodeURIComponent(id)}?limit=${MAX_CHANGES_SHOWN}`)
       clearError('detail')
       if (detail.dataset.loadingRunId === String(id)) {
         renderRunDetail(run)
@@ -1005,7 +1008,11 @@
         renderCounts(run.counts),
         renderConflicts(run.conflicts),
         renderErrorList(run.errors),
-        renderChanges(run.changelog, run.dryRun ? 'Planned changes' : 'Changelog'),
+        renderChanges(
+          run.changelog,
+          run.dryRun ? 'Planned changes' : 'Changelog',
+          run.changelogTotal ?? run.changelog?.length,
+        ),
       ),
     )
     detail.focus({ preventScroll: true })
