@@ -292,13 +292,18 @@ describe('status page and console in a browser, through the Nextcloud proxies', 
       const { context, page, problems } = await asUser('admin', s)
       page.on('requestfailed', (req) => problems.push(`failed ${req.method()} ${req.url()}`))
       const statusFrames: string[] = []
+      const methods = new Map<string, number>()
       page.on('request', (req) => {
+        methods.set(req.method(), (methods.get(req.method()) ?? 0) + 1)
         if (req.url().includes('login-status-iframe')) {
           statusFrames.push(req.url())
         }
       })
       try {
         await loginAndFindUser(page, s, statusFrames)
+        // Nothing the console asked for was refused or failed on the way.
+        expect(problems).toEqual([])
+        console.log(`console through ${name}: requests by method`, Object.fromEntries(methods))
       } catch (err) {
         await page.screenshot({ path: join(ARTIFACTS, `${name}-console-failure.png`) })
         throw new Error(`${String(err)}\nwhat the page saw:\n${problems.join('\n')}`)
