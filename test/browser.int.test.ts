@@ -216,6 +216,10 @@ describe('status page and console in a browser, through the Nextcloud proxies', 
         expect(await result.locator('[data-count="add-member"]').textContent()).toBe('3')
         const runId = await result.getAttribute('data-run-id')
         expect(Number(runId)).toBeGreaterThan(0)
+        // Screen readers hear the steps and the end, not every tick of the counter.
+        expect(await frame.locator('#sync-announce[aria-live="polite"]').textContent()).toMatch(
+          new RegExp(`^Run #${runId} finished: `),
+        )
         for (const uid of NEW_USERS) {
           const [user] = await s.t.kc.users.find({ realm: s.t.realm, username: uid, exact: true })
           expect(user?.attributes?.nextcloud_uid).toEqual([uid])

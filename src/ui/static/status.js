@@ -96,6 +96,8 @@
     pollTimer: null,
     polling: false,
     errors: new Map(),
+    /** what the live region last said, so screen readers hear each step once */
+    announced: '',
   }
 
   const byId = (id) => document.getElementById(id)
@@ -692,6 +694,14 @@
     )
   }
 
+  /** Tells screen readers about a step of a run (not every counter tick of it). */
+  function announce(text) {
+    if (text !== state.announced) {
+      state.announced = text
+      byId('sync-announce').textContent = text
+    }
+  }
+
   function renderProgress(progress) {
     const box = byId('sync-progress')
     const phase = byId('sync-phase')
@@ -711,6 +721,11 @@
       phase.textContent = `Run #${progress.runId}${by}: reading Nextcloud and Keycloak…`
       bar.removeAttribute('value')
     }
+    announce(
+      progress
+        ? `Run #${progress.runId} ${progress.phase === 'applying' ? 'is applying changes' : 'is reading Nextcloud and Keycloak'}`
+        : 'Starting a sync run',
+    )
     box.hidden = false
   }
 
@@ -726,6 +741,7 @@
     box.dataset.status = run.status
     const outcome = runOutcome(run)
     box.dataset.outcome = outcome
+    announce(`Run #${run.id} finished: ${run.message || outcome}`)
     box.append(
       el(
         'div',
