@@ -34,7 +34,13 @@ export function describeStoreContract(label: string, open: () => Promise<Databas
         sql`select table_name from information_schema.tables where table_schema = 'public'`,
       )
       expect(rowsOf<{ table_name: string }>(tables).map((r) => r.table_name)).toEqual(
-        expect.arrayContaining(['app_secrets', 'sync_runs', 'token_issuances', 'user_passwords']),
+        expect.arrayContaining([
+          'app_secrets',
+          'sync_runs',
+          'sync_run_changes',
+          'token_issuances',
+          'user_passwords',
+        ]),
       )
       const ledger = await database.db.execute(
         sql`select count(*)::int as n from ${sql.identifier(MIGRATIONS_SCHEMA)}.${sql.identifier(MIGRATIONS_TABLE)}`,
@@ -112,6 +118,35 @@ export function describeStoreContract(label: string, open: () => Promise<Databas
       expect(run?.startedAt).toBeInstanceOf(Date)
       expect(run?.finishedAt).toBeInstanceOf(Date)
       expect(run?.message).toBe('ok')
+    })
+
+    it('stores a long changelog in chunks and reads it back in order, whole or its head', async () => {
+      const id = await store.startRun({ realm: unique('realm'), trigger: 'api', dryRun: false })
+      const changelog = Array.from({ length: 1234 }, (_, i) => ({
+        kind: 'add-member',
+        uid: `u${i}`,
+        gid: `g${i % 7}`,
+      }))
+      await store.finishRun(id, { status: 'succeeded', changelog })
+      expect(await store.getRun(id)).toMatchObject({ changelog, changelogTotal: 1234 })
+      for (const limit of [0, 3, 500, 501, 1000, 1234, 5000]) {
+        const run = await store.getRun(id, { limit })
+        expect(run?.changelog, String(limit)).toEqual(changelog.slice(0, limit))
+        expect(run?.changelogTotal).toBe(1234)
+      }
+      // Finishing again replaces the changelog; pruning the run removes it.
+      await store.finishRun(id, { status: 'succeeded', changelog: changelog.slice(0, 2) })
+      expect(await store.getRun(id)).toMatchObject({
+        changelog: changelog.slice(0, 2),
+        changelogTotal: 2,
+      })
+      const realm = (await store.getRun(id))?.realm as string
+      await store.startRun({ realm, trigger: 'api', dryRun: false })
+      expect(await store.pruneRuns({ keep: 1, realm })).toBe(1)
+      const left = await database.db.execute(
+        sql`select count(*)::int as n from sync_run_changes where run_id = ${id}`,
+      )
+      expect(rowsOf<{ n: number }>(left)[0]?.n).toBe(0)
     })
 
     it('finishRun of an unknown id is NOT_FOUND, getRun undefined', async () => {

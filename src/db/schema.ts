@@ -4,6 +4,7 @@ import {
   boolean,
   check,
   index,
+  integer,
   jsonb,
   pgTable,
   primaryKey,
@@ -25,10 +26,7 @@ export const appSecrets = pgTable('app_secrets', {
   updatedAt: updatedAt(),
 })
 
-/**
- * One row per sync run. The changelog can be large (one entry per change of a 10 000-user run),
- * so listings select around it.
- */
+/** One row per sync run; its changelog is in sync_run_changes. */
 export const syncRuns = pgTable(
   'sync_runs',
   {
@@ -42,7 +40,8 @@ export const syncRuns = pgTable(
     counts: jsonb('counts').$type<Record<string, number>>().notNull().default({}),
     conflicts: jsonb('conflicts').$type<unknown[]>().notNull().default([]),
     errors: jsonb('errors').$type<unknown[]>().notNull().default([]),
-    changelog: jsonb('changelog').$type<unknown[]>().notNull().default([]),
+    /** how many changes the run's changelog (sync_run_changes) holds */
+    changeCount: integer('change_count').notNull().default(0),
     message: text('message'),
   },
   (t) => [
@@ -51,6 +50,24 @@ export const syncRuns = pgTable(
     // listRuns: newest runs of one realm; ids grow with start time.
     index('sync_runs_realm_id_idx').on(t.realm, t.id.desc()),
   ],
+)
+
+/**
+ * A run's changelog in plan order, as consecutive chunks of a few hundred changes. Stored and
+ * read a chunk per statement, so the 50 000 changes of a large run never hold the event loop
+ * (an embedded PGlite runs on it) and the status page reads only the first chunk. Goes with its
+ * run.
+ */
+export const syncRunChanges = pgTable(
+  'sync_run_changes',
+  {
+    runId: bigint('run_id', { mode: 'number' })
+      .notNull()
+      .references(() => syncRuns.id, { onDelete: 'cascade' }),
+    chunk: integer('chunk').notNull(),
+    changes: jsonb('changes').$type<unknown[]>().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.chunk] })],
 )
 
 /** Who asked for a token for whom (never the token itself), with bounded retention. */

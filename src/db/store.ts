@@ -1,8 +1,15 @@
-import { and, desc, eq, gte, lt, lte, notInArray, type SQL, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, gte, lt, lte, notInArray, type SQL, sql } from 'drizzle-orm'
 import { AppError } from '../errors.js'
 import type { Database, Db } from './client.js'
 import type { SecretBox } from './crypto.js'
-import { appSecrets, type RunStatus, syncRuns, tokenIssuances, userPasswords } from './schema.js'
+import {
+  appSecrets,
+  type RunStatus,
+  syncRunChanges,
+  syncRuns,
+  tokenIssuances,
+  userPasswords,
+} from './schema.js'
 
 export interface SyncRunSummary {
   id: number
@@ -20,7 +27,10 @@ export interface SyncRunSummary {
 }
 
 export interface SyncRun extends SyncRunSummary {
+  /** the changes in plan order (the first `limit` when asked for fewer) */
   changelog: unknown[]
+  /** how many changes the run has */
+  changelogTotal: number
 }
 
 export interface RunOutcome {
@@ -55,7 +65,7 @@ export interface Store {
   finishRun(id: number, outcome: RunOutcome): Promise<void>
   /** Newest first, without changelogs. */
   listRuns(query?: { realm?: string; limit?: number }): Promise<SyncRunSummary[]>
-  getRun(id: number): Promise<SyncRun | undefined>
+  getRun(id: number, opts?: { limit?: number }): Promise<SyncRun | undefined>
   /** Deletes all but the newest `keep` runs (of `realm` when given); returns how many went. */
   pruneRuns(opts: { keep: number; realm?: string }): Promise<number>
   recordIssuance(issuance: Issuance): Promise<void>
@@ -81,6 +91,12 @@ const summaryColumns = {
   errors: syncRuns.errors,
   message: syncRuns.message,
 }
+
+/** Changes per stored chunk of a changelog, and chunks per read: a few milliseconds each. */
+const CHANGES_PER_CHUNK = 500
+const CHUNKS_PER_READ = 4
+
+const yieldToEventLoop = () => new Promise((resolve) => setImmediate(resolve))
 
 /**
  * Builds the store over `database.db`. Pass `{ db: tx }` to run it inside a transaction, e.g. a
@@ -133,22 +149,38 @@ export function createStore(database: Pick<Database, 'db'>, box: SecretBox): Sto
       return mustExist(row, 'sync run insert returned no row').id
     },
     async finishRun(id, outcome) {
-      const updated = await db
-        .update(syncRuns)
-        .set({
-          status: outcome.status,
-          finishedAt: sql`now()`,
-          message: outcome.message ?? null,
-          ...(outcome.counts ? { counts: outcome.counts } : {}),
-          ...(outcome.conflicts ? { conflicts: outcome.conflicts } : {}),
-          ...(outcome.errors ? { errors: outcome.errors } : {}),
-          ...(outcome.changelog ? { changelog: outcome.changelog } : {}),
-        })
-        .where(eq(syncRuns.id, id))
-        .returning({ id: syncRuns.id })
-      if (updated.length === 0) {
-        throw new AppError('NOT_FOUND', `sync run ${id} does not exist`)
-      }
+      const changelog = outcome.changelog
+      await db.transaction(async (tx) => {
+        const updated = await tx
+          .update(syncRuns)
+          .set({
+            status: outcome.status,
+            finishedAt: sql`now()`,
+            message: outcome.message ?? null,
+            ...(outcome.counts ? { counts: outcome.counts } : {}),
+            ...(outcome.conflicts ? { conflicts: outcome.conflicts } : {}),
+            ...(outcome.errors ? { errors: outcome.errors } : {}),
+            ...(changelog ? { changeCount: changelog.length } : {}),
+          })
+          .where(eq(syncRuns.id, id))
+          .returning({ id: syncRuns.id })
+        if (updated.length === 0) {
+          throw new AppError('NOT_FOUND', `sync run ${id} does not exist`)
+        }
+        if (!changelog) {
+          return
+        }
+        await tx.delete(syncRunChanges).where(eq(syncRunChanges.runId, id))
+        // A chunk per statement, with a turn of the event loop between: PGlite runs on it.
+        for (let start = 0; start < changelog.length; start += CHANGES_PER_CHUNK) {
+          await tx.insert(syncRunChanges).values({
+            runId: id,
+            chunk: start / CHANGES_PER_CHUNK,
+            changes: changelog.slice(start, start + CHANGES_PER_CHUNK),
+          })
+          await yieldToEventLoop()
+        }
+      })
     },
     async listRuns({ realm, limit = 20 } = {}) {
       return db
@@ -158,9 +190,39 @@ export function createStore(database: Pick<Database, 'db'>, box: SecretBox): Sto
         .orderBy(desc(syncRuns.id))
         .limit(limit)
     },
-    async getRun(id) {
-      const [row] = await db.select().from(syncRuns).where(eq(syncRuns.id, id))
-      return row
+    async getRun(id, { limit } = {}) {
+      const [row] = await db
+        .select({ ...summaryColumns, changeCount: syncRuns.changeCount })
+        .from(syncRuns)
+        .where(eq(syncRuns.id, id))
+      if (!row) {
+        return undefined
+      }
+      const { changeCount, ...run } = row
+      const wanted = Math.min(limit ?? changeCount, changeCount)
+      const changelog: unknown[] = []
+      // Chunk by chunk, in order, until `wanted` changes are in (chunk sizes may vary).
+      let next = 0
+      while (changelog.length < wanted) {
+        const chunks = await db
+          .select({ chunk: syncRunChanges.chunk, changes: syncRunChanges.changes })
+          .from(syncRunChanges)
+          .where(and(eq(syncRunChanges.runId, id), gte(syncRunChanges.chunk, next)))
+          .orderBy(asc(syncRunChanges.chunk))
+          .limit(CHUNKS_PER_READ)
+        if (chunks.length === 0) {
+          break
+        }
+        for (const { changes } of chunks) {
+          // A loop, not push(...changes): a chunk carried over from before chunking may be huge.
+          for (let i = 0; i < changes.length && changelog.length < wanted; i++) {
+            changelog.push(changes[i])
+          }
+        }
+        next = (chunks[chunks.length - 1]?.chunk ?? next) + 1
+        await yieldToEventLoop()
+      }
+      return { ...run, changelog, changelogTotal: changeCount }
     },
     async pruneRuns({ keep, realm }) {
       assertKeep(keep)
