@@ -3,6 +3,7 @@ import KcAdminClient from '@keycloak/keycloak-admin-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isAppError } from '../errors.js'
 import { silentLogger } from '../log.js'
+import { grantRejection } from './grant-errors.js'
 import {
   ASSERTION_TTL_SECONDS,
   clientGrantAttributes,
@@ -20,7 +21,7 @@ import {
   type SigningKeySet,
   signAssertion,
 } from './signing-key.js'
-import { createTokenClient, grantRejection, type TokenClient } from './token-client.js'
+import { createTokenClient, type TokenClient } from './token-client.js'
 
 // The shared global setup provides a running Keycloak; without one this suite must fail, not skip.
 const KEYCLOAK_URL = process.env.TEST_KEYCLOAK_URL

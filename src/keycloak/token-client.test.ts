@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { type ErrorCode, isAppError } from '../errors.js'
 import { silentLogger } from '../log.js'
+import { type GrantRejection, grantRejection } from './grant-errors.js'
 import { JWT_BEARER_GRANT_TYPE } from './jwt-grant.js'
-import { createTokenClient, type GrantRejection, grantRejection } from './token-client.js'
+import { createTokenClient } from './token-client.js'
 
 const LOOPBACK = 'http://127.0.0.1:8080'
 const PUBLIC_ISSUER = 'https://nc.example/index.php/apps/app_api/proxy/keycloak/realms/r'

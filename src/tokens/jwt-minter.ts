@@ -1,6 +1,7 @@
+import { grantRejection } from '../keycloak/grant-errors.js'
 import { ASSERTION_TTL_SECONDS, JWT_GRANT_ISSUER } from '../keycloak/jwt-grant.js'
 import { signAssertion } from '../keycloak/signing-key.js'
-import { grantRejection, type TokenClient, type TokenSet } from '../keycloak/token-client.js'
+import type { TokenClient, TokenSet } from '../keycloak/token-client.js'
 import type { SigningKeys } from './signing-keys.js'
 
 export interface JwtMinterOptions {

@@ -1,12 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import type { Store } from '../db/store.js'
 import { AppError, isAppError } from '../errors.js'
-import {
-  GrantError,
-  grantRejection,
-  type TokenClient,
-  type TokenSet,
-} from '../keycloak/token-client.js'
+import { GrantError, grantRejection } from '../keycloak/grant-errors.js'
+import type { TokenClient, TokenSet } from '../keycloak/token-client.js'
 import type { Logger } from '../log.js'
 
 export interface PasswordMinterOptions {
