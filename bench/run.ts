@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { aDirectory } from '../test/builders.js'
 import { startCountingProxy } from '../test/counting-proxy.js'
-import { startTestExApp, type TestExApp } from '../test/exapp-harness.js'
+import { bootstrapped, startTestExApp, type TestExApp } from '../test/exapp-harness.js'
 import { prepareKeycloak, startOwnKeycloak } from '../test/keycloak.js'
 import {
   javaPid,
@@ -20,7 +20,6 @@ import {
   applyDelta,
   bareJwtLoad,
   barePasswordLoad,
-  bootstrapped,
   partialImportBaseline,
   syncRun,
   tokenLoad,
@@ -116,7 +115,8 @@ async function main(): Promise<void> {
     progress(`sync-cold baseline: ${secs(baseline.ms)}`)
 
     t = await startTestExApp({ directory, enabled: true, env: { KEYCLOAK_URL: proxy.url } })
-    await bootstrapped(t)
+    // The bench runs on a loaded machine: twice the tests' patience.
+    await bootstrapped(t, 120_000)
     const kcRssBefore = kcPid ? await procStatusBytes(kcPid, 'VmRSS') : undefined
     const rssBefore = process.memoryUsage().rss
     const sampler = rssSampler(kcPid)

@@ -11,7 +11,7 @@ import { SigningKeys } from '../src/tokens/signing-keys.js'
 import type { Directory, UserRecord } from '../test/builders.js'
 import type { CountingProxy } from '../test/counting-proxy.js'
 import type { TestExApp } from '../test/exapp-harness.js'
-import { type LoadResult, load, progress, sleep, timed } from './lib.js'
+import { type LoadResult, load, progress, timed } from './lib.js'
 
 export interface SyncResult {
   ms: number
@@ -23,18 +23,6 @@ export interface SyncResult {
   counts: Record<string, number>
   failed: number
   status: string
-}
-
-/** Waits for the ExApp to see Keycloak and joins its (single-flight) realm bootstrap. */
-export async function bootstrapped(t: TestExApp): Promise<void> {
-  const deadline = Date.now() + 120_000
-  while (t.exapp.keycloak.status() !== 'ready') {
-    if (Date.now() > deadline) {
-      throw new Error(`Keycloak never became ready for the ExApp: ${t.exapp.keycloak.status()}`)
-    }
-    await sleep(50)
-  }
-  await t.exapp.bootstrap()
 }
 
 /** One full run through the ExApp's real sync engine, Keycloak requests counted by the proxy. */

@@ -159,7 +159,8 @@ export function aDirectory(spec: DirectorySpec): Directory {
   return { users: list, groups: groupList }
 }
 
-function mulberry32(seed: number): () => number {
+/** mulberry32: a small seeded PRNG, so a failing seed or a load test replays exactly. */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0

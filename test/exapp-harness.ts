@@ -106,3 +106,18 @@ export async function startTestExApp(opts: TestExAppOptions = {}): Promise<TestE
     },
   }
 }
+
+/**
+ * Waits until the ExApp sees its Keycloak, then joins the realm bootstrap it starts by itself
+ * (single-flight), so that bootstrap cannot run again later in the middle of a counted run.
+ */
+export async function bootstrapped(t: TestExApp, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (t.exapp.keycloak.status() !== 'ready') {
+    if (Date.now() > deadline) {
+      throw new Error(`Keycloak never became ready for the ExApp: ${t.exapp.keycloak.status()}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  await t.exapp.bootstrap()
+}

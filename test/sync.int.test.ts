@@ -6,7 +6,12 @@ import type { RunSummary } from '../src/sync/engine.js'
 import { aDirectory, aGroup, aUser, type Directory } from './builders.js'
 import { sharedKeycloak } from './config.js'
 import { type CountingProxy, startCountingProxy } from './counting-proxy.js'
-import { startTestExApp, type TestExApp, type TestExAppOptions } from './exapp-harness.js'
+import {
+  bootstrapped,
+  startTestExApp,
+  type TestExApp,
+  type TestExAppOptions,
+} from './exapp-harness.js'
 import { fixtureDirectory } from './fake-nextcloud/index.js'
 
 // End to end through the HTTP API against the shared real Keycloak, checking the realm with an
@@ -80,21 +85,6 @@ afterEach(async () => {
 })
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-/**
- * Waits for the realm. The ExApp bootstraps it by itself as soon as it sees Keycloak; joining that
- * (single-flight) bootstrap keeps it from running again later, in the middle of a counted run.
- */
-async function bootstrapped(t: TestExApp): Promise<void> {
-  const deadline = Date.now() + 60_000
-  while (t.exapp.keycloak.status() !== 'ready') {
-    if (Date.now() > deadline) {
-      throw new Error(`Keycloak never became ready for the ExApp: ${t.exapp.keycloak.status()}`)
-    }
-    await sleep(20)
-  }
-  await t.exapp.bootstrap()
-}
 
 /**
  * A bootstrapped ExApp on a realm of its own. With `proxy`, it reaches Keycloak through the

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { mulberry32 } from '../../test/builders.js'
 import { applyPlan } from './apply.js'
 import type { Change, Conflict } from './changes.js'
 import { MemoryDirectory } from './memory-directory.js'
@@ -11,18 +12,6 @@ import {
   toDesired,
 } from './model.js'
 import { planSync, type SyncPlan, type SyncPolicy } from './plan.js'
-
-/** mulberry32: a small seeded PRNG, so a failing seed replays exactly. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 type Random = () => number
 const pick = <T>(rand: Random, items: readonly T[]): T =>
@@ -187,7 +176,7 @@ const SEEDS = [1, 7, 42, 1234, 987654]
 
 describe('planSync properties', () => {
   it.each(SEEDS)('plans nothing for a realm that already mirrors Nextcloud (seed %i)', (seed) => {
-    const rand = prng(seed)
+    const rand = mulberry32(seed)
     const nc = randomDirectory(rand, 300)
     const desired = realizable(toDesired(nc.users, nc.groups, desiredPolicy(rand)))
     const mirror: Actual = {
@@ -210,7 +199,7 @@ describe('planSync properties', () => {
   it.each(SEEDS)(
     'converges: apply then re-plan gives no changes, and no writes (seed %i)',
     async (seed) => {
-      const rand = prng(seed)
+      const rand = mulberry32(seed)
       const shape = desiredPolicy(rand)
       const policy: SyncPolicy = {
         deletePolicy: seed % 2 === 0 ? 'delete' : 'disable',
@@ -242,7 +231,7 @@ describe('planSync properties', () => {
   )
 
   it.each(SEEDS)('never lets an unmanaged name into a plan (seed %i)', (seed) => {
-    const rand = prng(seed)
+    const rand = mulberry32(seed)
     const nc = randomDirectory(rand, 300)
     const desired = toDesired(nc.users, nc.groups, desiredPolicy(rand))
     const clashing = desired.users.filter(() => chance(rand, 0.2))
