@@ -267,14 +267,14 @@ export async function startExApp(
   }
   const api = new Hono<AppEnv>()
   api.get('/openapi.json', (c) => c.json(openApiDocument(config.app.version)))
-  api.use('/sync-*', requireApiCaller(apiAuth, true))
-  api.use('/delete-user', requireApiCaller(apiAuth, true))
+  // A consumer's secret, or the AppAPI headers of a Nextcloud admin.
+  const adminApi = requireApiCaller(apiAuth, true)
+  api.use('/sync-*', adminApi)
+  api.use('/delete-user', adminApi)
   api.route('/', syncRoutes({ sync, store, realm: config.keycloak.realm }))
-  api.use('/ui/*', requireApiCaller(apiAuth, true))
+  api.use('/ui/*', adminApi)
   api.route('/ui', uiRoutes({ config, keycloak, sync }))
-  api.post('/signing-key/rotate', requireApiCaller(apiAuth, true), async (c) =>
-    c.json(await tokens.rotateSigningKey()),
-  )
+  api.post('/signing-key/rotate', adminApi, async (c) => c.json(await tokens.rotateSigningKey()))
   const issue = metrics.timeTokens((req: Parameters<TokenService['issue']>[0]) => tokens.issue(req))
   api.route('/', tokenRoutes({ tokens: { issue }, auth: apiAuth }))
 
@@ -284,7 +284,7 @@ export async function startExApp(
     keycloak,
     lifecycle,
     api,
-    metrics: metricsRoutes(metrics, config.metricsToken, requireApiCaller(apiAuth, true)),
+    metrics: metricsRoutes(metrics, config.metricsToken, adminApi),
     // The admin console and the realm's public endpoints (DESIGN.md §8).
     ui: new Hono<AppEnv>()
       .route(

@@ -109,3 +109,25 @@ export function requireApiCaller(
     return undefined
   }
 }
+
+/** The Nextcloud user a verified AppAPI request is made for ('' when anonymous or not AppAPI). */
+export function nextcloudUid(c: Context<AppEnv>): string {
+  const caller = c.get('caller')
+  return caller?.kind === 'nextcloud' ? caller.userId : ''
+}
+
+/**
+ * For what only Nextcloud admins may see (status page, console, master realm): a 403 unless the
+ * AppAPI caller is an admin, undefined when they may go on. An unanswered admin check is a no.
+ */
+export async function refuseNonAdmin(
+  c: Context<AppEnv>,
+  isAdmin: (uid: string) => Promise<boolean>,
+): Promise<Response | undefined> {
+  const uid = nextcloudUid(c)
+  if (uid !== '' && (await isAdmin(uid).catch(() => false))) {
+    return undefined
+  }
+  c.set('errorCode', 'FORBIDDEN')
+  return c.json(errorBody(c, 'FORBIDDEN', 'Nextcloud admins only'), 403)
+}

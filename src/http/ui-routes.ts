@@ -30,6 +30,7 @@ export function tokenEndpoint(app: Config['app'], publicUrl: string): string {
  */
 export function uiRoutes({ config, keycloak, sync }: UiRoutesDeps) {
   const publicUrl = config.keycloak.publicUrl
+  const consoleUrl = `${publicUrl}/admin/master/console/`
   return new Hono<AppEnv>()
     .get('/overview', (c) => {
       c.header('Cache-Control', 'no-store')
@@ -43,7 +44,7 @@ export function uiRoutes({ config, keycloak, sync }: UiRoutesDeps) {
           restarts: keycloak.restarts(),
           realm: config.keycloak.realm,
           publicUrl,
-          consolePath: `${publicUrl}/admin/master/console/`,
+          consolePath: consoleUrl,
           issuer: `${publicUrl}/realms/${config.keycloak.realm}`,
         },
         sync: {
@@ -75,7 +76,7 @@ export function uiRoutes({ config, keycloak, sync }: UiRoutesDeps) {
         console: {
           username: config.keycloak.adminUser,
           password: config.keycloak.adminPassword,
-          url: `${publicUrl}/admin/master/console/`,
+          url: consoleUrl,
         },
       })
     })

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { Hono } from 'hono'
+import { nextcloudUid, refuseNonAdmin } from '../http/api-auth.js'
 import { errorBody } from '../http/errors.js'
 import type { AppEnv } from '../http/types.js'
 
@@ -249,15 +250,13 @@ export function keycloakProxy(opts: KeycloakProxyOptions): Hono<AppEnv> {
     if (/%2e|%2f|%5c|\\/i.test(path) || path.split('/').includes('..')) {
       return c.json(errorBody(c, 'INVALID_INPUT', 'path not allowed'), 400)
     }
-    const caller = c.get('caller')
-    const uid = caller?.kind === 'nextcloud' ? caller.userId : ''
     if (accessFor(path, opts.realm) === 'admin') {
-      const admin = uid !== '' && (await opts.isAdmin(uid).catch(() => false))
-      if (!admin) {
-        c.set('errorCode', 'FORBIDDEN')
-        return c.json(errorBody(c, 'FORBIDDEN', 'Nextcloud admins only'), 403)
+      const refused = await refuseNonAdmin(c, opts.isAdmin)
+      if (refused) {
+        return refused
       }
     }
+    const uid = nextcloudUid(c)
 
     // The jar, if the browser has one and it belongs to the same Nextcloud user.
     const incomingCookies = c.req.header('cookie')

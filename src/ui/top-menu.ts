@@ -1,5 +1,6 @@
 import { Hono } from 'hono'
 import type { NextcloudClient } from '../appapi/nextcloud-client.js'
+import { refuseNonAdmin } from '../http/api-auth.js'
 import { errorBody } from '../http/errors.js'
 import type { AppEnv } from '../http/types.js'
 import { type Asset, asset, loadStatusPage, type StatusPageFile } from './assets.js'
@@ -104,7 +105,8 @@ export function appAssets(opts: AppAssetsOptions) {
   }
 
   return new Hono<AppEnv>().all('*', async (c) => {
-    const path = c.req.path.slice(c.req.path.indexOf('/app') + 4)
+    // Mounted at /app: what follows it.
+    const path = c.req.path.slice('/app'.length)
     if (path === '') {
       // `<prefix>/app` without the slash: relative asset URLs need the slash, and the PHP proxy
       // would follow a redirect itself, so a page sends the browser on.
@@ -122,13 +124,9 @@ export function appAssets(opts: AppAssetsOptions) {
       c.header('Allow', 'GET')
       return c.json(errorBody(c, 'INVALID_INPUT', `method ${c.req.method} not allowed`), 405)
     }
-    if (page.admin) {
-      const caller = c.get('caller')
-      const uid = caller?.kind === 'nextcloud' ? caller.userId : ''
-      if (uid === '' || !(await opts.isAdmin(uid).catch(() => false))) {
-        c.set('errorCode', 'FORBIDDEN')
-        return c.json(errorBody(c, 'FORBIDDEN', 'Nextcloud admins only'), 403)
-      }
+    const refused = page.admin ? await refuseNonAdmin(c, opts.isAdmin) : undefined
+    if (refused) {
+      return refused
     }
     c.header('Cache-Control', page.cache)
     c.header('ETag', page.file.etag)
