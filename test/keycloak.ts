@@ -4,7 +4,7 @@ import type { Config } from '../src/config/config.js'
 import { randomSecret } from '../src/config/secrets.js'
 import { buildKeycloak, installKeycloak } from '../src/keycloak/install.js'
 import { findJava } from '../src/keycloak/java.js'
-import { buildOptionsFor } from '../src/keycloak/options.js'
+import { buildOptionsFor, startArgsFor } from '../src/keycloak/options.js'
 import { keycloakSupervisor, type Supervisor } from '../src/keycloak/supervisor.js'
 import { createLogger, type Logger } from '../src/log.js'
 import { testConfig } from './config.js'
@@ -35,14 +35,22 @@ export interface OwnKeycloak {
   stop(): Promise<void>
 }
 
-/** The config of a Keycloak of our own on `port` (management `port + 1000`), storage `dir`. */
-export function ownKeycloakConfig(port: number, storageDir: string, password: string): Config {
+/**
+ * The config of a Keycloak of our own on `port` (management `port + 1000`), storage `dir`, public
+ * URL `hostname` (default: its loopback URL).
+ */
+export function ownKeycloakConfig(
+  port: number,
+  storageDir: string,
+  password: string,
+  hostname = `http://127.0.0.1:${port}`,
+): Config {
   return testConfig({
     APP_PERSISTENT_STORAGE: storageDir,
     KEYCLOAK_CACHE_DIR: join(ROOT, '.keycloak'),
     KEYCLOAK_HTTP_PORT: String(port),
     KEYCLOAK_MANAGEMENT_PORT: String(port + 1000),
-    KC_HOSTNAME: `http://127.0.0.1:${port}`,
+    KC_HOSTNAME: hostname,
     KC_BOOTSTRAP_ADMIN_PASSWORD: password,
   })
 }
@@ -61,12 +69,16 @@ export async function prepareKeycloak(log: Logger = defaultLog()): Promise<Prepa
   return { home, javaHome: java.javaHome, javaVersion: java.version }
 }
 
-/** Starts a Keycloak with a fresh (or, `keep`, existing) H2 storage; resolves once ready. */
+/**
+ * Starts a Keycloak with a fresh (or, `keep`, existing) H2 storage in
+ * `.test-artifacts/<name>-<port>`; resolves once ready. `hostname: 'dynamic'` runs it without a
+ * fixed hostname: it takes its public URL from each request's X-Forwarded-* headers.
+ */
 export async function startOwnKeycloak(
   port: number,
   name: string,
   prepared: Pick<PreparedKeycloak, 'home' | 'javaHome'>,
-  opts: { keep?: boolean; password?: string; log?: Logger } = {},
+  opts: { keep?: boolean; password?: string; log?: Logger; hostname?: string | 'dynamic' } = {},
 ): Promise<OwnKeycloak> {
   const log = opts.log ?? defaultLog()
   const storageDir = join(ROOT, '.test-artifacts', `${name}-${port}`)
@@ -75,8 +87,14 @@ export async function startOwnKeycloak(
   }
   await mkdir(storageDir, { recursive: true })
   const password = opts.password ?? randomSecret()
-  const config = ownKeycloakConfig(port, storageDir, password)
-  const supervisor = keycloakSupervisor(config, prepared.home, prepared.javaHome, log)
+  const dynamic = opts.hostname === 'dynamic'
+  const config = ownKeycloakConfig(port, storageDir, password, dynamic ? undefined : opts.hostname)
+  const args = dynamic
+    ? startArgsFor(config)
+        .filter((a) => !a.startsWith('--hostname'))
+        .concat('--hostname-strict=false')
+    : startArgsFor(config)
+  const supervisor = keycloakSupervisor(config, prepared.home, prepared.javaHome, log, args)
   await supervisor.start()
   await supervisor.waitReady(config.keycloak.startTimeoutMs)
   return {

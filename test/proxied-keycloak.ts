@@ -1,13 +1,8 @@
-import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import type { Config } from '../src/config/config.js'
-import { startArgsFor, startEnvFor } from '../src/keycloak/options.js'
-import { createSupervisor } from '../src/keycloak/supervisor.js'
-import { createLogger } from '../src/log.js'
-import { testConfig } from './config.js'
-
-const ROOT = resolve(import.meta.dirname, '..')
+import { randomSecret } from '../src/config/secrets.js'
+import { ROOT, startOwnKeycloak } from './keycloak.js'
 
 export interface ProxiedKeycloak {
   /** loopback URL, e.g. http://127.0.0.1:38880 */
@@ -19,6 +14,8 @@ export interface ProxiedKeycloak {
   adminToken(): Promise<string>
   stop(): Promise<void>
 }
+
+const NAME = 'keycloak-proxied'
 
 /**
  * A Keycloak of our own for the tests that go through the Nextcloud proxies (console, browser).
@@ -37,66 +34,42 @@ export async function startProxiedKeycloak(opts: {
   if (!home || !javaHome) {
     throw new Error('KEYCLOAK_HOME/TEST_JAVA_HOME unset: run with vitest.int.config.ts')
   }
-  const log = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'warn' })
-  const storageDir = join(ROOT, '.test-artifacts', `keycloak-proxied-${opts.port}`)
+  const storageDir = join(ROOT, '.test-artifacts', `${NAME}-${opts.port}`)
   await mkdir(storageDir, { recursive: true })
   // Keycloak creates the bootstrap admin on its first start only: later starts reuse it.
-  const credentialsFile = join(storageDir, 'test-admin.json')
-  const { admin, password } = await readFile(credentialsFile, 'utf8')
-    .then((text) => JSON.parse(text) as { admin: string; password: string })
-    .catch(async () => {
-      const fresh = { admin: 'admin', password: randomBytes(18).toString('base64url') }
-      await rm(join(storageDir, 'keycloak'), { recursive: true, force: true })
-      await writeFile(credentialsFile, JSON.stringify(fresh), { mode: 0o600 })
-      return fresh
-    })
-  const config = testConfig({
-    APP_PERSISTENT_STORAGE: storageDir,
-    KEYCLOAK_HTTP_PORT: String(opts.port),
-    KEYCLOAK_MANAGEMENT_PORT: String(opts.port + 1000),
-    KC_HOSTNAME: opts.hostname ?? `http://127.0.0.1:${opts.port}`,
-    KC_BOOTSTRAP_ADMIN_USERNAME: admin,
-    KC_BOOTSTRAP_ADMIN_PASSWORD: password,
+  const passwordFile = join(storageDir, 'test-admin-password')
+  const password = await readFile(passwordFile, 'utf8').catch(async () => {
+    const fresh = randomSecret()
+    await rm(join(storageDir, 'keycloak'), { recursive: true, force: true })
+    await writeFile(passwordFile, fresh, { mode: 0o600 })
+    return fresh
   })
-  const args = opts.hostname
-    ? startArgsFor(config)
-    : startArgsFor(config)
-        .filter((a) => !a.startsWith('--hostname'))
-        .concat('--hostname-strict=false')
-  const keycloak = createSupervisor({
-    command: join(home, 'bin', 'kc.sh'),
-    args: ['start', '--optimized', ...args],
-    env: startEnvFor(config, javaHome),
-    cwd: home,
-    readyUrl: `http://127.0.0.1:${opts.port + 1000}/health/ready`,
-    pidFile: join(storageDir, 'keycloak.pid'),
-    processMark: home,
-    log,
-    startTimeoutMs: config.keycloak.startTimeoutMs,
-  })
-  await keycloak.start()
-  await keycloak.waitReady(config.keycloak.startTimeoutMs)
-  const url = config.keycloak.url
+  const kc = await startOwnKeycloak(
+    opts.port,
+    NAME,
+    { home, javaHome },
+    { keep: true, password, hostname: opts.hostname ?? 'dynamic' },
+  )
   return {
-    url,
-    admin,
+    url: kc.url,
+    admin: kc.admin,
     password,
-    config,
+    config: kc.config,
     async adminToken() {
-      const res = await fetch(`${url}/realms/master/protocol/openid-connect/token`, {
+      const res = await fetch(`${kc.url}/realms/master/protocol/openid-connect/token`, {
         method: 'POST',
         body: new URLSearchParams({
           grant_type: 'password',
           client_id: 'admin-cli',
-          username: admin,
+          username: kc.admin,
           password,
         }),
       })
       if (!res.ok) {
-        throw new Error(`admin login to ${url} failed: ${res.status} ${await res.text()}`)
+        throw new Error(`admin login to ${kc.url} failed: ${res.status} ${await res.text()}`)
       }
       return ((await res.json()) as { access_token: string }).access_token
     },
-    stop: () => keycloak.stop(),
+    stop: () => kc.stop(),
   }
 }

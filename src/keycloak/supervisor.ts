@@ -319,16 +319,20 @@ export function createSupervisor(opts: SupervisorOptions): Supervisor {
   }
 }
 
-/** The supervisor for the bundled Keycloak in `home`, configured from `config` (see options.ts). */
+/**
+ * The supervisor for the bundled Keycloak in `home`, configured from `config` (see options.ts);
+ * `args` replaces the start options derived from it (tests run Keycloak without a fixed hostname).
+ */
 export function keycloakSupervisor(
   config: Config,
   home: string,
   javaHome: string,
   log: Logger,
+  args: string[] = startArgsFor(config),
 ): Supervisor {
   return createSupervisor({
     command: join(home, 'bin', 'kc.sh'),
-    args: ['start', '--optimized', ...startArgsFor(config)],
+    args: ['start', '--optimized', ...args],
     env: startEnvFor(config, javaHome),
     cwd: home,
     readyUrl: `http://127.0.0.1:${config.keycloak.managementPort}/health/ready`,
