@@ -1,5 +1,4 @@
 import { mkdir } from 'node:fs/promises'
-import { request as httpRequest } from 'node:http'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import type { BrowserContext, Frame, FrameLocator, Page } from 'playwright-core'
@@ -8,7 +7,7 @@ import { aGroup, aUser } from './builders.js'
 import { launchChromium, type RunningBrowser } from './chromium.js'
 import { startTestExApp, type TestExApp, uniqueRealm } from './exapp-harness.js'
 import { type NextcloudFront, startNextcloudFront } from './nextcloud-front.js'
-import { routesFromInfoXml } from './php-proxy.js'
+import { requestPath, routesFromInfoXml } from './php-proxy.js'
 import { type ProxiedKeycloak, startProxiedKeycloak } from './proxied-keycloak.js'
 
 /**
@@ -384,27 +383,7 @@ describe('status page and console in a browser, through the Nextcloud proxies', 
       const { origin } = s.front
       const prefix = new URL(s.publicUrl).pathname
       const raw = (path: string, method = 'GET', headers: Record<string, string> = {}) =>
-        new Promise<{ status: number; body: string }>((done, fail) => {
-          const u = new URL(origin)
-          const req = httpRequest(
-            {
-              host: u.hostname,
-              port: u.port,
-              path,
-              method,
-              headers: { cookie: 'nc_session_id=admin', ...headers },
-            },
-            (res) => {
-              const chunks: Buffer[] = []
-              res.on('data', (c: Buffer) => chunks.push(c))
-              res.on('end', () =>
-                done({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
-              )
-            },
-          )
-          req.on('error', fail)
-          req.end()
-        })
+        requestPath(origin, path, method, { cookie: 'nc_session_id=admin', ...headers })
       const attempts: Record<string, { status: number; body: string }> = {
         encodedSlashes: await raw(`${prefix}/app/..%2f..%2fsecrets.json`),
         encodedDots: await raw(`${prefix}/app/%2e%2e/%2e%2e/state.json`),

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { createServer, request as httpRequest, type Server } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import { join, resolve } from 'node:path'
 import { getRequestListener } from '@hono/node-server'
 import type { Hono } from 'hono'
@@ -15,6 +15,7 @@ import {
   closeServer,
   listenOn,
   type RunningTestProxy,
+  requestPath,
   routesFromInfoXml,
   startPhpProxy,
 } from './php-proxy.js'
@@ -391,19 +392,8 @@ describe('Keycloak admin console through the Nextcloud proxies', () => {
     it('answers traversal, oversized headers and odd methods with 4xx, never 5xx', async () => {
       const { proxy } = side(name)
       const base = proxy.publicUrl
-      const rawRequest = (path: string, method = 'GET', headers: Record<string, string> = {}) =>
-        new Promise<number>((done, fail) => {
-          const u = new URL(proxy.origin)
-          const req = httpRequest(
-            { host: u.hostname, port: u.port, path, method, headers },
-            (res) => {
-              res.resume()
-              done(res.statusCode ?? 0)
-            },
-          )
-          req.on('error', fail)
-          req.end()
-        })
+      const rawRequest = async (path: string, method = 'GET', headers = {}) =>
+        (await requestPath(proxy.origin, path, method, headers)).status
       const prefix = new URL(base).pathname
       const statuses: Record<string, number> = {
         dots: await rawRequest(
@@ -433,19 +423,12 @@ describe('Keycloak admin console through the Nextcloud proxies', () => {
   it('guards the ExApp itself: anonymous traversal, encoded separators, unknown methods', async () => {
     const { exapp } = sides[sides.length - 1] as Side
     const port = (exapp.address() as { port: number }).port
+    // Node's parser answers an unknown method with 400 and closes the socket.
     const direct = (path: string, method = 'GET') =>
-      new Promise<number>((done) => {
-        const req = httpRequest(
-          { host: '127.0.0.1', port, path, method, headers: appApi },
-          (res) => {
-            res.resume()
-            done(res.statusCode ?? 0)
-          },
-        )
-        // Node's parser answers an unknown method with 400 and closes the socket.
-        req.on('error', () => done(400))
-        req.end()
-      })
+      requestPath(`http://127.0.0.1:${port}`, path, method, appApi).then(
+        (res) => res.status,
+        () => 400,
+      )
     expect(await direct(`/realms/${REALM}/../master/.well-known/openid-configuration`)).toBe(403)
     expect(await direct(`/realms/${REALM}/%2e%2e/master/.well-known/openid-configuration`)).toBe(
       403,

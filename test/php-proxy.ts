@@ -119,14 +119,34 @@ export function send(
   headers: IncomingHttpHeaders | Record<string, string>,
   body?: Buffer,
 ): Promise<IncomingMessage> {
+  return sendPath(url.origin, `${url.pathname}${url.search}`, method, headers, body)
+}
+
+/** One request for `path` exactly as written: dot segments and encodings reach the server. */
+export function sendPath(
+  origin: string,
+  path: string,
+  method: string,
+  headers: IncomingHttpHeaders | Record<string, string>,
+  body?: Buffer,
+): Promise<IncomingMessage> {
+  const { hostname, port } = new URL(origin)
   return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { host: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, method, headers },
-      resolve,
-    )
+    const req = httpRequest({ host: hostname, port, path, method, headers }, resolve)
     req.on('error', reject)
     req.end(body)
   })
+}
+
+/** Status and body text of a `sendPath` request. */
+export async function requestPath(
+  origin: string,
+  path: string,
+  method = 'GET',
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
+  const res = await sendPath(origin, path, method, headers)
+  return { status: res.statusCode ?? 0, body: (await readBody(res)).toString() }
 }
 
 const NC_CSP = "default-src 'none';base-uri 'none';manifest-src 'self';frame-ancestors 'none'"
