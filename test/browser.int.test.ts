@@ -1,11 +1,11 @@
 import { mkdir } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import type { BrowserContext, Frame, FrameLocator, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { aGroup, aUser } from './builders.js'
 import { launchChromium, type RunningBrowser } from './chromium.js'
 import { startTestExApp, type TestExApp, uniqueRealm } from './exapp-harness.js'
+import { freePort } from './net.js'
 import { type NextcloudFront, startNextcloudFront } from './nextcloud-front.js'
 import { requestPath, routesFromInfoXml } from './php-proxy.js'
 import { type ProxiedKeycloak, startProxiedKeycloak } from './proxied-keycloak.js'
@@ -38,14 +38,6 @@ interface Side {
   publicUrl: string
   /** what Nextcloud answers a non-admin on admin-only paths */
   denied: number
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((done) => server.close(() => done()))
-  return port
 }
 
 /** Console errors, uncaught exceptions and policy violations of a page, to assert none. */

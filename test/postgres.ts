@@ -2,11 +2,11 @@
 // throwaway cluster under <repo>/.test-artifacts/pg started from Debian's binaries (installed with
 // apt-get when missing and we are root).
 import { access, mkdir, open, readdir, readFile, rm, stat, unlink } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { delimiter, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { execa } from 'execa'
 import postgres from 'postgres'
+import { freePort } from './net.js'
 
 export interface RunningPostgres {
   /** postgres:// URL of the test database */
@@ -244,21 +244,6 @@ async function ensureDatabase(port: number, database: string): Promise<string> {
     await sql.end({ timeout: 5 })
   }
   return baseUrl(port, database)
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() =>
-        typeof address === 'object' && address
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      )
-    })
-  })
 }
 
 /** Exclusive lock file; one left by a dead process or older than two minutes is stale. */

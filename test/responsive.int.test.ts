@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -10,6 +9,7 @@ import { MemoryDirectory } from '../src/sync/memory-directory.js'
 import type { DirectorySpec } from './builders.js'
 import { tempDir, testConfig } from './config.js'
 import { uniqueRealm } from './exapp-harness.js'
+import { freePort } from './net.js'
 
 const USERS = 10_000
 const DIRECTORY: DirectorySpec = { users: USERS, groups: 100, membershipsPerUser: 3, seed: 42 }
@@ -126,15 +126,6 @@ async function startFakeNextcloudProcess(spec: DirectorySpec): Promise<FakeProce
   }
 }
 
-/** A loopback URL nothing listens on: the ExApp's Keycloak is simply not there. */
-async function deadUrl(): Promise<string> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return `http://127.0.0.1:${port}`
-}
-
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
@@ -163,7 +154,8 @@ describe.each([
     nc = await startFakeNextcloudProcess(DIRECTORY)
     const config = testConfig({
       NEXTCLOUD_URL: nc.url,
-      KEYCLOAK_URL: await deadUrl(),
+      // A loopback URL nothing listens on: the ExApp's Keycloak is simply not there.
+      KEYCLOAK_URL: `http://127.0.0.1:${await freePort()}`,
       KEYCLOAK_REALM: uniqueRealm('responsive'),
       APP_PERSISTENT_STORAGE: await tempDir('exapp'),
       DATABASE_URL: databaseUrl(),

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pino } from 'pino'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { freePort } from '../../test/net.js'
 import { isAppError } from '../errors.js'
 import { findGroupMembers, parseStatPgrp } from './process-group.js'
 import {
@@ -15,14 +15,6 @@ import {
 } from './supervisor.js'
 
 const fixture = (name: string) => resolve(import.meta.dirname, '../../test/fixtures', name)
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
-  const address = server.address()
-  await new Promise((ok) => server.close(ok))
-  return typeof address === 'object' && address !== null ? address.port : 0
-}
 
 /** A logger that keeps every line, to assert on what an operator would see. */
 function captureLog() {
