@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { escapeHtml } from '../src/keycloak/proxy.js'
 import type { TopMenuRecord, UiResourceRecord } from './fake-nextcloud/exapps.js'
 import { harpProxyHandler } from './harp-proxy.js'
 import {
@@ -77,10 +78,6 @@ function vars(set: Record<string, string>): string {
   return Object.entries(set)
     .map(([k, v]) => `${k}:${v};`)
     .join('')
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
 }
 
 export async function startNextcloudFront(opts: NextcloudFrontOptions): Promise<NextcloudFront> {

@@ -186,7 +186,8 @@ function frameableCsp(csp: string | null): string {
   return csp.replace(/frame-ancestors\s+'none'/i, "frame-ancestors 'self'")
 }
 
-function escapeHtml(s: string): string {
+/** Text safe inside HTML content and quoted attributes. */
+export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
 }
 
