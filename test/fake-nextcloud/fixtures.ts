@@ -5,8 +5,8 @@ import { encodeAuth } from './auth.js'
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
-/** The captures of a real Nextcloud 31.0.2 + AppAPI 5.0.2, shared by every engineer. */
-export const FIXTURES_DIR = path.resolve(REPO_ROOT, '../shared/fixtures/nextcloud')
+/** The captures of a real Nextcloud 31.0.2 + AppAPI 5.0.2, kept in the repo (see its README). */
+export const FIXTURES_DIR = path.resolve(REPO_ROOT, 'test/fixtures/nextcloud')
 
 /** One captured exchange (the files with a `request` and a `response`). */
 export interface Capture {
