@@ -1,5 +1,5 @@
 #!/bin/sh
-# Container entrypoint of keycloak-exapp (specs/appapi.md §1, HaRP's exapps_dev/start.sh).
+# Container entrypoint of keycloak-exapp, as AppAPI's Docker daemon and HaRP start an ExApp image.
 #
 # As root (the image user, so AppAPI/HaRP can copy /certs/frp and update the CA store):
 #   1. under HaRP (HP_SHARED_KEY set) write /frpc.toml: server HP_FRP_ADDRESS:HP_FRP_PORT, token,
