@@ -1,9 +1,9 @@
 <?php
-// Prints the --json-info for `occ app_api:app:register` (specs/appapi.md §9) from appinfo/info.xml,
+// Prints the --json-info for `occ app_api:app:register` from appinfo/info.xml,
 // so the routes registered by docker-compose's one-shot are exactly the manifest's.
 //   php exapp-json.php /path/to/info.xml     (APP_SECRET and APP_PORT from the environment)
 // JSON route fields are typed: access_level as 0|1|2, bruteforce_protection and
-// headers_to_exclude as arrays (specs/appapi.md §5.1).
+// headers_to_exclude as arrays, the types AppAPI reads from JSON.
 
 declare(strict_types=1);
 
