@@ -1,7 +1,7 @@
 #!/bin/sh
 # docker-compose one-shot (service "register", Nextcloud's image, user www-data): once Nextcloud is
 # installed and the ExApp answers /heartbeat, registers a manual-install daemon and the ExApp
-# (specs/appapi.md §9). The routes come from appinfo/info.xml (docker/exapp-json.php), so they
+# (`occ app_api:daemon:register`, `occ app_api:app:register --json-info`). The routes come from appinfo/info.xml (docker/exapp-json.php), so they
 # mirror the manifest. Running it again is harmless: an app already registered is only enabled.
 set -eu
 
