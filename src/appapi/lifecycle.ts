@@ -63,7 +63,7 @@ export async function withDeadline<T>(
 }
 
 /**
- * AppAPI's init and enable protocol (specs/appapi.md §4): `/init` answers at once and the steps run
+ * AppAPI's init and enable protocol: `/init` answers at once and the steps run
  * in the background, each with a deadline, reporting progress after each; a failure is reported as
  * an error with the last progress reached (never 100, which would enable the app anyway). The
  * final 100 is sent last, since Nextcloud calls `/heartbeat` and `/enabled` before answering it.
