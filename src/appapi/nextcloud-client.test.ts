@@ -39,7 +39,7 @@ async function allUsers(client: NextcloudClient, asUser: string, limit: number) 
 }
 
 describe('Nextcloud client', () => {
-  it('sends the AppAPI headers of specs/appapi.md §3.1 and asks for JSON', async () => {
+  it('sends the four AppAPI headers and OCS-APIRequest, and asks for JSON', async () => {
     const sent: { url: string; headers: Record<string, string> }[] = []
     const client = await setup(undefined, {
       aaVersion: '5.0.2',
