@@ -52,7 +52,7 @@ export interface UiResource {
   path: string
 }
 
-/** Calls from the ExApp into Nextcloud (specs/appapi.md §3, §4.4, §6, §7). */
+/** Calls from the ExApp into Nextcloud: init progress, AppAPI's state and user list, provisioning, UI. */
 export interface NextcloudClient {
   /**
    * Reports init progress 0..100, with `error` to mark init failed (send it with progress < 100:
@@ -66,7 +66,7 @@ export interface NextcloudClient {
   listAppApiUsers(): Promise<string[]>
   currentUser(asUser: string): Promise<UserDetails>
   /**
-   * A uid in group `admin` to act as for provisioning calls (§7.1): `preferred` when it is one,
+   * A uid in group `admin` to act as for provisioning calls, which need an admin: `preferred` when it is one,
    * else the first admin among AppAPI's users (`admin` tried first); null when none is found.
    */
   findAdminUser(preferred?: string): Promise<string | null>
