@@ -40,7 +40,7 @@ const envelope = z.object({
 })
 
 /**
- * Builds the OCS caller behind the Nextcloud client (specs/appapi.md §3). Every failure becomes
+ * Builds the OCS caller behind the Nextcloud client (AppAPI auth as this ExApp). Every failure becomes
  * an AppError whose message tells an admin what to check. Nothing is retried: a 401 counts
  * towards Nextcloud's brute-force throttling, and retrying anything else is the caller's policy.
  * Redirects are not followed, so credentials never travel to another host.
