@@ -285,7 +285,7 @@ export async function startExApp(
     lifecycle,
     api,
     metrics: metricsRoutes(metrics, config.metricsToken, adminApi),
-    // The admin console and the realm's public endpoints (DESIGN.md §8).
+    // The status page, the admin console and the realm's public endpoints, proxied to Keycloak.
     ui: new Hono<AppEnv>()
       .route(
         '/app',
