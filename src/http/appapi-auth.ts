@@ -17,7 +17,7 @@ export function secretsEqual(given: string, expected: string): boolean {
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
 
 /**
- * Decides whether a request carries valid AppAPI credentials (specs/appapi.md §2.3): all three
+ * Decides whether a request carries valid AppAPI credentials: all three
  * headers present, `EX-APP-ID` equal to our id, `AUTHORIZATION-APP-API` strict base64 of
  * `user:secret` split at the first colon, secret equal in constant time. `EX-APP-VERSION` must be
  * present but is never compared (it lags or leads during updates); `AA-VERSION` is ignored.
