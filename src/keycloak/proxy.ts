@@ -5,7 +5,7 @@ import { errorBody } from '../http/errors.js'
 import type { AppEnv } from '../http/types.js'
 
 /**
- * Reverse proxy from Nextcloud's proxies (AppAPI's PHP proxy, HaRP) to Keycloak (DESIGN.md §8).
+ * Reverse proxy from Nextcloud's proxies (AppAPI's PHP proxy, HaRP) to Keycloak.
  *
  * - Streams bodies both ways; every method Keycloak knows passes.
  * - Never forwards AppAPI's credentials (`AUTHORIZATION-APP-API`, `EX-APP-*`, `AA-*`, HaRP's
