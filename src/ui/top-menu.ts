@@ -5,7 +5,7 @@ import { errorBody } from '../http/errors.js'
 import type { AppEnv } from '../http/types.js'
 import { type Asset, asset, loadStatusPage, type StatusPageFile } from './assets.js'
 
-/** The top-menu entry's name; its script and style attach to it (specs/appapi.md §6). */
+/** The top-menu entry's name; AppAPI attaches its script and style to it. */
 export const TOP_MENU = 'keycloak'
 const LOADER_PATH = 'app/loader'
 const ICON_PATH = 'app/icon.svg'
