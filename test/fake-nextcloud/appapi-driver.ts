@@ -46,7 +46,7 @@ export interface AppApiDriver {
 const USER_AGENT = 'Nextcloud Server Crawler'
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** AppAPI's side of the lifecycle (specs/appapi.md §4, §11; AppAPIService of stable31). */
+/** AppAPI's side of the lifecycle, as AppAPI 5.0.2's AppAPIService (Nextcloud 31) runs it. */
 export function createAppApiDriver(registry: ExAppRegistry, opts: DriverOptions): AppApiDriver {
   const calls: ExAppCall[] = []
 
