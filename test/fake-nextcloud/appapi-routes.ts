@@ -13,7 +13,7 @@ interface Deps {
 
 /**
  * AppAPI's own OCS endpoints (`#[AppAPIAuth]`, public, no CSRF check): init status, enabled
- * state, the user list and the UI registrations of specs/appapi.md §6. A failed login answers
+ * state, the user list and the UI registrations (top menu, scripts, styles). A failed login answers
  * 401 `{"message": "AppAPI authentication failed"}` from AppAPI's middleware, not an OCS body.
  */
 export function appApiRoutes(v: OcsVersion, { directory, registry, driver }: Deps) {
