@@ -17,7 +17,7 @@ import {
 } from './php-proxy.js'
 
 /**
- * HaRP at `/exapps/<appid>/…` (specs/appapi.md §5.2–5.3, §2.1): any method, bodies and headers
+ * HaRP at `/exapps/<appid>/…`: any method, bodies and headers
  * streamed untouched (every Set-Cookie passes), the prefix stripped. Routes: Python `re.match`
  * on "/" + path (anchored, case-sensitive), verb ignored, first URL match decides: PUBLIC passes,
  * else the caller's level must reach the route's or 403; no match 404. HAProxy sets `EX-APP-ID`,
