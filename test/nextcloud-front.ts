@@ -15,7 +15,7 @@ import {
  * Nextcloud's front door as a browser sees it, on one origin: AppAPI's PHP proxy
  * (`/index.php/apps/app_api/proxy/<appid>/…`), HaRP (`/exapps/<appid>/…`) and the embedded page a
  * top-menu entry opens (`/index.php/apps/app_api/embedded/<appid>/<name>`), which loads the
- * entry's scripts through the PHP proxy like AppAPI's template does (specs/appapi.md §6). The
+ * entry's scripts through the PHP proxy like AppAPI's template does. The
  * logged-in user is the `nc_session_id` cookie, as in php-proxy.ts.
  *
  * The embedded page carries Nextcloud's theme variables on `body`, light or (`?theme=dark`)
