@@ -1,6 +1,6 @@
 /**
  * Static checks of the packaging: Dockerfile (parsed with dockerfile-ast), docker-compose.yml
- * (yaml), appinfo/info.xml (fast-xml-parser) against specs/appapi.md §1, §5 and §9, and
+ * (yaml), appinfo/info.xml (fast-xml-parser) against what AppAPI and HaRP require of an ExApp, and
  * .env.example. No Docker engine is needed: this runs in the unit layer.
  */
 import { readFileSync, statSync } from 'node:fs'
@@ -228,7 +228,7 @@ describe('Dockerfile', () => {
   })
 
   it('keeps the image user root and drops to uid 1000 in the entrypoint', () => {
-    // AppAPI/HaRP copy /certs/frp and run update-ca-certificates as the image user (spec §1).
+    // AppAPI/HaRP copy /certs/frp and run update-ca-certificates as the image user.
     for (const user of ofKind(runtime, 'USER')) {
       expect(user.getArguments()[0]?.getValue()).toMatch(/^(root|0)(:.*)?$/)
     }
@@ -250,7 +250,7 @@ describe('Dockerfile', () => {
     expect(entrypoint).toMatch(/^exec "\$@"$/m)
   })
 
-  it('writes the HaRP frpc configuration of spec §1 in the entrypoint', () => {
+  it('writes the HaRP frpc configuration in the entrypoint', () => {
     for (const piece of [
       // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion, not a JS template
       'if [ -n "${HP_SHARED_KEY:-}" ]; then',
@@ -534,8 +534,9 @@ const passes = (level: Level, caller: Caller) =>
   level === 'PUBLIC' || (level === 'USER' && caller !== 'anonymous') || caller === 'admin'
 
 /**
- * The three route matchers of spec §5.3. Each answers whether `caller` gets through to `path`
- * (request path without the proxy prefix and without its leading slash).
+ * The three route matchers Nextcloud has had (the PHP proxy before and since 34.0.0, HaRP). Each
+ * answers whether `caller` gets through to `path` (request path without the proxy prefix and
+ * without its leading slash).
  */
 const matchers = {
   /** PHP proxy up to 33.0.0: preg_match('/url/i', path), first route passing url+verb+level. */
@@ -596,7 +597,7 @@ function unescapedSlash(url: string): number {
 
 /**
  * envSchema variables an admin does not set through AppAPI's `--env`, so info.xml leaves them out:
- * - set by AppAPI on every deploy (spec §1): declaring them would let `--env` fight AppAPI;
+ * - set by AppAPI on every deploy: declaring them would let `--env` fight AppAPI;
  * - the image's own layout: Java, the Keycloak home (chosen by docker/entrypoint.sh) and the
  *   install cache of `npm start`;
  * - Keycloak's HTTP and management ports: bound to 127.0.0.1 inside the container, nothing
@@ -641,7 +642,7 @@ describe('appinfo/info.xml', () => {
   const variables = external['environment-variables'].variable
   const shape = envSchema.shape as unknown as Record<string, ZodType>
 
-  it('has the regular app fields of spec §5.1', () => {
+  it('has the regular app fields', () => {
     expect(info.id).toBe('keycloak')
     expect(info.name).toBe('Keycloak')
     expect(info.version).toBe(pkg.version)
@@ -669,7 +670,7 @@ describe('appinfo/info.xml', () => {
       expect(route.url).toBeTruthy()
       expect(LEVELS).toContain(route.access_level)
       for (const verb of route.verb.split(',')) {
-        // the PHP proxy knows no other methods (spec §5.2)
+        // the PHP proxy knows no other methods
         expect(['GET', 'POST', 'PUT', 'DELETE']).toContain(verb.trim())
       }
       for (const list of [route.bruteforce_protection, route.headers_to_exclude]) {
