@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net'
 import { XMLParser } from 'fast-xml-parser'
 
 /**
- * Test stand-ins for Nextcloud's two ways into an ExApp (specs/appapi.md §5, fixtures proxy.*):
+ * Test stand-ins for Nextcloud's two ways into an ExApp (captures proxy.* in test/fixtures/nextcloud):
  * this file is AppAPI's PHP proxy as observed on AppAPI 5.0.2; harp-proxy.ts is HaRP.
  *
  * The logged-in Nextcloud user is the value of the `nc_session_id` cookie (a stand-in for a real
