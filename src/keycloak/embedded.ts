@@ -38,12 +38,18 @@ export function prepareBundledKeycloak(config: Config, log: Logger): PrepareKeyc
  * The bundled Keycloak: installed and built on first start (which can take a minute, so callers
  * never wait on it from a request), then supervised. A failed preparation is kept and reported by
  * `waitReady`, and retried on the next `start()`.
+ *
+ * `waitReady` right after `start()` waits for that start: the supervisor is told synchronously
+ * when it exists, and `waitReady` first waits for the pending start, so it never judges by the
+ * state an earlier `stop()` left (a re-registration stops and starts the app in one process).
  */
 export function createEmbeddedKeycloak(prepare: PrepareKeycloak, log: Logger): KeycloakRuntime {
   let supervisor: Supervisor | undefined
   let preparing: Promise<Supervisor> | undefined
   let failure: AppError | undefined
   let wanted = false
+  /** the latest start(): settles once the supervisor was asked to start (or preparing failed) */
+  let starting: Promise<void> | undefined
 
   const ensurePrepared = (): Promise<Supervisor> => {
     if (supervisor) {
@@ -83,11 +89,13 @@ export function createEmbeddedKeycloak(prepare: PrepareKeycloak, log: Logger): K
     },
     start() {
       wanted = true
-      ensurePrepared()
-        .then((s) => (wanted ? s.start() : undefined))
-        .catch(() => {
-          // kept in `failure`, reported by waitReady and the heartbeat
-        })
+      // A prepared supervisor is told now, so its state says "start requested" at once.
+      starting = supervisor
+        ? supervisor.start()
+        : ensurePrepared().then((s) => (wanted ? s.start() : undefined))
+      starting.catch(() => {
+        // kept in `failure`, reported by waitReady and the heartbeat
+      })
     },
     async stop() {
       wanted = false
@@ -96,35 +104,34 @@ export function createEmbeddedKeycloak(prepare: PrepareKeycloak, log: Logger): K
     },
     async waitReady(timeoutMs) {
       const deadline = Date.now() + timeoutMs
-      if (!supervisor) {
-        if (!preparing) {
-          throw (
-            failure ??
-            new AppError('KEYCLOAK_UNAVAILABLE', 'Keycloak is not started (is the app disabled?)')
-          )
-        }
-        let timer: NodeJS.Timeout | undefined
-        const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                new AppError(
-                  'KEYCLOAK_UNAVAILABLE',
-                  `installing Keycloak did not finish within ${Math.round(timeoutMs / 1000)} s`,
-                ),
-              ),
-            timeoutMs,
-          )
-        })
-        try {
-          await Promise.race([preparing, timeout])
-        } finally {
-          clearTimeout(timer)
-        }
+      if (starting) {
+        await withTimeout(starting, timeoutMs, () =>
+          supervisor
+            ? `Keycloak did not start within ${Math.round(timeoutMs / 1000)} s`
+            : `installing Keycloak did not finish within ${Math.round(timeoutMs / 1000)} s`,
+        )
       }
-      const s = supervisor as Supervisor
-      await s.waitReady(Math.max(1, deadline - Date.now()))
+      if (!supervisor) {
+        throw (
+          failure ??
+          new AppError('KEYCLOAK_UNAVAILABLE', 'Keycloak is not started (is the app disabled?)')
+        )
+      }
+      await supervisor.waitReady(Math.max(1, deadline - Date.now()))
     },
     restarts: () => supervisor?.restarts ?? 0,
+  }
+}
+
+/** `work`, or an AppError KEYCLOAK_UNAVAILABLE with `message()` once `ms` have passed. */
+async function withTimeout<T>(work: Promise<T>, ms: number, message: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new AppError('KEYCLOAK_UNAVAILABLE', message())), ms)
+  })
+  try {
+    return await Promise.race([work, timeout])
+  } finally {
+    clearTimeout(timer)
   }
 }
