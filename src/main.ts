@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { buildConfig, parseEnv } from './config/config.js'
-import { loadOrCreateSecrets, secretsFile } from './config/secrets.js'
+import { givenSecrets, loadOrCreateSecrets, secretsFile } from './config/secrets.js'
 import { startExApp } from './exapp.js'
 import { createLogger } from './log.js'
 
@@ -16,7 +16,10 @@ async function main(): Promise<void> {
   const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as {
     version: string
   }
-  const secrets = await loadOrCreateSecrets(parsed.env.APP_PERSISTENT_STORAGE)
+  const secrets = await loadOrCreateSecrets(
+    parsed.env.APP_PERSISTENT_STORAGE,
+    givenSecrets(parsed.env),
+  )
   const config = buildConfig(parsed.env, secrets, pkg.version)
   const log = createLogger(config.log)
   log.info(
