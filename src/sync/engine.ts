@@ -38,7 +38,10 @@ export interface SyncEngineDeps {
   lock(key: string): Promise<Release>
   policy: Config['sync']
   log: Logger
-  /** told about users a run disabled or deleted, so no cached token outlives them */
+  /**
+   * told about every user a run wrote to (profile, email, enabled state, memberships, roles,
+   * deletion, or a group of theirs renamed or deleted), so no cached token carries what changed
+   */
   onUserRevoked?(uid: string): void
   /** told about every finished run (metrics) */
   onRunFinished?(run: RunSummary): void
@@ -236,7 +239,7 @@ export class SyncEngine {
           changes: plan.changes,
         })
       }
-      const report = await this.apply(plan, target, runId, opts.trigger)
+      const report = await this.apply(plan, target, runId, opts.trigger, actual)
       const { counts, failed } = countApplied(report)
       const errors = report.results
         .filter((r) => r.outcome === 'failed' || r.outcome === 'skipped')
@@ -299,6 +302,7 @@ export class SyncEngine {
     target: SyncTarget,
     runId: number,
     trigger: Trigger,
+    actual: Actual,
   ): Promise<ApplyReport> {
     const report = await applyPlan(plan, target, {
       concurrency: this.deps.policy.concurrency,
@@ -306,13 +310,10 @@ export class SyncEngine {
         this.current = { phase: 'applying', runId, trigger, done, total }
       },
     })
-    for (const result of report.results) {
-      const { change } = result
-      if (
-        result.outcome === 'applied' &&
-        (change.kind === 'disable-user' || change.kind === 'delete-user')
-      ) {
-        this.deps.onUserRevoked?.(change.uid)
+    const revoke = this.deps.onUserRevoked
+    if (revoke) {
+      for (const uid of touchedUsers(report, actual)) {
+        revoke(uid)
       }
     }
     return report
@@ -394,7 +395,7 @@ export class SyncEngine {
           changes: mine,
           conflicts: full.conflicts.filter((c) => !('uid' in c) || c.uid === uid),
         }
-        const report = await this.apply(plan, target, runId, trigger)
+        const report = await this.apply(plan, target, runId, trigger, actual)
         const { counts, failed } = countApplied(report)
         const summary = await this.finish({
           ...base,
@@ -465,6 +466,33 @@ export class SyncEngine {
     this.nextAt = undefined
     await Promise.allSettled([this.running, this.followUp])
   }
+}
+
+/**
+ * Users whose tokens may carry something a run changed: every user a write was attempted for (a
+ * failed write may have half happened), and the members of groups renamed or deleted.
+ */
+function touchedUsers(report: ApplyReport, actual: Actual): Set<string> {
+  const uids = new Set<string>()
+  const groups = new Set<string>()
+  for (const { change, outcome } of report.results) {
+    if (outcome !== 'applied' && outcome !== 'failed') {
+      continue
+    }
+    if ('uid' in change) {
+      uids.add(change.uid)
+    } else if (change.kind === 'update-group' || change.kind === 'delete-group') {
+      groups.add(change.gid)
+    }
+  }
+  if (groups.size > 0) {
+    for (const user of actual.users) {
+      if (user.groups.some((gid) => groups.has(gid))) {
+        uids.add(user.uid)
+      }
+    }
+  }
+  return uids
 }
 
 /** The snapshot restricted to one user (for targets that can only read everything). */

@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest'
+import { aGroup, aUser, type UserRecord } from '../../test/builders.js'
+import type { Config } from '../config/config.js'
+import { createLocalLocks } from '../db/locks.js'
+import type { RunOutcome, Store } from '../db/store.js'
+import { silentLogger } from '../log.js'
+import { SyncEngine, type SyncEngineDeps } from './engine.js'
+import { MemoryDirectory } from './memory-directory.js'
+import type { NextcloudDirectory } from './nextcloud-source.js'
+
+const policy: Config['sync'] = {
+  intervalSeconds: 0,
+  deletePolicy: 'disable',
+  guardPercent: 50,
+  gateGroups: [],
+  roleMappings: [{ group: 'sales', role: 'crm' }],
+  profileFields: [],
+  pageSize: 100,
+  concurrency: 2,
+}
+
+interface StoredRun extends Partial<RunOutcome> {
+  id: number
+  realm: string
+  status: string
+}
+
+/** The part of the store the engine uses, in memory. */
+function memoryStore() {
+  const runs = new Map<number, StoredRun>()
+  let next = 0
+  const store = {
+    async startRun({ realm }: { realm: string }) {
+      next += 1
+      runs.set(next, { id: next, realm, status: 'running' })
+      return next
+    },
+    async finishRun(id: number, outcome: RunOutcome) {
+      const run = runs.get(id)
+      if (run) {
+        runs.set(id, { ...run, ...outcome })
+      }
+    },
+    async pruneRuns() {
+      return 0
+    },
+  }
+  return { store: store as unknown as Store, runs }
+}
+
+/** A Nextcloud a test edits between runs. */
+function nextcloud(users: UserRecord[]) {
+  const directory: NextcloudDirectory = {
+    users,
+    groups: [aGroup({ id: 'sales' }), aGroup({ id: 'staff' })],
+  }
+  return {
+    directory,
+    update(uid: string, change: Partial<UserRecord>) {
+      directory.users = directory.users.map((u) => (u.id === uid ? { ...u, ...change } : u))
+    },
+    source: {
+      readAll: async () => structuredClone(directory),
+      readUser: async (uid: string) => ({
+        user: structuredClone(directory.users.find((u) => u.id === uid) ?? null),
+        groups: structuredClone(directory.groups),
+      }),
+    },
+  }
+}
+
+function anEngine(users: UserRecord[], overrides: Partial<SyncEngineDeps> = {}) {
+  const nc = nextcloud(users)
+  const realm = new MemoryDirectory()
+  const { store, runs } = memoryStore()
+  const locks = createLocalLocks()
+  const revoked: string[] = []
+  const engine = new SyncEngine({
+    realm: 'test',
+    source: nc.source,
+    target: () => realm,
+    store,
+    lock: (key) => locks.lock(key),
+    policy,
+    log: silentLogger(),
+    onUserRevoked: (uid) => revoked.push(uid),
+    ...overrides,
+  })
+  return { engine, nc, realm, runs, revoked, locks }
+}
+
+const people = () => [
+  aUser({ id: 'alice', displayname: 'Alice Anders', groups: ['sales', 'staff'] }),
+  aUser({ id: 'bob', displayname: 'Bob Berg', groups: ['staff'] }),
+  aUser({ id: 'carol', displayname: 'Carol Cruz', groups: [] }),
+  aUser({ id: 'dave', displayname: 'Dave Dunn', groups: [] }),
+]
+
+describe('cached tokens after a run', () => {
+  it('are dropped for every user a run changes, not only for disabled ones', async () => {
+    const { engine, nc, revoked } = anEngine(people())
+    expect((await engine.runFull({ trigger: 'api' })).status).toBe('succeeded')
+    revoked.length = 0
+
+    nc.update('alice', { displayname: 'Alicia Anders' })
+    nc.update('bob', { email: 'robert@example.com' })
+    nc.update('carol', { groups: ['sales'] })
+    nc.update('dave', { enabled: false })
+    const run = await engine.runFull({ trigger: 'api' })
+    expect(run.counts).toEqual({
+      'update-user': 2,
+      'add-member': 1,
+      'grant-role': 1,
+      'disable-user': 1,
+    })
+    expect([...new Set(revoked)].sort()).toEqual(['alice', 'bob', 'carol', 'dave'])
+  })
+
+  it('are dropped for the members of a renamed or deleted group', async () => {
+    const { engine, nc, revoked } = anEngine(people())
+    await engine.runFull({ trigger: 'api' })
+    revoked.length = 0
+    nc.directory.groups = [aGroup({ id: 'sales' })]
+    const run = await engine.runFull({ trigger: 'api' })
+    expect(run.counts).toEqual({ 'delete-group': 1 })
+    expect([...new Set(revoked)].sort()).toEqual(['alice', 'bob'])
+  })
+
+  it('are dropped by a single-user run that changes the user, and kept by one that does not', async () => {
+    const { engine, nc, revoked } = anEngine(people())
+    await engine.runFull({ trigger: 'api' })
+    revoked.length = 0
+    expect((await engine.runUser('bob', 'token')).action).toBe('unchanged')
+    expect(revoked).toEqual([])
+    nc.update('bob', { displayname: 'Robert Berg' })
+    expect((await engine.runUser('bob', 'user')).action).toBe('updated')
+    expect(revoked).toEqual(['bob'])
+  })
+})
