@@ -19,7 +19,7 @@ const policy: Config['sync'] = {
   concurrency: 2,
 }
 
-interface StoredRun extends Partial<RunOutcome> {
+interface StoredRun extends Omit<Partial<RunOutcome>, 'status'> {
   id: number
   realm: string
   status: string
