@@ -235,6 +235,7 @@ export function memoryStore() {
     listRuns: notUsed,
     getRun: notUsed,
     pruneRuns: notUsed,
+    interruptRuns: notUsed,
   }
   return { store, secrets, passwords, issuances, prunes: () => prunes }
 }

@@ -1,12 +1,18 @@
 import { chmod, rm } from 'node:fs/promises'
+import type { Server as HttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { createAdaptorServer } from '@hono/node-server'
 import type { Config } from '../config/config.js'
+import { acceptEmptyContentLength } from './empty-content-length.js'
 
 export type Server = ReturnType<typeof createAdaptorServer>
 
-/** TCP on APP_HOST:APP_PORT, or under HaRP the unix socket FRP forwards to. */
+/**
+ * TCP on APP_HOST:APP_PORT, or under HaRP the unix socket FRP forwards to. Requests with an empty
+ * `Content-Length` header (AppAPI's PHP proxy behind nginx + php-fpm) reach the app.
+ */
 export async function listen(server: Server, config: Config, port?: number): Promise<string> {
+  acceptEmptyContentLength(server as HttpServer)
   const socketPath = config.app.socketPath
   if (socketPath) {
     await rm(socketPath, { force: true })
