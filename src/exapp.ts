@@ -179,6 +179,7 @@ export async function startExApp(
         })),
     store,
     lock: (key) => database.lock(key),
+    tryLock: (key) => database.tryLock(key),
     policy: config.sync,
     log,
     onUserRevoked: (uid) => tokens.revokeUser(uid),
@@ -210,7 +211,8 @@ export async function startExApp(
       timeoutMs: 30 * 60_000,
       run: async () => {
         const run = await sync.runFull({ trigger: 'init' })
-        if (run.status !== 'succeeded') {
+        // A partial run (some writes failed) goes on: the next run retries them.
+        if (run.status !== 'succeeded' && run.status !== 'partial') {
           throw new Error(run.message)
         }
       },
@@ -306,6 +308,10 @@ export async function startExApp(
         }),
       ),
   })
+  // Runs a killed process left `running` are marked, so the status page does not wait on them.
+  void sync
+    .recoverInterruptedRuns()
+    .catch((err: unknown) => log.warn({ err }, 'sync.recover_interrupted_failed'))
   const server = createAdaptorServer({ fetch: app.fetch })
   const url = await listen(server, config, overrides.port)
   log.info({ url, keycloak: keycloak.mode, realm: config.keycloak.realm }, 'exapp.listening')

@@ -169,6 +169,24 @@ export function describeStoreContract(label: string, open: () => Promise<Databas
       expect(runs[0]).toMatchObject({ trigger: 'manual', status: 'running' })
     })
 
+    it('marks the runs of a realm left running as interrupted, and stores partial runs', async () => {
+      const realm = unique('realm')
+      const other = unique('realm')
+      const done = await store.startRun({ realm, trigger: 'api', dryRun: false })
+      await store.finishRun(done, { status: 'partial', errors: ['update-user bob: 503'] })
+      const left = await store.startRun({ realm, trigger: 'schedule', dryRun: false })
+      const elsewhere = await store.startRun({ realm: other, trigger: 'init', dryRun: false })
+      expect(await store.interruptRuns(realm)).toBe(1)
+      expect(await store.getRun(left)).toMatchObject({
+        status: 'interrupted',
+        finishedAt: expect.any(Date),
+        message: expect.stringMatching(/stopped before it finished/),
+      })
+      expect(await store.getRun(done)).toMatchObject({ status: 'partial' })
+      expect(await store.getRun(elsewhere)).toMatchObject({ status: 'running' })
+      expect(await store.interruptRuns(realm)).toBe(0)
+    })
+
     it('pruneRuns keeps the newest N of a realm and leaves other realms alone', async () => {
       const realm = unique('realm')
       const other = unique('realm')

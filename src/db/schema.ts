@@ -12,7 +12,18 @@ import {
   timestamp,
 } from 'drizzle-orm/pg-core'
 
-export const RUN_STATUSES = ['running', 'succeeded', 'failed', 'guard_tripped'] as const
+/**
+ * `partial`: the run went through but some writes failed. `interrupted`: the process running it
+ * stopped (killed, crashed) before it finished; found and marked by a later run.
+ */
+export const RUN_STATUSES = [
+  'running',
+  'succeeded',
+  'partial',
+  'failed',
+  'guard_tripped',
+  'interrupted',
+] as const
 export type RunStatus = (typeof RUN_STATUSES)[number]
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow()

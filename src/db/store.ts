@@ -63,6 +63,12 @@ export interface Store {
   startRun(run: { realm: string; trigger: string; dryRun: boolean }): Promise<number>
   /** Throws NOT_FOUND for an unknown id. */
   finishRun(id: number, outcome: RunOutcome): Promise<void>
+  /**
+   * Marks the runs of `realm` still `running` as `interrupted`; returns how many. Only for a
+   * caller that holds the realm's sync lock: every run holds it from start to finish, so a run
+   * still `running` then was left by a process that died.
+   */
+  interruptRuns(realm: string): Promise<number>
   /** Newest first, without changelogs. */
   listRuns(query?: { realm?: string; limit?: number }): Promise<SyncRunSummary[]>
   getRun(id: number, opts?: { limit?: number }): Promise<SyncRun | undefined>
@@ -181,6 +187,18 @@ export function createStore(database: Pick<Database, 'db'>, box: SecretBox): Sto
           await yieldToEventLoop()
         }
       })
+    },
+    async interruptRuns(realm) {
+      const marked = await db
+        .update(syncRuns)
+        .set({
+          status: 'interrupted',
+          finishedAt: sql`now()`,
+          message: 'interrupted: the process running it stopped before it finished',
+        })
+        .where(and(eq(syncRuns.realm, realm), eq(syncRuns.status, 'running')))
+        .returning({ id: syncRuns.id })
+      return marked.length
     },
     async listRuns({ realm, limit = 20 } = {}) {
       return db

@@ -44,6 +44,16 @@ function memoryStore() {
     async pruneRuns() {
       return 0
     },
+    async interruptRuns(realm: string) {
+      let marked = 0
+      for (const run of runs.values()) {
+        if (run.realm === realm && run.status === 'running') {
+          run.status = 'interrupted'
+          marked++
+        }
+      }
+      return marked
+    },
   }
   return { store: store as unknown as Store, runs }
 }
@@ -81,12 +91,13 @@ function anEngine(users: UserRecord[], overrides: Partial<SyncEngineDeps> = {}) 
     target: () => realm,
     store,
     lock: (key) => locks.lock(key),
+    tryLock: (key) => locks.tryLock(key),
     policy,
     log: silentLogger(),
     onUserRevoked: (uid) => revoked.push(uid),
     ...overrides,
   })
-  return { engine, nc, realm, runs, revoked, locks }
+  return { engine, nc, realm, store, runs, revoked, locks }
 }
 
 const people = () => [
@@ -137,3 +148,45 @@ describe('cached tokens after a run', () => {
     expect(revoked).toEqual(['bob'])
   })
 })
+
+describe('stored run status', () => {
+  it('is partial, as the API says, when some writes failed', async () => {
+    const { engine, realm, runs } = anEngine(people())
+    realm.failOn('createUser', 'bob', new Error('Keycloak answered 503'))
+    const run = await engine.runFull({ trigger: 'api' })
+    expect(run).toMatchObject({ status: 'partial', failed: 3 })
+    expect(run.errors).toContain('create-user bob: Keycloak answered 503')
+    expect(runs.get(run.runId)?.status).toBe('partial')
+  })
+
+  it('marks a run a dead process left running as interrupted at the next run', async () => {
+    const { engine, runs } = await withLeftRun()
+    const run = await engine.runFull({ trigger: 'schedule' })
+    expect(runs.get(1)?.status).toBe('interrupted')
+    expect(runs.get(run.runId)?.status).toBe('succeeded')
+  })
+
+  it('marks left runs at start, unless another process holds the realm lock', async () => {
+    const busy = await withLeftRun()
+    const release = await busy.locks.tryLock('sync:test')
+    await busy.engine.recoverInterruptedRuns()
+    expect(busy.runs.get(1)?.status).toBe('running')
+    await release?.()
+    await busy.engine.recoverInterruptedRuns()
+    expect(busy.runs.get(1)?.status).toBe('interrupted')
+  })
+
+  it('marks left runs before a single-user run too, never the run itself', async () => {
+    const { engine, runs } = await withLeftRun()
+    const result = await engine.runUser('alice', 'token')
+    expect(runs.get(1)?.status).toBe('interrupted')
+    expect(runs.get(result.run.runId)?.status).toBe('succeeded')
+  })
+})
+
+/** An engine whose store holds run 1, started by a process that died (still `running`). */
+async function withLeftRun() {
+  const setup = anEngine(people())
+  expect(await setup.store.startRun({ realm: 'test', trigger: 'schedule', dryRun: false })).toBe(1)
+  return setup
+}

@@ -36,6 +36,8 @@ export interface SyncEngineDeps {
   target(): SyncTarget
   store: Store
   lock(key: string): Promise<Release>
+  /** takes the lock only if it is free (null when held); lets the start-up sweep skip a busy realm */
+  tryLock?(key: string): Promise<Release | null>
   policy: Config['sync']
   log: Logger
   /**
@@ -49,7 +51,8 @@ export interface SyncEngineDeps {
   keepRuns?: number
 }
 
-export type RunStatus = 'succeeded' | 'failed' | 'guard_tripped'
+/** `partial`: the run went through but some writes failed (`errors` says which). */
+export type RunStatus = 'succeeded' | 'partial' | 'failed' | 'guard_tripped'
 
 /** A planned conflict, or a write Keycloak refused as one (e.g. an email taken meanwhile). */
 export type RunConflict =
@@ -185,10 +188,44 @@ export class SyncEngine {
     return run
   }
 
+  private lockKey(): string {
+    return `sync:${this.deps.realm}`
+  }
+
+  /** Runs `work` holding the realm lock, after marking runs a dead process left `running`. */
   private async locked<T>(work: () => Promise<T>): Promise<T> {
-    const release = await this.deps.lock(`sync:${this.deps.realm}`)
+    const release = await this.deps.lock(this.lockKey())
     try {
+      await this.interruptLeftRuns()
       return await work()
+    } finally {
+      await release()
+    }
+  }
+
+  /**
+   * Every run holds the realm lock from start to finish, and the lock ends with the process that
+   * holds it (a session advisory lock on PostgreSQL, this process's memory on PGlite). So whoever
+   * holds the lock knows that runs still `running` belong to a process that died: interrupted.
+   */
+  private async interruptLeftRuns(): Promise<void> {
+    const interrupted = await this.deps.store.interruptRuns(this.deps.realm)
+    if (interrupted > 0) {
+      this.log.warn({ interrupted }, 'sync.runs_interrupted')
+    }
+  }
+
+  /**
+   * At start: marks the runs an earlier life of this process (or a dead replica) left `running`,
+   * unless another process holds the realm lock now (its next run does it then).
+   */
+  async recoverInterruptedRuns(): Promise<void> {
+    const release = await this.deps.tryLock?.(this.lockKey())
+    if (!release) {
+      return
+    }
+    try {
+      await this.interruptLeftRuns()
     } finally {
       await release()
     }
@@ -262,7 +299,7 @@ export class SyncEngine {
       return await this.finish({
         ...base,
         ...sizes,
-        status: 'succeeded',
+        status: failed > 0 ? 'partial' : 'succeeded',
         counts,
         failed,
         conflicts,

@@ -283,6 +283,7 @@
     partial: 'Partly failed',
     failed: 'Failed',
     guard_tripped: 'Guard tripped',
+    interrupted: 'Interrupted',
   }
 
   function statusPill(run) {

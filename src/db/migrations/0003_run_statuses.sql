@@ -1,0 +1,2 @@
+ALTER TABLE "sync_runs" DROP CONSTRAINT "sync_runs_status_check";--> statement-breakpoint
+ALTER TABLE "sync_runs" ADD CONSTRAINT "sync_runs_status_check" CHECK (status in ('running', 'succeeded', 'partial', 'failed', 'guard_tripped', 'interrupted'));
