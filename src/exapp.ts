@@ -105,6 +105,11 @@ export async function startExApp(
     realm: config.keycloak.realm,
     log,
   })
+  const source = new NextcloudSource({
+    client: nextcloud,
+    preferredAdmin: config.nextcloud.adminUser,
+    pageSize: config.sync.pageSize,
+  })
   const metrics = new Metrics(keycloak)
   const jwtMode = config.keycloak.tokenMode === 'jwt'
   const secrets = new Map<string, Promise<string>>()
@@ -128,6 +133,7 @@ export async function startExApp(
     }),
     // The engine is built below; it is only called once requests arrive.
     engine: { runUser: (uid, trigger) => sync.runUser(uid, trigger) },
+    findUser: async (uid) => nextcloud.userDetails(await source.admin(), uid),
     clientSecret,
     setPassword: (uid, password) => setUserPassword(admin, config.keycloak.realm, uid, password),
     onKeysChanged: async (jwks) => {
@@ -162,11 +168,7 @@ export async function startExApp(
   }
   const sync = new SyncEngine({
     realm: config.keycloak.realm,
-    source: new NextcloudSource({
-      client: nextcloud,
-      preferredAdmin: config.nextcloud.adminUser,
-      pageSize: config.sync.pageSize,
-    }),
+    source,
     target:
       overrides.syncTarget ??
       (() =>

@@ -242,12 +242,25 @@ export function memoryStore() {
 
 /**
  * A sync engine over a Nextcloud directory (uid → enabled): `runUser` creates and links the user
- * in the fake Keycloak, or disables it when Nextcloud no longer has it, like the real one.
+ * in the fake Keycloak, or disables it when Nextcloud no longer has it, like the real one;
+ * `findUser` is the service's Nextcloud lookup over the same directory.
  */
 export function fakeEngine(keycloak: FakeKeycloak, nextcloud: Map<string, { enabled: boolean }>) {
   const runs: string[] = []
+  const lookups: string[] = []
   return {
     runs,
+    lookups,
+    /** Nextcloud's user lookup: case-insensitive, answering the uid as Nextcloud spells it */
+    async findUser(uid: string): Promise<{ id: string; enabled: boolean } | null> {
+      lookups.push(uid)
+      for (const [id, user] of nextcloud) {
+        if (id.toLowerCase() === uid.toLowerCase()) {
+          return { id, enabled: user.enabled }
+        }
+      }
+      return null
+    },
     async runUser(uid: string): Promise<UserSyncResult> {
       runs.push(uid)
       const inNextcloud = nextcloud.get(uid)

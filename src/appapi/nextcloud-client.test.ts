@@ -99,6 +99,8 @@ describe('Nextcloud client', () => {
       groups: ['engineering', 'sales'],
     })
     expect(await client.userDetails('admin', 'nobody')).toBeNull()
+    // Nextcloud finds a uid in any case and answers with its own spelling.
+    expect(await client.userDetails('admin', 'BOB')).toMatchObject({ id: 'bob' })
   })
 
   it('pages users/details with one request per page and none per user', async () => {

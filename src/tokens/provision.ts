@@ -1,46 +1,109 @@
 import { AppError } from '../errors.js'
 import type { SyncEngine } from '../sync/engine.js'
 
+/** A Nextcloud user as a token request needs it: the uid as Nextcloud spells it. */
+export interface NextcloudUser {
+  id: string
+  enabled?: boolean
+}
+
+/** Finds the Nextcloud user a uid names the way Nextcloud does (case-insensitively); null: none. */
+export type FindNextcloudUser = (uid: string) => Promise<NextcloudUser | null>
+
+export interface ProvisionerOptions {
+  engine: Pick<SyncEngine, 'runUser'>
+  findUser: FindNextcloudUser
+  now: () => number
+  /** how long an answer about a uid is remembered; default 30 s */
+  ttlMs?: number
+}
+
+export interface Provisioner {
+  /** The Nextcloud user `uid` names; AppError NOT_FOUND when Nextcloud has none. */
+  lookup(uid: string): Promise<NextcloudUser>
+  /**
+   * Syncs the Nextcloud user `uid` (as Nextcloud spells it) into Keycloak: one sync run, stored
+   * like any other, at most once per uid while answers are remembered. NOT_FOUND when the run
+   * found the user gone.
+   */
+  provision(uid: string): Promise<void>
+}
+
+const MAX_REMEMBERED = 10_000
+
 /**
- * Syncs one user on demand. Concurrent requests for one uid share one run, and a uid Nextcloud
- * does not have is remembered briefly: a consumer asking for made-up uids must not turn each
- * request into a Nextcloud read and a sync run under the realm lock.
+ * On-demand provisioning for token requests. Nextcloud is asked first, with one read: a uid it
+ * does not know is answered without a sync run, so requests for made-up uids never turn into
+ * stored runs or realm locks. A run only happens for a user Nextcloud has and Keycloak lacks,
+ * which is a change to the realm and belongs in the run history like any other. Concurrent
+ * requests share one lookup and one run, and answers are remembered briefly, so a consumer
+ * repeating a request costs neither a read nor a run each time.
  */
-export function provisioner(
-  engine: Pick<SyncEngine, 'runUser'>,
-  now: () => number,
-  absentTtlMs = 30_000,
-) {
+export function provisioner(opts: ProvisionerOptions): Provisioner {
+  const ttlMs = opts.ttlMs ?? 30_000
+  const looking = new Map<string, Promise<NextcloudUser | null>>()
+  const found = new Map<string, { until: number; user: NextcloudUser | null }>()
   const running = new Map<string, Promise<boolean>>()
-  const absentUntil = new Map<string, number>()
+  const ran = new Map<string, { until: number; present: boolean }>()
 
-  const present = async (userId: string): Promise<boolean> => {
-    const result = await engine.runUser(userId, 'token')
-    // disabled and deleted mean the same here: the run found the user gone from Nextcloud.
-    return !['absent', 'disabled', 'deleted'].includes(result.action)
+  const remember = <V>(map: Map<string, V>, key: string, value: V) => {
+    if (map.size >= MAX_REMEMBERED) {
+      // Bounded the cheap way: forgetting early only costs a read or a run.
+      map.clear()
+    }
+    map.set(key, value)
+  }
+  const fresh = <V extends { until: number }>(map: Map<string, V>, key: string) => {
+    const entry = map.get(key)
+    if (entry && entry.until > opts.now()) {
+      return entry
+    }
+    map.delete(key)
+    return undefined
   }
 
-  return async (userId: string, onAbsent: () => void): Promise<void> => {
-    const until = absentUntil.get(userId)
-    if (until !== undefined && until > now()) {
-      throw unknownUser()
-    }
-    absentUntil.delete(userId)
-    let run = running.get(userId)
-    if (!run) {
-      run = present(userId).finally(() => running.delete(userId))
-      running.set(userId, run)
-    }
-    if (!(await run)) {
-      if (absentUntil.size >= 10_000) {
-        // Bounded the cheap way: forgetting early only costs a sync run.
-        absentUntil.clear()
+  const lookup = async (uid: string): Promise<NextcloudUser> => {
+    const known = fresh(found, uid)
+    let user = known?.user
+    if (!known) {
+      let pending = looking.get(uid)
+      if (!pending) {
+        pending = opts.findUser(uid).finally(() => looking.delete(uid))
+        looking.set(uid, pending)
       }
-      absentUntil.set(userId, now() + absentTtlMs)
-      onAbsent()
+      user = await pending
+      remember(found, uid, { until: opts.now() + ttlMs, user })
+    }
+    if (!user) {
+      throw unknownUser()
+    }
+    return user
+  }
+
+  const provision = async (uid: string): Promise<void> => {
+    let present = fresh(ran, uid)?.present
+    if (present === undefined) {
+      let run = running.get(uid)
+      if (!run) {
+        run = opts.engine
+          .runUser(uid, 'token')
+          // disabled and deleted mean the same here: the run found the user gone from Nextcloud.
+          .then((result) => !['absent', 'disabled', 'deleted'].includes(result.action))
+          .finally(() => running.delete(uid))
+        running.set(uid, run)
+      }
+      present = await run
+      remember(ran, uid, { until: opts.now() + ttlMs, present })
+      if (!present) {
+        remember(found, uid, { until: opts.now() + ttlMs, user: null })
+      }
+    }
+    if (!present) {
       throw unknownUser()
     }
   }
+
+  return { lookup, provision }
 }
 
 function unknownUser(): AppError {

@@ -32,11 +32,13 @@ async function makeApp(opts: AppOptions = {}) {
     ['bob', { enabled: true }],
   ])
   const memory = memoryStore()
+  const engine = fakeEngine(keycloak, nextcloud)
   const service = createTokenService({
     config: { realm: 'test', clients: opts.clients ?? ['opentalk', 'files'], tokenMode: 'jwt' },
     store: memory.store,
     tokenClient: keycloak,
-    engine: fakeEngine(keycloak, nextcloud),
+    engine,
+    findUser: engine.findUser,
     clientSecret: async (id) => keycloak.clientSecrets.get(id) ?? '',
     log: silentLogger(),
   })

@@ -63,6 +63,7 @@ async function setup(opts: SetupOptions = {}) {
     store: memory.store,
     tokenClient: opts.tokenClient ? opts.tokenClient(keycloak) : keycloak,
     engine,
+    findUser: engine.findUser,
     clientSecret: async (id) => keycloak.clientSecrets.get(id) ?? '',
     setPassword,
     onKeysChanged,
@@ -219,17 +220,86 @@ describe('token service, JWT mode', () => {
     expect(t.engine.runs).toEqual(['bob'])
   })
 
-  it('answers NOT_FOUND for a user Nextcloud does not have, and remembers it briefly', async () => {
+  it('answers NOT_FOUND for a user Nextcloud does not have without a sync run, and remembers it briefly', async () => {
     const t = await setup()
     const err = await errorOf(t.issue({ userId: 'mallory' }))
     expect(err).toMatchObject({ code: 'NOT_FOUND', message: 'user unknown to Nextcloud' })
     await errorOf(t.issue({ userId: 'mallory' }))
-    expect(t.engine.runs).toEqual(['mallory'])
+    expect(t.engine.lookups).toEqual(['mallory'])
+    // Nothing to change in the realm, so nothing to store: no sync run per request.
+    expect(t.engine.runs).toEqual([])
 
     t.clock.advance(31)
     await errorOf(t.issue({ userId: 'mallory' }))
-    expect(t.engine.runs).toEqual(['mallory', 'mallory'])
+    expect(t.engine.lookups).toEqual(['mallory', 'mallory'])
+    expect(t.engine.runs).toEqual([])
     expect(t.memory.issuances.map((i) => i.outcome)).toEqual(['denied', 'denied', 'denied'])
+  })
+
+  it('runs the sync for a new user once while answers are remembered, even when it cannot link it', async () => {
+    const t = await setup({ nextcloud: { carol: { enabled: true } } })
+    t.engine.runUser = async (uid) => {
+      t.engine.runs.push(uid)
+      return {
+        status: 'failed',
+        user_id: uid,
+        synced: false,
+        action: 'unchanged',
+        run: {} as never,
+      }
+    }
+    for (let i = 0; i < 3; i++) {
+      expect((await errorOf(t.issue({ userId: 'carol' }))).code).toBe('FORBIDDEN')
+    }
+    expect(t.engine.runs).toEqual(['carol'])
+    t.clock.advance(31)
+    await errorOf(t.issue({ userId: 'carol' }))
+    expect(t.engine.runs).toEqual(['carol', 'carol'])
+  })
+
+  it('gives a uid asked in another case the token of the Nextcloud user it names, without a sync run', async () => {
+    const t = await setup({
+      nextcloud: { MaxMustermann: { enabled: true } },
+      keycloakUsers: ['MaxMustermann'],
+    })
+    const tokens = await t.issue({ userId: 'maxmustermann' })
+    expect(tokens.access_token).toMatch(/^at-MaxMustermann-/)
+    expect(t.engine.runs).toEqual([])
+    expect(t.engine.lookups).toEqual(['maxmustermann'])
+
+    // Another spelling of the same user is the same cache entry; the exact one too.
+    expect((await t.issue({ userId: 'MAXMUSTERMANN' })).access_token).toBe(tokens.access_token)
+    expect((await t.issue({ userId: 'MaxMustermann' })).access_token).toBe(tokens.access_token)
+    expect(t.keycloak.grantCount('MaxMustermann', 'opentalk')).toBe(1)
+
+    // The sync revokes by Nextcloud's spelling; that drops what any spelling got.
+    t.service.revokeUser('MaxMustermann')
+    const again = await t.issue({ userId: 'maxmustermann' })
+    expect(again.access_token).not.toBe(tokens.access_token)
+    expect(t.keycloak.grantCount('MaxMustermann', 'opentalk')).toBe(2)
+  })
+
+  it('syncs the Nextcloud spelling of a uid asked in another case that Keycloak lacks', async () => {
+    const t = await setup({ nextcloud: { MaxMustermann: { enabled: true } }, keycloakUsers: [] })
+    const tokens = await t.issue({ userId: 'maxMUSTERmann' })
+    expect(tokens.access_token).toMatch(/^at-MaxMustermann-/)
+    expect(t.engine.runs).toEqual(['MaxMustermann'])
+    expect((await errorOf(t.issue({ userId: 'maxmustermann2' }))).code).toBe('NOT_FOUND')
+  })
+
+  it('answers NOT_FOUND for a user deleted from Nextcloud that the sync disabled, FORBIDDEN for one disabled there', async () => {
+    const t = await setup({
+      nextcloud: { bob: { enabled: false } },
+      keycloakUsers: ['alice', 'bob'],
+    })
+    // What the sync leaves behind with SYNC_DELETE_POLICY=disable: alice is gone from Nextcloud.
+    t.keycloak.users.get('alice')!.enabled = false
+    t.keycloak.users.get('bob')!.enabled = false
+    const gone = await errorOf(t.issue())
+    expect(gone).toMatchObject({ code: 'NOT_FOUND', message: 'user unknown to Nextcloud' })
+    const disabled = await errorOf(t.issue({ userId: 'bob' }))
+    expect(disabled).toMatchObject({ code: 'FORBIDDEN', message: 'user "bob" is disabled' })
+    expect(t.engine.runs).toEqual([])
   })
 
   it('answers NOT_FOUND and drops cached tokens when the user left Nextcloud', async () => {
@@ -250,7 +320,7 @@ describe('token service, JWT mode', () => {
   })
 
   it('refuses with FORBIDDEN when the sync ran but the user is still not linked', async () => {
-    const t = await setup()
+    const t = await setup({ nextcloud: { carol: { enabled: true } } })
     const engine = t.engine
     engine.runUser = async (uid) => ({
       status: 'failed',

@@ -9,7 +9,7 @@ import { TokenCache, type TokenCacheOptions } from './cache.js'
 import { issuanceRecorder } from './issuance-log.js'
 import { createJwtMinter } from './jwt-minter.js'
 import { createPasswordMinter } from './password-minter.js'
-import { provisioner } from './provision.js'
+import { type FindNextcloudUser, provisioner } from './provision.js'
 import { type Jwks, SigningKeys } from './signing-keys.js'
 
 export interface TokenServiceDeps {
@@ -18,6 +18,8 @@ export interface TokenServiceDeps {
   tokenClient: TokenClient
   /** asked to sync a user Keycloak does not know, re-reading Nextcloud */
   engine: Pick<SyncEngine, 'runUser'>
+  /** Nextcloud's user for a uid, found as Nextcloud finds it (case-insensitively) */
+  findUser: FindNextcloudUser
   /** the secret of a configured client (the one bootstrap gave it) */
   clientSecret(clientId: string): Promise<string>
   /** password mode only: sets a user's Keycloak password; AppError NOT_FOUND for an unknown user */
@@ -30,7 +32,7 @@ export interface TokenServiceDeps {
   cache?: Omit<TokenCacheOptions, 'now'>
   /** how long a rotated-out key stays trusted; default 10 minutes */
   keyGraceMs?: number
-  /** how long "not in Nextcloud" is remembered, so unknown uids do not each cost a sync; 30 s */
+  /** how long Nextcloud's answer about a uid is remembered, so repeats cost no read or sync; 30 s */
   absentTtlMs?: number
   /** issuances kept; default 10 000, pruned every `pruneEvery` (1000) records */
   keepIssuances?: number
@@ -50,7 +52,8 @@ export interface IssueRequest {
 
 export interface TokenService {
   /**
-   * Tokens for a Nextcloud user, from the cache when fresh. Throws AppError: FORBIDDEN (client not
+   * Tokens for the Nextcloud user `userId` names (in any letter case, as Nextcloud finds users),
+   * from the cache when fresh. Throws AppError: FORBIDDEN (client not
    * configured or not allowed, user disabled), NOT_FOUND (not in Nextcloud), INVALID_INPUT (bad
    * scope), KEYCLOAK_UNAVAILABLE, NEXTCLOUD_UNAVAILABLE.
    */
@@ -104,7 +107,20 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     now,
   })
   const minter = pickMinter(deps, keys, log, now)
-  const provision = provisioner(deps.engine, now, deps.absentTtlMs)
+  const nextcloud = provisioner({
+    engine: deps.engine,
+    findUser: deps.findUser,
+    now,
+    ttlMs: deps.absentTtlMs,
+  })
+  /**
+   * The uid as Nextcloud spells it, per case-folded uid, once a request asked in another case.
+   * Nextcloud finds users case-insensitively and allows no two uids that differ only in case
+   * (Keycloak's lower-cased usernames could not hold them either), so one folded uid is one user:
+   * its tokens share a cache entry and are dropped together.
+   */
+  const spelled = new Map<string, string>()
+  const fold = (uid: string) => uid.toLowerCase()
   const record = issuanceRecorder(deps.store, log, {
     keep: deps.keepIssuances,
     pruneEvery: deps.pruneEvery,
@@ -112,32 +128,73 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
   const configured = new Set(deps.config.clients)
 
   const revokeUser = (userId: string) => {
-    cache.dropUser(userId)
+    cache.dropUser(fold(userId))
+    spelled.delete(fold(userId))
     minter.forget(userId)
   }
 
-  const mint = async (userId: string, clientId: string, scope: string): Promise<TokenSet> => {
+  /** Nextcloud's user for `userId`; NOT_FOUND (and its tokens dropped) when it has none. */
+  const nextcloudUser = async (userId: string) => {
     try {
-      return await minter.mint(userId, clientId, scope)
+      return await nextcloud.lookup(userId)
     } catch (err) {
-      if (grantRejection(err) !== 'user_not_found') {
-        throw refusal(err, userId, clientId)
+      if (isAppError(err, 'NOT_FOUND')) {
+        revokeUser(userId)
+      }
+      throw err
+    }
+  }
+
+  const mint = async (userId: string, clientId: string, scope: string): Promise<TokenSet> => {
+    const known = spelled.get(fold(userId)) ?? userId
+    try {
+      return await minter.mint(known, clientId, scope)
+    } catch (err) {
+      const rejection = grantRejection(err)
+      if (rejection === 'user_disabled') {
+        // The sync keeps a user Nextcloud deleted as a disabled one: Nextcloud tells which it is.
+        await nextcloudUser(known)
+      }
+      if (rejection !== 'user_not_found') {
+        throw refusal(err, known, clientId)
       }
     }
-    // Keycloak has no linked user: maybe Nextcloud created it since the last sync. Nextcloud says
-    // what the user is; the request only names it.
-    await provision(userId, () => revokeUser(userId))
+    // Keycloak has no linked user for this spelling: Nextcloud says whether the user exists and
+    // how it spells the uid (maybe Nextcloud created it since the last sync). The request only
+    // names it.
+    const uid = (await nextcloudUser(userId)).id
+    if (uid !== known) {
+      if (spelled.size >= 10_000) {
+        spelled.clear()
+      }
+      spelled.set(fold(userId), uid)
+      try {
+        return await minter.mint(uid, clientId, scope)
+      } catch (err) {
+        if (grantRejection(err) !== 'user_not_found') {
+          throw refusal(err, uid, clientId)
+        }
+      }
+    }
     try {
-      return await minter.mint(userId, clientId, scope)
+      await nextcloud.provision(uid)
+    } catch (err) {
+      if (isAppError(err, 'NOT_FOUND')) {
+        revokeUser(uid)
+      }
+      throw err
+    }
+    try {
+      return await minter.mint(uid, clientId, scope)
     } catch (err) {
       if (grantRejection(err) === 'user_not_found') {
         throw new AppError(
           'FORBIDDEN',
-          `user "${userId}" is in Nextcloud but the sync could not provision it in Keycloak`,
+          `user "${uid}" is in Nextcloud but the sync could not provision it in Keycloak`,
           { cause: err },
         )
       }
-      throw refusal(err, userId, clientId)
+      throw refusal(err, uid, clientId)
     }
   }
 
@@ -153,9 +210,8 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
           throw new AppError('FORBIDDEN', `consumer "${consumer.name}" may not use this client`)
         }
         const scope = normalizeScope(req.scope)
-        const { tokens, source } = await cache.get({ userId, clientId, scope }, () =>
-          mint(userId, clientId, scope),
-        )
+        const key = { userId: fold(userId), clientId, scope }
+        const { tokens, source } = await cache.get(key, () => mint(userId, clientId, scope))
         await record(req, source === 'minted' ? 'issued' : 'cached')
         const durationMs = Math.round(performance.now() - started)
         log.debug({ consumer: consumer.name, userId, clientId, source, durationMs }, 'token.issued')

@@ -12,6 +12,8 @@ export interface Directory {
   removeGroup(gid: string): void
   setMembership(uid: string, gids: readonly string[]): void
   user(uid: string): UserRecord | undefined
+  /** Nextcloud's user lookup (`cloud/users/{uid}`): case-insensitive, as the Database backend */
+  findUser(uid: string): UserRecord | undefined
   group(gid: string): GroupDetails | undefined
   members(gid: string): string[] | undefined
   isAdmin(uid: string): boolean
@@ -103,6 +105,8 @@ export function createDirectory(): Directory {
     },
     setMembership,
     user: (uid) => users.get(uid),
+    findUser: (uid) =>
+      users.get(uid) ?? [...users.values()].find((u) => u.id.toLowerCase() === uid.toLowerCase()),
     group,
     members: (gid) => (members.has(gid) ? [...(members.get(gid) ?? [])] : undefined),
     isAdmin: (uid) => members.get('admin')?.has(uid) ?? false,

@@ -133,6 +133,7 @@ export async function createFakeNextcloud(opts: FakeNextcloudOptions = {}): Prom
     removeGroup: directory.removeGroup,
     setMembership: directory.setMembership,
     user: directory.user,
+    findUser: directory.findUser,
     group: directory.group,
     seed,
     registerExApp: (reg) => void registry.register(reg),

@@ -77,7 +77,7 @@ export function provisioningRoutes(v: OcsVersion, { directory, registry }: Deps)
     return ocsOk(c, v, { groups: target.groups })
   })
   r.get('/cloud/users/:uid', (c) => {
-    const target = directory.user(c.req.param('uid'))
+    const target = directory.findUser(c.req.param('uid'))
     const me = viewer(c)
     if (!target) {
       return ocsFail(c, v, 404, 'User does not exist')
