@@ -1,0 +1,555 @@
+import { createPublicKey, type JsonWebKey as NodeJwk, randomBytes, verify } from 'node:crypto'
+import { mkdir, readFile, rm } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createKeycloakAdmin, type KcAdmin } from '../src/keycloak/admin.js'
+import { silentLogger } from '../src/log.js'
+import { TOP_MENU } from '../src/ui/top-menu.js'
+import { launchChromium, type RunningBrowser } from './chromium.js'
+import { freePort } from './net.js'
+import { appFrame, loginToNextcloud, watchProblems } from './real-nextcloud/browser.js'
+import { type AppSecrets, ExAppProcess } from './real-nextcloud/exapp-process.js'
+import { differences, keycloakSide, nextcloudSide } from './real-nextcloud/mirror.js'
+import {
+  type BasicUser,
+  nextcloudStartScript,
+  RealNextcloud,
+  type WebServer,
+} from './real-nextcloud/nextcloud.js'
+import { localise, readmeRecipe } from './real-nextcloud/recipe.js'
+import { describeRun, type RunResult, runBash } from './real-nextcloud/shell.js'
+
+/**
+ * The ExApp against a real Nextcloud 31.0.2 with AppAPI 5.0.2 (installed and served by the start
+ * script beside the repository, or NEXTCLOUD_START), on Apache + mod_php and then on nginx +
+ * php-fpm, one installation for both. The app runs as a real process, registered through a
+ * manual-install daemon with the README's own commands; every request a user makes goes through
+ * AppAPI's PHP proxy. Outside CI, without the start script, the suite is skipped and says why;
+ * under CI=true that fails the run. Logs and screenshots go to .test-artifacts/real-nextcloud/.
+ */
+const ROOT = resolve(import.meta.dirname, '..')
+const ARTIFACTS = join(ROOT, '.test-artifacts', 'real-nextcloud')
+const STORAGE = join(ARTIFACTS, 'storage')
+const APP_ID = 'keycloak'
+const REALM = 'commonground'
+const CLIENT = 'opentalk'
+const NC_PORT = Number(process.env.TEST_NEXTCLOUD_PORT ?? 38190)
+const APP_PORT = Number(process.env.TEST_EXAPP_PORT ?? 38123)
+const SERVERS: WebServer[] = ['apache', 'nginx']
+const PROXY = `/index.php/apps/app_api/proxy/${APP_ID}`
+
+const START = nextcloudStartScript(ROOT)
+const SKIP = !START.found && process.env.CI !== 'true'
+if (SKIP) {
+  console.warn(
+    `real-Nextcloud suite skipped: no Nextcloud start script at ${START.path} (set NEXTCLOUD_START to one; with CI=true its absence fails the run)`,
+  )
+}
+
+interface SeedUser {
+  uid: string
+  displayName: string
+  email?: string
+  groups: string[]
+  disabled?: boolean
+}
+
+const GROUPS = [
+  { gid: 'staff', displayName: 'Staff' },
+  { gid: 'sales', displayName: 'Sales & Marketing' },
+  { gid: 'nobody-yet', displayName: 'Nobody yet' },
+]
+
+/** uids with a space, an apostrophe, an "@", upper case; one- and two-word names; no email. */
+const USERS: SeedUser[] = [
+  { uid: 'john doe', displayName: 'John Doe', email: 'John.Doe@Example.org', groups: ['staff'] },
+  {
+    uid: "o'brien",
+    displayName: "Conan O'Brien",
+    email: 'obrien@example.org',
+    groups: ['staff', 'sales'],
+  },
+  { uid: 'a.b@example.org', displayName: 'Ada', email: 'a.b@example.org', groups: ['sales'] },
+  {
+    uid: 'MaxMustermann',
+    displayName: 'Max Mustermann',
+    email: 'max@example.org',
+    groups: ['staff'],
+  },
+  { uid: 'noemail', displayName: 'Nomail Person', groups: [] },
+  {
+    uid: 'disabled-user',
+    displayName: 'Dee Sabled',
+    email: 'dee@example.org',
+    groups: ['staff'],
+    disabled: true,
+  },
+  { uid: 'alice', displayName: 'Alice Liddell', email: 'alice@example.org', groups: ['staff'] },
+  { uid: 'bob', displayName: 'Bob Builder', email: 'bob@example.org', groups: ['sales'] },
+  { uid: 'carol', displayName: 'Carol Danvers', email: 'carol@example.org', groups: [] },
+]
+
+/** What each server's round changes in Nextcloud, and the user it deletes. */
+const ROUNDS: Record<WebServer, { occ: string[][]; deleted: string }> = {
+  apache: {
+    occ: [
+      ['user:setting', 'john doe', 'settings', 'display_name', 'Johnny B. Doe'],
+      ['user:setting', 'MaxMustermann', 'settings', 'email', 'Max.Mustermann@example.org'],
+      ['user:disable', 'alice'],
+      ['group:removeuser', 'sales', "o'brien"],
+      ['group:adduser', 'staff', 'noemail'],
+      ['user:delete', 'bob'],
+    ],
+    deleted: 'bob',
+  },
+  nginx: {
+    occ: [
+      ['user:setting', "o'brien", 'settings', 'display_name', 'Conan'],
+      ['user:enable', 'alice'],
+      ['group:adduser', 'sales', 'MaxMustermann'],
+      ['group:removeuser', 'staff', 'john doe'],
+      ['user:delete', 'carol'],
+    ],
+    deleted: 'carol',
+  },
+}
+
+const passwords = new Map<string, string>()
+const userFor = (uid: string): BasicUser => ({ uid, password: passwords.get(uid) ?? '' })
+
+describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
+  const started = Date.now()
+  let nc: RealNextcloud
+  let app: ExAppProcess
+  let secrets: AppSecrets
+  let kc: KcAdmin
+  let chromium: RunningBrowser | undefined
+  const appEnv: Record<string, string> = {}
+  const results: string[] = []
+
+  beforeAll(async () => {
+    if (!START.found) {
+      throw new Error(
+        `no Nextcloud start script at ${START.path}: CI=true needs it (or NEXTCLOUD_START)`,
+      )
+    }
+    await rm(ARTIFACTS, { recursive: true, force: true })
+    await mkdir(ARTIFACTS, { recursive: true })
+    nc = new RealNextcloud(START.path, NC_PORT, join(ARTIFACTS, 'nextcloud.log'))
+    await nc.install()
+    passwords.set('admin', nc.adminPassword)
+    // Every request here comes from 127.0.0.1: Nextcloud's own throttling would slow the whole run.
+    await nc.occ([
+      'config:system:set',
+      'auth.bruteforce.protection.enabled',
+      '--type=boolean',
+      '--value=false',
+    ])
+    // The Teams app (circles) answers every user and group change with HTTP calls to itself that
+    // write to sqlite while the next occ does: "database is locked". Nothing here uses it.
+    await nc.occ(['app:disable', 'circles'])
+    for (const g of GROUPS) {
+      await nc.occ(['group:add', '--display-name', g.displayName, g.gid])
+    }
+    for (const u of USERS) {
+      const password = `Pw-${randomBytes(12).toString('base64url')}`
+      passwords.set(u.uid, password)
+      await nc.occ(
+        [
+          'user:add',
+          '--password-from-env',
+          '--display-name',
+          u.displayName,
+          ...(u.email ? ['--email', u.email] : []),
+          ...u.groups.flatMap((g) => ['--group', g]),
+          u.uid,
+        ],
+        { OC_PASS: password },
+      )
+      if (u.disabled) {
+        await nc.occ(['user:disable', u.uid])
+      }
+    }
+
+    const keycloakPort = await freePort()
+    app = new ExAppProcess({
+      root: ROOT,
+      storage: STORAGE,
+      port: APP_PORT,
+      keycloakPort,
+      logFile: join(ARTIFACTS, 'exapp.log'),
+    })
+    Object.assign(appEnv, {
+      APP_PERSISTENT_STORAGE: STORAGE,
+      APP_PORT: String(APP_PORT),
+      KEYCLOAK_HTTP_PORT: String(keycloakPort),
+      KEYCLOAK_MANAGEMENT_PORT: String(await freePort()),
+      KEYCLOAK_CACHE_DIR: join(ROOT, '.keycloak'),
+      ...(process.env.TEST_JAVA_HOME ? { JAVA_HOME: process.env.TEST_JAVA_HOME } : {}),
+      // runs only when asked for, so the counts a check reads are its own
+      SYNC_INTERVAL: '0',
+      LOG_LEVEL: 'info',
+      NODE_ENV: 'production',
+    })
+    console.log(`real Nextcloud: installed and seeded in ${seconds(started)} s`)
+  })
+
+  afterAll(async () => {
+    await chromium?.close()
+    await app?.stop()
+    await nc?.stop()
+    console.log(
+      `real Nextcloud: ${seconds(started)} s in all\n${results.map((r) => `  ${r}`).join('\n')}`,
+    )
+  })
+
+  /** The README's commands, localised: occ through the start script, the real URL and host. */
+  async function recipe() {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8')
+    return readmeRecipe(readme).map((c) =>
+      localise(c, { occ: nc.occPrefix, nextcloudUrl: nc.url, host: '127.0.0.1' }),
+    )
+  }
+
+  function bash(command: string, timeoutMs = 300_000): Promise<RunResult> {
+    return runBash(command, {
+      cwd: ROOT,
+      env: { ...nc.env(), ...appEnv },
+      timeoutMs,
+      logFile: join(ARTIFACTS, 'commands.log'),
+    })
+  }
+
+  /** Waits until AppAPI records init 100 (or an init error) for the app. */
+  async function initDone(timeoutMs = 240_000) {
+    const deadline = Date.now() + timeoutMs
+    let status = await nc.appStatus(APP_ID)
+    while (status?.init !== 100 && !status?.error && Date.now() < deadline) {
+      await sleep(1000)
+      status = await nc.appStatus(APP_ID)
+    }
+    return status
+  }
+
+  async function connectKeycloak() {
+    secrets = await app.secrets()
+    kc = createKeycloakAdmin({
+      baseUrl: app.keycloakUrl,
+      username: 'admin',
+      password: secrets.KC_BOOTSTRAP_ADMIN_PASSWORD,
+      realm: REALM,
+      log: silentLogger(),
+    })
+  }
+
+  /** A request through AppAPI's PHP proxy, as `as` (default the admin) with Basic auth. */
+  function proxied(path: string, init: RequestInit & { as?: BasicUser } = {}) {
+    return nc.fetch(`${PROXY}${path}`, init)
+  }
+
+  async function syncAll() {
+    const res = await proxied('/api/sync-all', { method: 'POST' })
+    const text = await res.text()
+    expect(res.status, `POST /api/sync-all through the proxy: ${text.slice(0, 300)}`).toBe(200)
+    return JSON.parse(text) as {
+      status: string
+      synced: number
+      runId: number
+      counts: Record<string, number>
+      failed: number
+      errors: string[]
+      conflicts: unknown[]
+    }
+  }
+
+  async function expectMirror(when: string) {
+    const diff = differences(await nextcloudSide(nc), await keycloakSide(kc, REALM))
+    expect(diff, `realm vs Nextcloud ${when}`).toEqual([])
+  }
+
+  function directToken(uid: string, secret = secrets.KEYCLOAK_API_SECRET) {
+    return fetch(`${app.url}/api/token?client_id=${CLIENT}`, {
+      method: 'POST',
+      headers: { 'X-API-SECRET': secret, 'X-NC-USER-ID': uid },
+      signal: AbortSignal.timeout(60_000),
+    })
+  }
+
+  function proxiedToken(as: BasicUser, headers: Record<string, string> = {}) {
+    return proxied(`/api/token?client_id=${CLIENT}`, { method: 'POST', as, headers })
+  }
+
+  /** The access token's claims, its signature checked against the realm's JWKS read through the proxy. */
+  async function verifiedClaims(jwt: string): Promise<Record<string, unknown>> {
+    const [header = '', payload = '', signature = ''] = jwt.split('.')
+    const { kid, alg } = JSON.parse(Buffer.from(header, 'base64url').toString())
+    expect(alg).toBe('RS256')
+    const res = await nc.fetch(`${PROXY}/realms/${REALM}/protocol/openid-connect/certs`)
+    expect(res.status, 'JWKS through the proxy').toBe(200)
+    const { keys } = (await res.json()) as { keys: Array<{ kid: string } & NodeJwk> }
+    const jwk = keys.find((k) => k.kid === kid)
+    expect(jwk, `kid ${kid} in the realm's JWKS`).toBeDefined()
+    const valid = verify(
+      'sha256',
+      Buffer.from(`${header}.${payload}`),
+      createPublicKey({ key: jwk as NodeJwk, format: 'jwk' }),
+      Buffer.from(signature, 'base64url'),
+    )
+    expect(valid, 'access token signature').toBe(true)
+    return JSON.parse(Buffer.from(payload, 'base64url').toString())
+  }
+
+  /** Records a check's outcome for the summary printed at the end. */
+  function check(server: WebServer, name: string, body: () => Promise<void>) {
+    return async () => {
+      const t0 = Date.now()
+      try {
+        await body()
+        results.push(`${server.padEnd(6)} pass  ${name} (${seconds(t0)} s)`)
+      } catch (err) {
+        results.push(`${server.padEnd(6)} FAIL  ${name} (${seconds(t0)} s)`)
+        throw err
+      }
+    }
+  }
+
+  describe.each(SERVERS)('on %s', (server) => {
+    beforeAll(async () => {
+      if (server !== 'apache') {
+        await nc.serve(server)
+      }
+    }, 600_000)
+
+    it(
+      `${server}: the README's manual-install commands register the app; init reaches 100`,
+      check(server, 'README commands: init 100', async () => {
+        if (app.running()) {
+          // A fresh start of the recipe on this server: the process, the app and the daemon go.
+          await app.stop()
+          await nc.tryOcc(['app_api:app:unregister', APP_ID, '--force'])
+          await nc.tryOcc(['app_api:daemon:unregister', 'manual_install'])
+        }
+        for (const step of await recipe()) {
+          if (step.background) {
+            app.start(step.command, { ...nc.env(), ...appEnv })
+            await app.waitFor('listening', (h) => h.status === 'ok', 120_000)
+            continue
+          }
+          const r = await bash(step.command)
+          expect(r.exitCode, describeRun(r)).toBe(0)
+        }
+        expect(app.running(), 'the README starts the app with npm start').toBe(true)
+        const status = await initDone()
+        expect(status, `AppAPI status\n${await app.logTail()}`).toMatchObject({
+          init: 100,
+          error: '',
+        })
+        expect(await nc.occ(['app_api:app:list'])).toMatch(
+          /^keycloak \(Keycloak\): .* \[enabled\]$/m,
+        )
+        expect(await app.heartbeat()).toMatchObject({ keycloak: 'ready', init: 'done' })
+        await connectKeycloak()
+      }),
+      600_000,
+    )
+
+    it(
+      `${server}: users and groups are mirrored exactly; changes and deletions follow; a no-op run writes nothing`,
+      check(server, 'sync: mirror, changes, no-op', async () => {
+        const first = await syncAll()
+        expect(first).toMatchObject({ status: 'success', failed: 0, errors: [], conflicts: [] })
+        await expectMirror('after a run')
+        const seen = await keycloakSide(kc, REALM)
+        expect(seen.users.get('MaxMustermann')?.username).toBe('maxmustermann')
+        expect(seen.users.get('noemail')).toMatchObject({ email: null, firstName: 'Nomail' })
+
+        for (const args of ROUNDS[server].occ) {
+          await nc.occ(args)
+        }
+        const changed = await syncAll()
+        expect(changed).toMatchObject({ status: 'success', failed: 0, errors: [], conflicts: [] })
+        expect(changed.synced, JSON.stringify(changed.counts)).toBeGreaterThan(0)
+        await expectMirror(`after ${server}'s changes`)
+        const gone = (await keycloakSide(kc, REALM)).users.get(ROUNDS[server].deleted)
+        expect(gone?.enabled, `${ROUNDS[server].deleted}, deleted in Nextcloud`).toBe(false)
+
+        const noop = await syncAll()
+        expect(noop).toMatchObject({ status: 'success', synced: 0, failed: 0 })
+        expect(
+          Object.values(noop.counts).every((n) => n === 0),
+          JSON.stringify(noop.counts),
+        ).toBe(true)
+        const runs = await proxied('/api/sync-runs?limit=1')
+        expect(runs.status).toBe(200)
+        const [last] = ((await runs.json()) as { runs: { id: number; counts: object }[] }).runs
+        expect(last?.id).toBe(noop.runId)
+        expect(Object.values(last?.counts ?? {}).every((n) => n === 0)).toBe(true)
+      }),
+      300_000,
+    )
+
+    it(
+      `${server}: tokens for a real user, direct and through the proxy (own token only)`,
+      check(server, 'tokens', async () => {
+        const ids = (await keycloakSide(kc, REALM)).ids
+        const direct = await directToken('john doe')
+        expect(direct.status, await direct.clone().text()).toBe(200)
+        const claims = await verifiedClaims(
+          ((await direct.json()) as { access_token: string }).access_token,
+        )
+        expect(claims).toMatchObject({
+          preferred_username: 'john doe',
+          sub: ids.get('john doe'),
+          azp: CLIENT,
+          iss: `${nc.url}${PROXY}/realms/${REALM}`,
+        })
+
+        const own = await proxiedToken(userFor("o'brien"))
+        expect(own.status, await own.clone().text()).toBe(200)
+        const ownClaims = await verifiedClaims(
+          ((await own.json()) as { access_token: string }).access_token,
+        )
+        expect(ownClaims).toMatchObject({ preferred_username: "o'brien", sub: ids.get("o'brien") })
+
+        const other = await proxiedToken(userFor("o'brien"), { 'X-NC-USER-ID': 'john doe' })
+        expect(other.status, 'another user through the proxy').toBe(403)
+
+        // Nextcloud finds a uid in any case; Keycloak stores it lower-cased.
+        const cased = await directToken('maxmustermann')
+        const casedBody = await cased.text()
+        expect.soft([200, 404], `maxmustermann: ${casedBody.slice(0, 200)}`).toContain(cased.status)
+        if (cased.status === 200) {
+          const c = await verifiedClaims(
+            (JSON.parse(casedBody) as { access_token: string }).access_token,
+          )
+          expect(c).toMatchObject({ sub: ids.get('MaxMustermann') })
+        }
+
+        const deleted = await directToken(ROUNDS[server].deleted)
+        expect.soft(deleted.status, `deleted user: ${await deleted.text()}`).toBe(404)
+      }),
+    )
+
+    it(
+      `${server}: in Chromium, the embedded page shows the status page and the admin console logs in, lists users and opens one`,
+      check(server, 'browser: status page and console', async () => {
+        const executable = process.env.TEST_CHROMIUM_PATH
+        if (!executable) {
+          throw new Error('TEST_CHROMIUM_PATH unset: run with vitest.int.config.ts')
+        }
+        chromium ??= await launchChromium(executable)
+        const context = await chromium.browser.newContext({
+          viewport: { width: 1280, height: 900 },
+        })
+        const page = await context.newPage()
+        const { problems, nextcloudErrors } = watchProblems(page, PROXY)
+        try {
+          await loginToNextcloud(context, nc.url, userFor('admin'))
+          const res = await page.goto(
+            `${nc.url}/index.php/apps/app_api/embedded/${APP_ID}/${TOP_MENU}`,
+          )
+          expect(res?.status()).toBe(200)
+          const frame = page.frameLocator('#keycloak-exapp-frame')
+          await frame.locator('#kc-state[data-state="ready"]').waitFor({ timeout: 60_000 })
+          await page.screenshot({ path: join(ARTIFACTS, `${server}-status.png`), fullPage: true })
+
+          const consoleUrl = `${nc.url}${PROXY}/admin/master/console/`
+          expect(await frame.locator('a#open-console').getAttribute('href')).toBe(consoleUrl)
+          await frame.locator('a#open-console').click()
+          await frame.locator('#username').waitFor({ timeout: 60_000 })
+          await frame.locator('#username').fill('admin')
+          await frame.locator('#password').fill(secrets.KC_BOOTSTRAP_ADMIN_PASSWORD)
+          await frame.locator('#kc-login').click()
+          await page.waitForFunction(
+            (url) => {
+              const el = document.getElementById('keycloak-exapp-frame') as HTMLIFrameElement | null
+              return el?.contentWindow?.location.href.startsWith(url)
+            },
+            consoleUrl,
+            { timeout: 60_000 },
+          )
+          await frame.getByRole('link', { name: 'Manage realms' }).click()
+          await frame.getByRole('link', { name: REALM, exact: true }).click()
+          await frame.getByRole('link', { name: 'Users', exact: true }).click()
+          const search = frame.getByPlaceholder(/search user/i).first()
+          await search.waitFor({ timeout: 30_000 })
+          await search.fill('john')
+          await search.press('Enter')
+          const link = frame.getByRole('link', { name: 'john doe', exact: true })
+          await link.waitFor({ timeout: 30_000 })
+          await page.screenshot({ path: join(ARTIFACTS, `${server}-console-users.png`) })
+          await link.click()
+          await frame
+            .getByRole('heading', { name: 'john doe' })
+            .first()
+            .waitFor({ timeout: 30_000 })
+          expect((await appFrame(page)).url()).toMatch(
+            new RegExp(`/admin/master/console/#/${REALM}/users/[0-9a-f-]+/settings$`),
+          )
+          await page.screenshot({ path: join(ARTIFACTS, `${server}-console-user.png`) })
+          console.log(
+            `${server}: ${nextcloudErrors.length} errors of Nextcloud's own page scripts left aside`,
+          )
+          expect(problems).toEqual([])
+        } catch (err) {
+          await page
+            .screenshot({ path: join(ARTIFACTS, `${server}-console-failure.png`) })
+            .catch(() => undefined)
+          throw new Error(`${String(err)}\nwhat the page saw:\n${problems.join('\n')}`)
+        } finally {
+          await context.close()
+        }
+      }),
+      240_000,
+    )
+
+    it(
+      `${server}: disable, enable, unregister and register again while the process keeps running: init reaches 100`,
+      check(server, 'disable/enable/re-register', async () => {
+        expect(await nc.occ(['app_api:app:disable', APP_ID])).toMatch(/disabled/)
+        await app.waitFor('Keycloak stopped', (h) => h.keycloak === 'stopped', 90_000)
+        expect(await nc.occ(['app_api:app:enable', APP_ID])).toMatch(/successfully enabled/)
+        await app.waitFor('Keycloak ready', (h) => h.keycloak === 'ready', 240_000)
+        const enabled = await directToken('john doe')
+        expect(enabled.status, `a token after enable: ${await enabled.text()}`).toBe(200)
+
+        expect(await nc.occ(['app_api:app:unregister', APP_ID])).toMatch(/unregistered/)
+        const register = (await recipe()).filter((s) => s.command.includes('app_api:app:register'))
+        expect(register, 'the README registers the app once').toHaveLength(1)
+        const r = await bash(register[0]?.command ?? '')
+        expect(r.exitCode, describeRun(r)).toBe(0)
+        const status = await initDone()
+        expect(status, `AppAPI status\n${await app.logTail()}`).toMatchObject({
+          init: 100,
+          error: '',
+        })
+        expect(await app.heartbeat()).toMatchObject({ keycloak: 'ready', init: 'done' })
+        const token = await directToken('john doe')
+        expect(token.status, await token.text()).toBe(200)
+      }),
+      600_000,
+    )
+
+    it(
+      `${server}: ten wrong X-API-SECRETs through the proxy lock out neither the admin nor other users`,
+      check(server, 'wrong secrets: no lockout', async () => {
+        const attacker = userFor('a.b@example.org')
+        for (let i = 0; i < 10; i++) {
+          const res = await proxiedToken(attacker, {
+            'X-API-SECRET': `wrong-${i}-${'x'.repeat(20)}`,
+          })
+          expect([401, 429], `wrong secret #${i + 1}`).toContain(res.status)
+        }
+        const admin = await proxied('/api/sync-status')
+        expect(admin.status, `the admin afterwards: ${await admin.clone().text()}`).toBe(200)
+        const other = await proxiedToken(userFor("o'brien"))
+        expect(other.status, `another user afterwards: ${await other.clone().text()}`).toBe(200)
+      }),
+    )
+  })
+})
+
+function seconds(since: number): number {
+  return Math.round((Date.now() - since) / 1000)
+}
