@@ -136,7 +136,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
     }
     await rm(ARTIFACTS, { recursive: true, force: true })
     await mkdir(ARTIFACTS, { recursive: true })
-    nc = new RealNextcloud(START.path, NC_PORT, join(ARTIFACTS, 'nextcloud.log'))
+    nc = new RealNextcloud(START.path, NC_PORT, join(ARTIFACTS, 'start-script.log'))
     await nc.install()
     passwords.set('admin', nc.adminPassword)
     // Every request here comes from 127.0.0.1: Nextcloud's own throttling would slow the whole run.
@@ -199,6 +199,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
     await chromium?.close()
     await app?.stop()
     await nc?.stop()
+    await nc?.keepLogs(join(ARTIFACTS, 'nextcloud'))
     console.log(
       `real Nextcloud: ${seconds(started)} s in all\n${results.map((r) => `  ${r}`).join('\n')}`,
     )
@@ -230,6 +231,13 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
       status = await nc.appStatus(APP_ID)
     }
     return status
+  }
+
+  /** What AppAPI logged at warning level or above since `mark`. */
+  async function appApiComplaints(mark: number): Promise<string[]> {
+    return (await nc.logSince(mark))
+      .filter((e) => e.app === 'app_api' && e.level >= 2)
+      .map((e) => `${e.level}: ${e.message}`)
   }
 
   async function connectKeycloak() {
@@ -325,11 +333,12 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
       `${server}: the README's manual-install commands register the app; init reaches 100`,
       check(server, 'README commands: init 100', async () => {
         if (app.running()) {
-          // A fresh start of the recipe on this server: the process, the app and the daemon go.
-          await app.stop()
-          await nc.tryOcc(['app_api:app:unregister', APP_ID, '--force'])
+          // The recipe from the start on this server: the app, the daemon and the process go.
+          await nc.tryOcc(['app_api:app:unregister', APP_ID])
           await nc.tryOcc(['app_api:daemon:unregister', 'manual_install'])
+          await app.stop()
         }
+        const mark = await nc.logMark()
         for (const step of await recipe()) {
           if (step.background) {
             app.start(step.command, { ...nc.env(), ...appEnv })
@@ -349,6 +358,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
           /^keycloak \(Keycloak\): .* \[enabled\]$/m,
         )
         expect(await app.heartbeat()).toMatchObject({ keycloak: 'ready', init: 'done' })
+        expect(await appApiComplaints(mark), "AppAPI's warnings in nextcloud.log").toEqual([])
         await connectKeycloak()
       }),
       600_000,
@@ -514,6 +524,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
         const enabled = await directToken('john doe')
         expect(enabled.status, `a token after enable: ${await enabled.text()}`).toBe(200)
 
+        const mark = await nc.logMark()
         expect(await nc.occ(['app_api:app:unregister', APP_ID])).toMatch(/unregistered/)
         const register = (await recipe()).filter((s) => s.command.includes('app_api:app:register'))
         expect(register, 'the README registers the app once').toHaveLength(1)
@@ -525,6 +536,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
           error: '',
         })
         expect(await app.heartbeat()).toMatchObject({ keycloak: 'ready', init: 'done' })
+        expect(await appApiComplaints(mark), "AppAPI's warnings in nextcloud.log").toEqual([])
         const token = await directToken('john doe')
         expect(token.status, await token.text()).toBe(200)
       }),

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { readFile, rm } from 'node:fs/promises'
+import { cp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { describeRun, type RunResult, runBash } from './shell.js'
@@ -90,6 +90,33 @@ export class RealNextcloud {
   async stop(): Promise<void> {
     if (existsSync(this.dir)) {
       await this.script_('stop', 60_000)
+    }
+  }
+
+  /** Where nextcloud.log ends now, for `logSince`. */
+  async logMark(): Promise<number> {
+    return (await readFile(join(this.dir, 'data', 'nextcloud.log')).catch(() => Buffer.alloc(0)))
+      .length
+  }
+
+  /** Entries nextcloud.log got since `mark` (level 0 debug … 4 fatal; 2 is a warning). */
+  async logSince(mark: number): Promise<{ level: number; app: string; message: string }[]> {
+    const log = await readFile(join(this.dir, 'data', 'nextcloud.log')).catch(() => Buffer.alloc(0))
+    return log
+      .subarray(mark)
+      .toString('utf8')
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as { level: number; app: string; message: string })
+  }
+
+  /** Nextcloud's log and the web servers' logs, copied to `dest` for whoever reads a failure. */
+  async keepLogs(dest: string): Promise<void> {
+    for (const [from, to] of [
+      [join(this.dir, 'logs'), join(dest, 'logs')],
+      [join(this.dir, 'data', 'nextcloud.log'), join(dest, 'nextcloud.log')],
+    ] as const) {
+      await cp(from, to, { recursive: true }).catch(() => undefined)
     }
   }
 
