@@ -850,8 +850,9 @@ describe('input and access of the sync endpoints', () => {
   })
 })
 
-it('answers 401 to a missing or wrong secret, then 429 to a source that keeps failing', async () => {
-  // An ExApp of its own: ten failures block the source for a minute, whatever it sends next.
+it('answers 401 to a missing or wrong secret, then 429 to a wrong secret that keeps failing, not to the right one', async () => {
+  // An ExApp of its own: ten failures of one credential block it for a minute. Every request here
+  // comes from one address, as behind AppAPI's proxy or HaRP, and the right secret still passes.
   const t = await startTestExApp({ enabled: true })
   cleanups.push(() => t.close())
   await bootstrapped(t)
@@ -865,8 +866,8 @@ it('answers 401 to a missing or wrong secret, then 429 to a source that keeps fa
   ]
   const attempts: [string, string, Record<string, string>][] = [
     ...routes.map(([m, p]): [string, string, Record<string, string>] => [m, p, {}]),
-    ...routes
-      .slice(0, 4)
+    ...[...routes, ...routes]
+      .slice(0, 10)
       .map(([m, p]): [string, string, Record<string, string>] => [
         m,
         p,
@@ -881,9 +882,12 @@ it('answers 401 to a missing or wrong secret, then 429 to a source that keeps fa
     expect(res.status, `${method} ${path} ${JSON.stringify(headers)}`).toBe(401)
     expect(res.body.error.code).toBe('UNAUTHORIZED')
   }
-  const blocked = await api<ErrorBody>(t, 'GET', '/api/sync-runs')
+  const blocked = await request<ErrorBody>(t, 'GET', '/api/sync-runs', {
+    headers: { 'X-API-SECRET': 'not-the-secret' },
+  })
   expect(blocked.status).toBe(429)
   expect(blocked.body.error.code).toBe('RATE_LIMITED')
+  expect((await api(t, 'GET', '/api/sync-runs')).status).toBe(200)
 })
 
 interface BadBody {

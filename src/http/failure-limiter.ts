@@ -1,7 +1,8 @@
 /**
- * Counts failed authentications per source and says when a source must wait: after `max` failures
- * within `windowMs` it is refused until the window has passed. Successes never reset it, so a
- * guessing client cannot interleave a known-good request to keep going.
+ * Counts failed authentications per key (a presented credential's hash, a Nextcloud user) and says
+ * when a key must wait: after `max` failures within `windowMs` it is refused until the window has
+ * passed. Successes never reset it, so a guessing client cannot interleave a known-good request to
+ * keep going.
  */
 export class FailureLimiter {
   private readonly failures = new Map<string, { count: number; resetAt: number }>()
@@ -12,7 +13,7 @@ export class FailureLimiter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Seconds to wait when `source` is blocked, else 0. */
+  /** Seconds to wait when the key `source` is blocked, else 0. */
   blockedFor(source: string): number {
     const entry = this.failures.get(source)
     if (!entry) {

@@ -133,26 +133,49 @@ describe('POST /api/token', () => {
     )
   })
 
-  it('refuses a missing or wrong secret with 401, and a source that keeps failing with 429', async () => {
+  it('refuses a missing or wrong secret with 401, and a wrong secret that keeps failing with 429', async () => {
     const { app } = await makeApp()
+    const wrong = { 'X-API-SECRET': 'wrong', 'X-NC-USER-ID': 'alice' }
     await expectError(
       await post(app, '?client_id=opentalk', { 'X-NC-USER-ID': 'alice' }),
       401,
       'UNAUTHORIZED',
     )
-    for (let i = 0; i < 9; i++) {
-      await expectError(
-        await post(app, '?client_id=opentalk', {
-          'X-API-SECRET': 'wrong',
-          'X-NC-USER-ID': 'alice',
-        }),
-        401,
-        'UNAUTHORIZED',
-      )
+    for (let i = 0; i < 10; i++) {
+      await expectError(await post(app, '?client_id=opentalk', wrong), 401, 'UNAUTHORIZED')
     }
-    const blocked = await post(app, '?client_id=opentalk')
+    const blocked = await post(app, '?client_id=opentalk', wrong)
     await expectError(blocked, 429, 'RATE_LIMITED')
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0)
+    // Every request here comes from one address, as behind AppAPI's proxy or HaRP: the right
+    // secret still passes, and another wrong one is judged on its own.
+    expect((await post(app, '?client_id=opentalk')).status).toBe(200)
+    const other = { 'X-API-SECRET': 'also-wrong', 'X-NC-USER-ID': 'alice' }
+    await expectError(await post(app, '?client_id=opentalk', other), 401, 'UNAUTHORIZED')
+  })
+
+  it('stops a Nextcloud user guessing secrets through the proxy, and nobody else', async () => {
+    const { app } = await makeApp()
+    for (let i = 0; i < 10; i++) {
+      const guess = { ...appApiHeaders('bob'), 'X-API-SECRET': `guess-${i}` }
+      await expectError(await post(app, '?client_id=opentalk', guess), 401, 'UNAUTHORIZED')
+    }
+    const next = { ...appApiHeaders('bob'), 'X-API-SECRET': 'guess-10' }
+    await expectError(await post(app, '?client_id=opentalk', next), 429, 'RATE_LIMITED')
+    // bob's own token through the proxy, alice's, and the consumer's secret all still pass.
+    expect((await post(app, '?client_id=opentalk', appApiHeaders('bob'))).status).toBe(200)
+    expect((await post(app, '?client_id=opentalk', appApiHeaders('alice'))).status).toBe(200)
+    expect((await post(app, '?client_id=opentalk')).status).toBe(200)
+  })
+
+  it("counts a wrong app secret by itself, not against Nextcloud's right one", async () => {
+    const { app } = await makeApp()
+    const forged = appApiHeaders('alice', 'not-the-app-secret')
+    for (let i = 0; i < 10; i++) {
+      await expectError(await post(app, '?client_id=opentalk', forged), 401, 'UNAUTHORIZED')
+    }
+    await expectError(await post(app, '?client_id=opentalk', forged), 429, 'RATE_LIMITED')
+    expect((await post(app, '?client_id=opentalk', appApiHeaders('alice'))).status).toBe(200)
   })
 
   it('refuses an unknown client, and one the consumer may not use, with 403', async () => {
