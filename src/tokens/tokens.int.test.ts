@@ -117,6 +117,8 @@ function service(
     store,
     tokenClient,
     engine,
+    findUser: async (uid) =>
+      [...directory.values()].find((u) => u.id.toLowerCase() === uid.toLowerCase()) ?? null,
     clientSecret: async (clientId) =>
       store.getOrCreateSecret(`client-secret:${clientId}`, () => randomUUID()),
     setPassword,
@@ -326,6 +328,17 @@ describe('tokens against Keycloak, JWT mode', () => {
     const tokens = service('jwt', countingTokenClient().client)
     const set = await tokens.issue({ consumer, userId: 'dave', clientId: CLIENT })
     expect((await verifiedClaims(set.access_token)).preferred_username).toBe('dave')
+  })
+
+  it('gives a uid asked in another case the token of the Nextcloud user it names', async () => {
+    addToNextcloud('Erika.Musterfrau')
+    await engine.runUser('Erika.Musterfrau', 'user')
+    const counted = countingTokenClient()
+    const tokens = service('jwt', counted.client)
+    const set = await tokens.issue({ consumer, userId: 'erika.musterfrau', clientId: CLIENT })
+    expect((await verifiedClaims(set.access_token)).preferred_username).toBe('erika.musterfrau')
+    const exact = await tokens.issue({ consumer, userId: 'Erika.Musterfrau', clientId: CLIENT })
+    expect(exact.access_token).toBe(set.access_token)
   })
 
   it('answers NOT_FOUND for a uid Nextcloud does not have', async () => {
