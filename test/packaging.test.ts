@@ -4,22 +4,22 @@
  * .env.example. No Docker engine is needed: this runs in the unit layer.
  */
 import { readFileSync, statSync } from 'node:fs'
-import {
-  type Copy,
-  type Dockerfile,
-  DockerfileParser,
-  type Env,
-  type From,
-  type Healthcheck,
-  type Instruction,
-  type JSONInstruction,
-} from 'dockerfile-ast'
+import type { Copy, From, Healthcheck } from 'dockerfile-ast'
 import { XMLParser } from 'fast-xml-parser'
 import { describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
 import type { ZodType } from 'zod'
 import { envSchema, KEYCLOAK_VERSION } from '../src/config/schema.js'
 import { buildOptionsFor } from '../src/keycloak/options.js'
+import {
+  commandsOf,
+  envOf,
+  jsonArgs,
+  ofKind,
+  readDockerfile,
+  type Stage,
+  stagesOf,
+} from './dockerfile.js'
 
 const root = new URL('../', import.meta.url)
 const read = (path: string) => readFileSync(new URL(path, root), 'utf8')
@@ -32,58 +32,6 @@ const POSTGRES_BUILD_OPTIONS = buildOptionsFor({ keycloak: { db: { kind: 'postgr
 
 // ---- Dockerfile ---------------------------------------------------------------------------------
 
-interface Stage {
-  from: From
-  name: string | undefined
-  instructions: Instruction[]
-}
-
-function stagesOf(dockerfile: Dockerfile): Stage[] {
-  const stages: Stage[] = []
-  for (const instruction of dockerfile.getInstructions()) {
-    if (instruction.getKeyword() === 'FROM') {
-      const from = instruction as From
-      stages.push({ from, name: from.getBuildStage() ?? undefined, instructions: [] })
-    } else {
-      stages.at(-1)?.instructions.push(instruction)
-    }
-  }
-  return stages
-}
-
-const ofKind = <T extends Instruction>(stage: Stage, keyword: string) =>
-  stage.instructions.filter((i) => i.getKeyword() === keyword) as T[]
-
-/** A RUN's shell words with ARG/ENV values substituted, split into `&&`/`;`-separated commands. */
-function commandsOf(run: Instruction): string[][] {
-  const words = run
-    .getExpandedArguments()
-    .flatMap((a) => a.getValue().split(/\s+/))
-    .filter((w) => w.length > 0)
-  const commands: string[][] = [[]]
-  for (const word of words) {
-    if (word === '&&' || word === ';' || word === '||') {
-      commands.push([])
-    } else if (word.endsWith(';')) {
-      commands.at(-1)?.push(word.slice(0, -1))
-      commands.push([])
-    } else {
-      commands.at(-1)?.push(word)
-    }
-  }
-  return commands.filter((c) => c.length > 0)
-}
-
-const jsonArgs = (instruction: Instruction) =>
-  (instruction as JSONInstruction).getJSONStrings().map((s) => s.getJSONValue())
-
-const envOf = (stage: Stage) =>
-  new Map(
-    ofKind<Env>(stage, 'ENV').flatMap((env) =>
-      env.getProperties().map((p) => [p.getName(), p.getValue()] as const),
-    ),
-  )
-
 /** Seconds of a Docker duration such as `10m`, `90s`, `1m30s`. */
 function seconds(duration: string): number {
   const units: Record<string, number> = { h: 3600, m: 60, s: 1, ms: 0.001 }
@@ -95,7 +43,7 @@ function seconds(duration: string): number {
 }
 
 describe('Dockerfile', () => {
-  const dockerfile = DockerfileParser.parse(read('Dockerfile'))
+  const dockerfile = readDockerfile()
   const stages = stagesOf(dockerfile)
   const stage = (name: string) => {
     const found = stages.find((s) => s.name === name)
