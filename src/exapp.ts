@@ -287,6 +287,7 @@ export async function startExApp(
     log,
     keycloak,
     lifecycle,
+    isAdmin: apiAuth.isAdmin,
     api,
     metrics: metricsRoutes(metrics, config.metricsToken, adminApi),
     // The status page, the admin console and the realm's public endpoints, proxied to Keycloak.

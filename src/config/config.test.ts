@@ -117,6 +117,16 @@ describe('parseEnv', () => {
     }
   })
 
+  it.each(['master', 'Master', 'MASTER', 'mAsTeR'])('refuses KEYCLOAK_REALM=%s', (realm) => {
+    const result = parseEnv({ KEYCLOAK_REALM: realm })
+    expect(result.ok).toBe(false)
+    if (!result.ok) {
+      expect(result.errors).toEqual([
+        expect.stringMatching(/^KEYCLOAK_REALM: the master realm cannot be the synced realm/),
+      ])
+    }
+  })
+
   it('reports every bad variable, one line each, without echoing secrets', () => {
     const result = parseEnv({ APP_PORT: '0', KEYCLOAK_API_SECRET: 'tiny', LOG_LEVEL: 'loud' })
     expect(result.ok).toBe(false)

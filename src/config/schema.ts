@@ -106,7 +106,9 @@ export const envSchema = z.object({
   KEYCLOAK_REALM: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only')
-    .refine((r) => r !== 'master', 'the master realm cannot be the synced realm')
+    // In any letter case: "Master" beside master misleads admins, and MySQL/MariaDB compare names
+    // case-insensitively by default.
+    .refine((r) => r.toLowerCase() !== 'master', 'the master realm cannot be the synced realm')
     .default('commonground'),
   KEYCLOAK_CLIENTS: csv.pipe(z.array(z.string().regex(/^[A-Za-z0-9_.:-]+$/))).default(['opentalk']),
   KEYCLOAK_API_SECRET: optionalString.pipe(
