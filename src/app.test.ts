@@ -39,13 +39,14 @@ function makeApp(status: KeycloakStatus = 'ready') {
     log: silentLogger(),
     keycloak: fakeKeycloak(status),
     lifecycle: fakeLifecycle(calls),
+    isAdmin: async (uid) => uid === 'admin',
   })
-  const auth = {
+  const as = (user: string) => ({
     'EX-APP-ID': config.app.id,
     'EX-APP-VERSION': '1.0.0',
-    'AUTHORIZATION-APP-API': Buffer.from(`:${config.app.secret}`).toString('base64'),
-  }
-  return { app, calls, auth }
+    'AUTHORIZATION-APP-API': Buffer.from(`${user}:${config.app.secret}`).toString('base64'),
+  })
+  return { app, calls, auth: as(''), as }
 }
 
 describe('lifecycle routes', () => {
@@ -97,6 +98,42 @@ describe('lifecycle routes', () => {
         error: { code: 'UNAUTHORIZED', message: 'AppAPI authentication failed' },
       })
     }
+    expect(calls).toEqual([])
+  })
+
+  it('lets only the system or a Nextcloud admin call /init and /enabled', async () => {
+    const { app, calls, as } = makeApp()
+    for (const [method, path] of [
+      ['POST', '/init'],
+      ['PUT', '/enabled?enabled=1'],
+      ['PUT', '/enabled?enabled=yes'],
+    ] as const) {
+      const res = await app.request(path, { method, headers: as('bob') })
+      expect(res.status, `${method} ${path}`).toBe(403)
+      expect(await res.json()).toMatchObject({ error: { code: 'FORBIDDEN' } })
+    }
+    expect(calls).toEqual([])
+    expect((await app.request('/init', { method: 'POST', headers: as('admin') })).status).toBe(200)
+    const enable = await app.request('/enabled?enabled=1', { method: 'PUT', headers: as('admin') })
+    expect(enable.status).toBe(200)
+    expect(calls).toEqual(['init', 'enabled=true'])
+  })
+
+  it('refuses a named user on /init and /enabled when it cannot check admins', async () => {
+    const config = testConfig({})
+    const calls: string[] = []
+    const app = createApp({
+      config,
+      log: silentLogger(),
+      keycloak: fakeKeycloak('ready'),
+      lifecycle: fakeLifecycle(calls),
+    })
+    const headers = {
+      'EX-APP-ID': config.app.id,
+      'EX-APP-VERSION': '1.0.0',
+      'AUTHORIZATION-APP-API': Buffer.from(`admin:${config.app.secret}`).toString('base64'),
+    }
+    expect((await app.request('/init', { method: 'POST', headers })).status).toBe(403)
     expect(calls).toEqual([])
   })
 

@@ -1,9 +1,9 @@
-import { Hono } from 'hono'
+import { Hono, type MiddlewareHandler } from 'hono'
 import type { Lifecycle } from './appapi/lifecycle.js'
 import type { Config } from './config/config.js'
 import { accessLog } from './http/access-log.js'
 import { requireAppApi } from './http/appapi-auth.js'
-import { notFound, onError } from './http/errors.js'
+import { errorBody, notFound, onError } from './http/errors.js'
 import type { AppEnv } from './http/types.js'
 import type { KeycloakRuntime } from './keycloak/runtime.js'
 import type { Logger } from './log.js'
@@ -19,6 +19,8 @@ export interface AppDeps {
   metrics?: Hono<AppEnv>
   /** everything else Nextcloud proxies to us (status page, console), behind AppAPI auth */
   ui?: Hono<AppEnv>
+  /** whether a Nextcloud uid is an admin; without it only the system may call /init and /enabled */
+  isAdmin?(uid: string): Promise<boolean>
 }
 
 /** The HTTP surface. No I/O happens here; everything arrives through `deps`. */
@@ -45,13 +47,33 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   })
 
   const appApi = requireAppApi({ appId: config.app.id, secret: config.app.secret })
+  // AppAPI calls the lifecycle as the system (empty user id). Through the proxy any user's request
+  // carries valid AppAPI headers too, so a named user must be a Nextcloud admin.
+  const lifecycleCaller: MiddlewareHandler<AppEnv> = async (c, next) => {
+    const caller = c.get('caller')
+    const uid = caller?.kind === 'nextcloud' ? caller.userId : undefined
+    const allowed =
+      uid === '' ||
+      (uid !== undefined &&
+        deps.isAdmin !== undefined &&
+        (await deps.isAdmin(uid).catch(() => false)))
+    if (!allowed) {
+      c.set('errorCode', 'FORBIDDEN')
+      return c.json(
+        errorBody(c, 'FORBIDDEN', 'only AppAPI or a Nextcloud admin may call this'),
+        403,
+      )
+    }
+    await next()
+    return undefined
+  }
 
-  app.post('/init', appApi, (c) => {
+  app.post('/init', appApi, lifecycleCaller, (c) => {
     lifecycle.startInit()
     return c.json({})
   })
 
-  app.put('/enabled', appApi, async (c) => {
+  app.put('/enabled', appApi, lifecycleCaller, async (c) => {
     const flag = c.req.query('enabled')
     if (flag !== '0' && flag !== '1') {
       return c.json({ error: 'query parameter "enabled" must be 1 or 0' }, 400)
