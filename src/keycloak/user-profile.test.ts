@@ -70,6 +70,15 @@ describe('desiredUserProfile', () => {
     expect(byName('phone')?.permissions).toEqual({ view: ['admin', 'user'], edit: ['admin'] })
   })
 
+  it('makes every synced field read-only to the user, still editable by admins', () => {
+    for (const name of ['username', 'email', 'firstName', 'nextcloud_uid', 'phone']) {
+      expect(byName(name)?.permissions?.edit, name).toEqual(['admin'])
+    }
+    for (const name of ['username', 'email', 'firstName', 'phone']) {
+      expect(byName(name)?.permissions?.view, name).toEqual(['admin', 'user'])
+    }
+  })
+
   it('keeps what it does not own and is idempotent', () => {
     expect(desired.groups).toEqual(defaultProfile.groups)
     expect(desiredUserProfile(desired, spec)).toEqual(desired)

@@ -39,6 +39,18 @@ function withoutValidators(attr: UserProfileAttribute, names: string[]): UserPro
   return { ...attr, validations }
 }
 
+/**
+ * Read-only to the user (the account console and API), still editable by realm admins: synced
+ * fields come from Nextcloud, and a user who changes them in Keycloak would forge the claims of
+ * their own tokens until the next sync.
+ */
+function adminEditOnly(attr: UserProfileAttribute): UserProfileAttribute {
+  return {
+    ...attr,
+    permissions: { view: attr.permissions?.view ?? ['admin', 'user'], edit: ['admin'] },
+  }
+}
+
 function customAttribute(name: string, permissions: typeof ADMIN_ONLY): UserProfileAttribute {
   return {
     name,
@@ -54,7 +66,8 @@ function customAttribute(name: string, permissions: typeof ADMIN_ONLY): UserProf
  * own additions survive: usernames accept every Nextcloud uid; email and names are optional (a
  * Nextcloud user may have no email, and a required-but-empty field fails every grant with "Account
  * is not fully set up"); names accept any character Nextcloud display names contain; our marker
- * and profile attributes are declared, so Keycloak keeps them. Applying it twice gives the same.
+ * and profile attributes are declared, so Keycloak keeps them. Everything the sync writes is
+ * read-only to users: Nextcloud is its only source. Applying it twice gives the same.
  */
 export function desiredUserProfile(
   current: UserProfileConfig,
@@ -66,7 +79,7 @@ export function desiredUserProfile(
     .map((attr) => {
       switch (attr.name) {
         case 'username': {
-          const rest = withoutValidators(attr, USERNAME_VALIDATORS_REPLACED)
+          const rest = adminEditOnly(withoutValidators(attr, USERNAME_VALIDATORS_REPLACED))
           return {
             ...rest,
             validations: {
@@ -80,10 +93,12 @@ export function desiredUserProfile(
           }
         }
         case 'email':
-          return withoutRequired(attr)
+          return adminEditOnly(withoutRequired(attr))
         case 'firstName':
         case 'lastName':
-          return withoutRequired(withoutValidators(attr, ['person-name-prohibited-characters']))
+          return adminEditOnly(
+            withoutRequired(withoutValidators(attr, ['person-name-prohibited-characters'])),
+          )
         default:
           return attr
       }
