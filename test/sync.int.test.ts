@@ -705,6 +705,84 @@ describe('sync through the HTTP API against a real Keycloak', () => {
   })
 })
 
+describe('uids Nextcloud accepts', () => {
+  // Nextcloud allows letters, digits, spaces and "_.@-'" in a uid, any case; Keycloak lower-cases
+  // usernames, so the nextcloud_uid marker keeps the exact uid and the token path finds it by that.
+  const ODD = [
+    aUser({ id: 'john doe', displayname: 'John Doe', email: 'john.doe@example.com' }),
+    aUser({ id: "o'brien", displayname: "Siobhan O'Brien", email: 'obrien@example.com' }),
+    aUser({ id: 'a.b@example.org', displayname: 'A B', email: 'a.b@example.org' }),
+    aUser({ id: 'MaxMustermann', displayname: 'Max Mustermann', email: 'max@example.com' }),
+  ]
+
+  const tokenFor = async (t: TestExApp, uid: string) => {
+    const res = await api<{ access_token?: string }>(t, 'POST', '/api/token?client_id=opentalk', {
+      headers: { 'X-NC-USER-ID': uid },
+    })
+    expect(res.status, `${uid}: ${JSON.stringify(res.body)}`).toBe(200)
+    const [, payload = ''] = (res.body.access_token ?? '').split('.')
+    return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>
+  }
+
+  it.each(['jwt', 'password'])(
+    'get tokens before any sync (%s mode), sync, and the next run writes nothing',
+    async (mode) => {
+      const directory = tenUsers()
+      const { t } = await given({
+        directory: { ...directory, users: [...directory.users, ...ODD] },
+        env: { KEYCLOAK_TOKEN_MODE: mode },
+      })
+      // Each token request provisions its user with a single-user run.
+      for (const { id } of ODD) {
+        expect((await tokenFor(t, id)).preferred_username, id).toBe(id.toLowerCase())
+      }
+      const first = await syncAll(t)
+      expect(first.status, JSON.stringify(first.body)).toBe(200)
+      expect(first.body).toMatchObject({ status: 'success', failed: 0, conflicts: [], errors: [] })
+      const users = await realmUsers(t)
+      for (const { id, email } of ODD) {
+        expect(users.get(id.toLowerCase()), id).toMatchObject({
+          email,
+          attributes: { nextcloud_uid: [id] },
+        })
+      }
+      const again = await syncAll(t)
+      expect(again.body).toMatchObject({ status: 'success', failed: 0, conflicts: [], counts: {} })
+      const one = await syncUser(t, 'MaxMustermann')
+      expect(one.body).toMatchObject({ status: 'success', synced: true, action: 'unchanged' })
+      t.exapp.tokens.revokeUser('john doe')
+      expect((await tokenFor(t, 'john doe')).preferred_username).toBe('john doe')
+    },
+  )
+
+  it('reports what Keycloak cannot take as a conflict each run, with the reason, not as a failed write', async () => {
+    const directory = tenUsers()
+    // another user backend may hand Nextcloud a uid outside its own rule
+    const zoe = aUser({ id: 'zoë', displayname: 'Zoë', email: 'zoe@example.com' })
+    const { t } = await given({
+      directory: { ...directory, users: [...directory.users, zoe] },
+      synced: true,
+    })
+    // a user added later with the email alice has
+    t.nc.addUser(aUser({ id: 'x_y-z', displayname: 'X Y', email: 'alice@example.com' }))
+    // token first: provisioned without the email alice holds, instead of refused
+    expect((await tokenFor(t, 'x_y-z')).preferred_username).toBe('x_y-z')
+    for (let run = 0; run < 2; run++) {
+      const res = await syncAll(t)
+      expect(res.status, JSON.stringify(res.body)).toBe(200)
+      expect(res.body).toMatchObject({ status: 'success', failed: 0, errors: [] })
+      expect(res.body.conflicts).toEqual([
+        { kind: 'email-taken', uid: 'x_y-z', email: 'alice@example.com', holder: 'alice' },
+        { kind: 'uid-refused', uid: 'zoë', reason: expect.stringMatching(/characters outside/) },
+      ])
+    }
+    const users = await realmUsers(t)
+    expect(users.has('zoë')).toBe(false)
+    expect(users.get('x_y-z')?.email).toBeUndefined()
+    expect(users.get('alice')?.email).toBe('alice@example.com')
+  })
+})
+
 describe('when Nextcloud fails during a run', () => {
   let t: TestExApp
   const closeAfterAll: (() => Promise<void>)[] = []

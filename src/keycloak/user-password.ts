@@ -9,8 +9,16 @@ export async function setUserPassword(
   uid: string,
   password: string,
 ) {
+  // By username (the lower-cased uid), then the marker: an attribute query (`q=key:value`) splits
+  // a uid with a space into two terms and finds nobody.
   const users = await kc('find user', () =>
-    admin.users.find({ realm, q: `${UID_ATTRIBUTE}:${uid}`, exact: true, max: 2 }),
+    admin.users.find({
+      realm,
+      username: uid.toLowerCase(),
+      exact: true,
+      briefRepresentation: false,
+      max: 2,
+    }),
   )
   const user = users.find((u) => u.attributes?.[UID_ATTRIBUTE]?.[0] === uid && u.id)
   if (!user?.id) {

@@ -2,13 +2,13 @@ import type {
   UserProfileAttribute,
   UserProfileConfig,
 } from '@keycloak/keycloak-admin-client/lib/defs/userProfileMetadata.js'
+import { KEYCLOAK_NAME_MAX, NEXTCLOUD_UID_PATTERN } from '../sync/model.js'
 
 /**
- * Characters Nextcloud allows in a uid ("a-z", "A-Z", "0-9", spaces and "_.@-'"), one or more.
  * Keycloak's defaults (3 characters minimum, its prohibited-characters and homograph validators)
- * refuse some valid Nextcloud uids, such as "jo" or "o'neil".
+ * refuse some valid Nextcloud uids, such as "jo" or "o'neil": usernames follow Nextcloud's rule.
  */
-export const NEXTCLOUD_UID_PATTERN = "^[a-zA-Z0-9 _.@'-]+$"
+export { NEXTCLOUD_UID_PATTERN }
 
 const USERNAME_VALIDATORS_REPLACED = [
   'length',
@@ -84,7 +84,7 @@ export function desiredUserProfile(
             ...rest,
             validations: {
               ...rest.validations,
-              length: { min: 1, max: 255 },
+              length: { min: 1, max: KEYCLOAK_NAME_MAX },
               pattern: {
                 pattern: NEXTCLOUD_UID_PATTERN,
                 'error-message': 'Use only the characters Nextcloud allows in a user id',

@@ -51,6 +51,8 @@ export type Change =
  */
 export type Conflict =
   | { kind: 'username-taken'; uid: string; username: string; holder: string | null }
+  /** Keycloak would refuse the uid as a username (a user backend outside Nextcloud's uid rule) */
+  | { kind: 'uid-refused'; uid: string; reason: string }
   /** the user is synced without an email */
   | { kind: 'email-taken'; uid: string; email: string; holder: string | null }
   /** the email moves from `holder`, who changes its own in this run too; it is set next run */

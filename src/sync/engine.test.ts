@@ -190,3 +190,30 @@ async function withLeftRun() {
   expect(await setup.store.startRun({ realm: 'test', trigger: 'schedule', dryRun: false })).toBe(1)
   return setup
 }
+
+describe('a single-user run', () => {
+  it('syncs a user without the email another managed user holds, instead of a refused create', async () => {
+    const { engine, nc, realm } = anEngine(people())
+    await engine.runFull({ trigger: 'api' })
+    nc.directory.users.push(aUser({ id: 'zed', email: 'alice@example.com' }))
+    const result = await engine.runUser('zed', 'token')
+    expect(result.action).toBe('created')
+    expect(result.run.failed).toBe(0)
+    expect(result.run.conflicts).toEqual([
+      { kind: 'email-taken', uid: 'zed', email: 'alice@example.com', holder: 'alice' },
+    ])
+    const users = realm.snapshot().users
+    expect(users.find((u) => u.uid === 'zed')?.email).toBeNull()
+    expect(users.find((u) => u.uid === 'alice')?.email).toBe('alice@example.com')
+  })
+
+  it('leaves the other users alone', async () => {
+    const { engine, nc, realm } = anEngine(people())
+    await engine.runFull({ trigger: 'api' })
+    nc.directory.users = nc.directory.users.filter((u) => u.id !== 'carol')
+    nc.update('bob', { displayname: 'Robert Berg' })
+    const before = realm.writeCount
+    expect((await engine.runUser('alice', 'user')).action).toBe('unchanged')
+    expect(realm.writeCount).toBe(before)
+  })
+})

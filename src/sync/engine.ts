@@ -414,9 +414,11 @@ export class SyncEngine {
         const target = this.deps.target()
         const desired = toDesired(user ? [user] : [], groups, this.deps.policy)
         const wanted = desired.users[0]
+        // The other users stay in the snapshot (their changes are dropped below): a username or
+        // email one of them holds is then a conflict, not a create Keycloak refuses.
         const actual = target.snapshotUser
           ? await target.snapshotUser(uid, { username: wanted?.username, email: wanted?.email })
-          : onlyUser(await target.snapshot(), uid)
+          : await target.snapshot()
         const full = planSync(desired, actual, {
           deletePolicy: this.deps.policy.deletePolicy,
           guardPercent: this.deps.policy.guardPercent,
@@ -530,9 +532,4 @@ function touchedUsers(report: ApplyReport, actual: Actual): Set<string> {
     }
   }
   return uids
-}
-
-/** The snapshot restricted to one user (for targets that can only read everything). */
-function onlyUser(actual: Actual, uid: string): Actual {
-  return { ...actual, users: actual.users.filter((u) => u.uid === uid) }
 }

@@ -26,6 +26,25 @@ export const RESERVED_ATTRIBUTES: ReadonlySet<string> = new Set([
 /** Keycloak's column and default validator limit for usernames, names and group names. */
 export const KEYCLOAK_NAME_MAX = 255
 
+/**
+ * Characters Nextcloud allows in a uid ("a-z", "A-Z", "0-9", spaces and "_.@-'"), one or more: the
+ * realm's username pattern (see keycloak/user-profile.ts). Other user backends may hand Nextcloud
+ * uids outside it; Keycloak refuses those.
+ */
+export const NEXTCLOUD_UID_PATTERN = "^[a-zA-Z0-9 _.@'-]+$"
+const NEXTCLOUD_UID = new RegExp(NEXTCLOUD_UID_PATTERN)
+
+/** Why the realm would refuse `uid` as a username, or null when it takes it. */
+export function uidRefusal(uid: string): string | null {
+  if (uid.length > KEYCLOAK_NAME_MAX) {
+    return `is longer than the ${KEYCLOAK_NAME_MAX} characters Keycloak allows in a username`
+  }
+  if (!NEXTCLOUD_UID.test(uid)) {
+    return `has characters outside those Nextcloud allows in a user id (letters a-z, digits, space and _.@-')`
+  }
+  return null
+}
+
 export type Attributes = Record<string, string[]>
 
 /** The user fields `update-user` may change; `enabled` has its own changes (enable/disable). */

@@ -240,6 +240,38 @@ describe('planSync', () => {
       ])
     })
 
+    it('creates users with every uid Nextcloud accepts, the username lower-cased', () => {
+      const uids = ['john doe', "o'brien", 'a.b@example.org', 'MaxMustermann', 'jo', '-x_y.z']
+      const result = plan(
+        uids.map((uid) => aDesiredUser(uid)),
+        {},
+      )
+      expect(result.conflicts).toEqual([])
+      const created = result.changes.flatMap((c) =>
+        c.kind === 'create-user' ? [[c.uid, c.user.username]] : [],
+      )
+      expect(created.sort()).toEqual(uids.map((uid) => [uid, uid.toLowerCase()]).sort())
+    })
+
+    it('reports a uid Keycloak would refuse once as a conflict with the reason, not a failing create', () => {
+      const long = 'a'.repeat(256)
+      const result = plan([aDesiredUser('ünï'), aDesiredUser('a/b'), aDesiredUser(long)], {})
+      expect(result.changes).toEqual([])
+      expect(result.conflicts).toEqual([
+        { kind: 'uid-refused', uid: 'a/b', reason: expect.stringMatching(/characters outside/) },
+        { kind: 'uid-refused', uid: long, reason: expect.stringMatching(/longer than the 255/) },
+        { kind: 'uid-refused', uid: 'ünï', reason: expect.stringMatching(/characters outside/) },
+      ])
+    })
+
+    it('keeps syncing a user already in Keycloak whatever its uid', () => {
+      const result = plan([aDesiredUser('ünï', { firstName: 'Ü' })], {
+        users: [anActualUser('ünï')],
+      })
+      expect(result.conflicts).toEqual([])
+      expect(result.changes.map((c) => c.kind)).toEqual(['update-user'])
+    })
+
     it('gives a username two uids share by case to the earlier uid', () => {
       const result = plan([aDesiredUser('bob'), aDesiredUser('Bob', { email: null })], {})
       expect(result.changes.map((c) => c.kind === 'create-user' && c.uid)).toContain('Bob')

@@ -8,6 +8,7 @@ import {
   type DesiredGroup,
   type DesiredUser,
   type UserPatch,
+  uidRefusal,
 } from './model.js'
 import { assignEmails, type EmailDecision } from './plan-emails.js'
 import { runSteps, STEP_ITEMS, type Steps } from './steps.js'
@@ -160,9 +161,10 @@ function planGroups(
 }
 
 /**
- * Users the plan may touch. A user already in Keycloak (by marker) always is. A new one needs its
- * username free: held by an unmanaged user, a managed one or a new one earlier by uid, it is a
- * conflict, never an adoption.
+ * Users the plan may touch. A user already in Keycloak (by marker) always is. A new one needs a
+ * uid Keycloak takes as a username (else a conflict with the reason, rather than a create that
+ * fails every run) and its username free: held by an unmanaged user, a managed one or a new one
+ * earlier by uid, it is a conflict, never an adoption.
  */
 function admitUsers(
   users: readonly DesiredUser[],
@@ -175,6 +177,11 @@ function admitUsers(
   for (const user of users) {
     const username = user.username.toLowerCase()
     if (!actual.has(user.uid)) {
+      const reason = uidRefusal(user.uid)
+      if (reason !== null) {
+        conflicts.push({ kind: 'uid-refused', uid: user.uid, reason })
+        continue
+      }
       const holder = unmanagedUsernames.has(username) ? null : holders.get(username)
       if (holder !== undefined) {
         conflicts.push({ kind: 'username-taken', uid: user.uid, username, holder })

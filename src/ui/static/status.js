@@ -28,6 +28,7 @@
 
   const CONFLICT_LABELS = {
     'username-taken': 'Username taken',
+    'uid-refused': 'User id refused',
     'email-taken': 'Email taken',
     'email-pending': 'Email pending',
     'group-name-taken': 'Group name taken',
@@ -353,6 +354,8 @@
     switch (conflict.kind) {
       case 'username-taken':
         return `${conflict.uid}: username “${conflict.username}” is already used by ${holder}`
+      case 'uid-refused':
+        return `${conflict.uid}: Keycloak cannot take this user id: it ${conflict.reason}`
       case 'email-taken':
         return `${conflict.uid}: email ${conflict.email} is already used by ${holder}`
       case 'email-pending':
