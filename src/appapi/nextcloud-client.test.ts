@@ -103,6 +103,18 @@ describe('Nextcloud client', () => {
     expect(await client.userDetails('admin', 'BOB')).toMatchObject({ id: 'bob' })
   })
 
+  it('encodes a uid as one path segment and never calls Nextcloud for "." or ".."', async () => {
+    const client = await setup()
+    for (const uid of ['.', '..', '']) {
+      await expect(client.userDetails('admin', uid)).rejects.toMatchObject({
+        code: 'INVALID_INPUT',
+      })
+    }
+    expect(nc.requests()).toEqual([])
+    expect(await client.userDetails('admin', 'a/../b?c#d')).toBeNull()
+    expect(nc.requests().map((r) => r.path)).toEqual(['/ocs/v2.php/cloud/users/a%2F..%2Fb%3Fc%23d'])
+  })
+
   it('pages users/details with one request per page and none per user', async () => {
     const directory = aDirectory({ users: 1000, groups: 20, membershipsPerUser: 3, seed: 7 })
     const client = await setup(directory)

@@ -188,8 +188,8 @@ export function createNextcloudClient(opts: NextcloudClientOptions): NextcloudCl
         { method: 'GET', path: `${CLOUD}/groups/details`, asUser, query: { ...page } },
         parseGroupsPage,
       ),
-    userDetails: (asUser, uid) =>
-      optional(userAt(`${CLOUD}/users/${encodeURIComponent(uid)}`, asUser)),
+    userDetails: async (asUser, uid) =>
+      optional(userAt(`${CLOUD}/users/${pathSegment(uid)}`, asUser)),
     async registerTopMenu(entry) {
       await ui('POST', 'top-menu', {
         name: entry.name,
@@ -212,6 +212,18 @@ export function createNextcloudClient(opts: NextcloudClientOptions): NextcloudCl
     unregisterStyle: (style) => removed(ui('DELETE', 'style', resource(style, '.css'))),
   }
   return client
+}
+
+/**
+ * A value as one URL path segment: percent-encoded, and refused when it is empty, `.` or `..`,
+ * which no encoding keeps in place (URL parsing resolves them, so `users/..` would be another
+ * endpoint). Nextcloud allows no such uid or gid.
+ */
+export function pathSegment(value: string): string {
+  if (value === '' || value === '.' || value === '..') {
+    throw new AppError('INVALID_INPUT', `"${value}" is not a Nextcloud user or group id`)
+  }
+  return encodeURIComponent(value)
 }
 
 function resource({ name, path }: UiResource, suffix: string) {

@@ -13,6 +13,8 @@ export const userIdSchema = z
   .min(1, 'user_id must not be empty')
   .max(64, 'user_id is longer than Nextcloud allows')
   .regex(/^[a-zA-Z0-9 _.@'-]+$/, 'user_id has characters Nextcloud does not allow in a uid')
+  // Nextcloud refuses these too; "." and ".." would also move the URL the app calls Nextcloud at.
+  .refine((uid) => !/^\.+$/.test(uid), 'user_id cannot consist of dots only')
 
 const userBody = z.object({ user_id: userIdSchema })
 

@@ -63,7 +63,7 @@ async function makeApp(opts: AppOptions = {}) {
     }),
   )
   app.route('/api', api)
-  return { app, keycloak, memory, nextcloud }
+  return { app, keycloak, memory, nextcloud, engine }
 }
 
 function appApiHeaders(user: string, secret = APP_SECRET): Record<string, string> {
@@ -215,13 +215,17 @@ describe('POST /api/token', () => {
     ['a/b', 'with a slash'],
     ['x'.repeat(65), 'too long'],
     ['<script>', 'with markup'],
+    ['.', 'the current path segment'],
+    ['..', 'the parent path segment'],
+    ['...', 'dots only'],
   ])('answers 400 for an X-NC-USER-ID that is %s (%s)', async (userId) => {
-    const { app } = await makeApp()
+    const { app, engine } = await makeApp()
     const headers: Record<string, string> = { 'X-API-SECRET': SECRET }
     if (userId !== undefined) {
       headers['X-NC-USER-ID'] = userId
     }
     await expectError(await post(app, '?client_id=opentalk', headers), 400, 'INVALID_INPUT')
+    expect(engine.lookups).toEqual([])
   })
 
   it('answers 404 for a user Nextcloud does not have', async () => {
