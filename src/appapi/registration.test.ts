@@ -111,8 +111,11 @@ describe('npm run --silent registration', () => {
   })
 
   it('prefers APP_SECRET from the environment, and fails with a message when there is none', async () => {
-    const given = await registration({ APP_PERSISTENT_STORAGE: dir, APP_SECRET: 'from-env' })
-    expect(JSON.parse(given.stdout)).toMatchObject({ secret: 'from-env', port: 23000 })
+    const given = await registration({
+      APP_PERSISTENT_STORAGE: dir,
+      APP_SECRET: 'from-env-0123456789',
+    })
+    expect(JSON.parse(given.stdout)).toMatchObject({ secret: 'from-env-0123456789', port: 23000 })
     const failed = await registration({ APP_PERSISTENT_STORAGE: dir }).then(
       () => undefined,
       (err: { code: number; stdout: string; stderr: string }) => err,

@@ -105,7 +105,7 @@ describe('parseEnv', () => {
     ['KEYCLOAK_REALM', 'master', /KEYCLOAK_REALM: the master realm/],
     ['KEYCLOAK_URL', 'not a url', /KEYCLOAK_URL/],
     ['DATABASE_URL', 'mysql://x', /DATABASE_URL: must be a postgres/],
-    ['KEYCLOAK_API_SECRET', 'short', /KEYCLOAK_API_SECRET: needs at least 16/],
+    ['KEYCLOAK_API_SECRET', 'short', /KEYCLOAK_API_SECRET: too weak: needs at least 16/],
     ['SYNC_ROLE_MAPPINGS', 'nocolon', /SYNC_ROLE_MAPPINGS/],
     ['KEYCLOAK_CONSUMERS', '{not json', /KEYCLOAK_CONSUMERS: must be a JSON array/],
   ])('rejects %s=%s with one line naming the variable', (name, value, pattern) => {
@@ -126,6 +126,24 @@ describe('parseEnv', () => {
       ])
     }
   })
+
+  it.each(['APP_SECRET', 'METRICS_TOKEN', 'KC_BOOTSTRAP_ADMIN_PASSWORD', 'KEYCLOAK_API_SECRET'])(
+    'refuses a weak %s (under 16 characters) without echoing it',
+    (name) => {
+      for (const weak of ['x', 'fifteen-chars!!']) {
+        const result = parseEnv({ [name]: weak })
+        expect(result.ok, `${name}=${weak}`).toBe(false)
+        if (!result.ok) {
+          expect(result.errors).toEqual([
+            expect.stringMatching(new RegExp(`^${name}: too weak: needs at least 16 characters`)),
+          ])
+          expect(result.errors[0]).not.toContain(weak)
+        }
+      }
+      const strong = parseEnv({ [name]: 'sixteen-chars-ok' })
+      expect(strong.ok).toBe(true)
+    },
+  )
 
   it('reports every bad variable, one line each, without echoing secrets', () => {
     const result = parseEnv({ APP_PORT: '0', KEYCLOAK_API_SECRET: 'tiny', LOG_LEVEL: 'loud' })

@@ -22,6 +22,17 @@ const optionalUrl = optionalString.pipe(z.url().optional())
 
 const port = z.coerce.number().int().min(1).max(65535)
 
+/** The shortest secret or password accepted from the environment. */
+export const MIN_SECRET_LENGTH = 16
+
+/** A secret set by the admin: unset (generated, or the feature off) or at least 16 characters. */
+const secret = optionalString.pipe(
+  z
+    .string()
+    .min(MIN_SECRET_LENGTH, `too weak: needs at least ${MIN_SECRET_LENGTH} characters`)
+    .optional(),
+)
+
 /** `ncgroup:role,other:role2` → [{ group, role }] */
 const roleMappings = csv.pipe(
   z.array(
@@ -53,7 +64,12 @@ const profileFields = csv.pipe(
 
 const consumer = z.object({
   name: z.string().min(1),
-  secret: z.string().min(16, 'a consumer secret needs at least 16 characters'),
+  secret: z
+    .string()
+    .min(
+      MIN_SECRET_LENGTH,
+      `a consumer secret is too weak: needs at least ${MIN_SECRET_LENGTH} characters`,
+    ),
   clients: z.array(z.string().min(1)).min(1),
 })
 
@@ -84,7 +100,7 @@ export const envSchema = z.object({
     .string()
     .regex(/^[a-z0-9_-]+$/i)
     .default('keycloak'),
-  APP_SECRET: optionalString,
+  APP_SECRET: secret,
   APP_VERSION: z.string().min(1).optional(),
   APP_HOST: z.string().min(1).default('127.0.0.1'),
   APP_PORT: port.default(23000),
@@ -111,13 +127,11 @@ export const envSchema = z.object({
     .refine((r) => r.toLowerCase() !== 'master', 'the master realm cannot be the synced realm')
     .default('commonground'),
   KEYCLOAK_CLIENTS: csv.pipe(z.array(z.string().regex(/^[A-Za-z0-9_.:-]+$/))).default(['opentalk']),
-  KEYCLOAK_API_SECRET: optionalString.pipe(
-    z.string().min(16, 'needs at least 16 characters').optional(),
-  ),
+  KEYCLOAK_API_SECRET: secret,
   KEYCLOAK_CONSUMERS: consumers,
   KEYCLOAK_TOKEN_MODE: z.enum(['jwt', 'password']).default('jwt'),
   KC_BOOTSTRAP_ADMIN_USERNAME: z.string().min(1).default('admin'),
-  KC_BOOTSTRAP_ADMIN_PASSWORD: optionalString,
+  KC_BOOTSTRAP_ADMIN_PASSWORD: secret,
   KC_HOSTNAME: optionalUrl,
   KC_DB: optionalString.pipe(
     z.enum(['dev-file', 'postgres', 'mariadb', 'mysql', 'mssql', 'oracle']).optional(),
@@ -148,7 +162,7 @@ export const envSchema = z.object({
   ),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   NODE_ENV: z.string().default('production'),
-  METRICS_TOKEN: optionalString,
+  METRICS_TOKEN: secret,
 })
 
 export type Env = z.infer<typeof envSchema>
