@@ -306,8 +306,6 @@ export async function startExApp(
           publicUrl: config.keycloak.publicUrl,
           realm: config.keycloak.realm,
           isAdmin: apiAuth.isAdmin,
-          // AppAPI's PHP proxy follows redirects server-side; HaRP hands them to the browser.
-          redirectsAsPage: !new URL(config.keycloak.publicUrl).pathname.startsWith('/exapps/'),
         }),
       ),
   })

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { gunzipSync } from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import { testConfig } from '../../test/config.js'
 import { appWithUi } from '../../test/ui-app.js'
@@ -17,7 +18,10 @@ interface Seen {
 
 type Reply = (req: Seen) => Response
 
-function setup(reply: Reply = () => new Response('ok'), extra: { redirectsAsPage?: boolean } = {}) {
+function setup(
+  reply: Reply = () => new Response('ok'),
+  extra: Partial<Parameters<typeof keycloakProxy>[0]> = {},
+) {
   const config = testConfig({})
   const seen: Seen[] = []
   const fakeFetch = (async (input: URL | RequestInfo, init?: RequestInit) => {
@@ -120,6 +124,15 @@ describe('request headers', () => {
     expect(h.get('x-forwarded-host')).toBe('cloud.example')
     expect(h.get('x-forwarded-proto')).toBe('https')
     expect(h.get('x-forwarded-prefix')).toBe(PREFIX)
+  })
+
+  it('forwards no empty header (Keycloak fails on an empty Content-Type)', async () => {
+    const { app, as, seen } = setup()
+    await app.request('/realms/commonground/x', {
+      headers: as('', { 'Content-Type': '', 'X-Empty': ' ' }),
+    })
+    expect(seen[0]?.headers.has('content-type')).toBe(false)
+    expect(seen[0]?.headers.has('x-empty')).toBe(false)
   })
 
   it('forwards Bearer tokens (the console calls the Admin REST API with them)', async () => {
@@ -234,6 +247,69 @@ describe('cookie jar', () => {
     expect(await other.text()).toBe('')
   })
 
+  it('creates no jar for an answer that only deletes cookies', async () => {
+    const { app, as } = setup(() => {
+      const headers = new Headers()
+      headers.append('set-cookie', `KC_RESTART=; Path=${PREFIX}/realms/commonground/; Max-Age=0`)
+      headers.append('set-cookie', `KC_STATE=gone; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT`)
+      return new Response('ok', { headers })
+    })
+    const res = await app.request('/realms/commonground/x', { headers: as('') })
+    expect(res.headers.getSetCookie()).toEqual([])
+  })
+
+  /** Keycloak starting a session on every login page. */
+  let sessionNo = 0
+  const sessions: Reply = (req) => {
+    if (req.url.endsWith('/login')) {
+      const headers = new Headers()
+      headers.append('set-cookie', `AUTH_SESSION_ID=s${++sessionNo}; Path=${PREFIX}/; HttpOnly`)
+      return new Response('<html></html>', { headers })
+    }
+    return new Response(req.headers.get('cookie') ?? '')
+  }
+  const REALM_PATH = '/realms/commonground'
+
+  it("keeps an admin's console session through 10 050 anonymous sessions", async () => {
+    const { app, as } = setup(sessions)
+    const login = await app.request(`${REALM_PATH}/login`, { headers: as('admin') })
+    const ours = (login.headers.getSetCookie()[0] as string).split(';')[0] as string
+    const kept = await (
+      await app.request(`${REALM_PATH}/x`, { headers: as('admin', { Cookie: ours }) })
+    ).text()
+    expect(kept).toMatch(/^AUTH_SESSION_ID=s\d+$/)
+    // Each anonymous visitor of the public realm gets a session cookie from Keycloak.
+    for (let i = 0; i < 10_050; i++) {
+      const res = await app.request(`${REALM_PATH}/login`, { headers: as('') })
+      expect(res.headers.getSetCookie()).toHaveLength(1)
+    }
+    const after = await app.request(`${REALM_PATH}/x`, { headers: as('admin', { Cookie: ours }) })
+    expect(await after.text()).toBe(kept)
+  }, 60_000)
+
+  it("bounds each user's jars; only the user's own new jars replace them", async () => {
+    const { app, as } = setup(sessions, { jars: { perUser: 3, anonymous: 2 } })
+    const jarOf = async (uid: string) => {
+      const res = await app.request(`${REALM_PATH}/login`, { headers: as(uid) })
+      return (res.headers.getSetCookie()[0] as string).split(';')[0] as string
+    }
+    const keeps = async (uid: string, cookie: string) =>
+      (await (
+        await app.request(`${REALM_PATH}/x`, { headers: as(uid, { Cookie: cookie }) })
+      ).text()) !== ''
+    const admin = await jarOf('admin')
+    const alice = [await jarOf('alice'), await jarOf('alice'), await jarOf('alice')]
+    expect(await keeps('alice', alice[0] as string)).toBe(true)
+    // A fourth session of alice's replaces her least recently used one, nobody else's.
+    await jarOf('alice')
+    expect(await keeps('alice', alice[1] as string)).toBe(false)
+    expect(await keeps('alice', alice[0] as string)).toBe(true)
+    const anonymous = [await jarOf(''), await jarOf(''), await jarOf('')]
+    expect(await keeps('', anonymous[0] as string)).toBe(false)
+    expect(await keeps('', anonymous[2] as string)).toBe(true)
+    expect(await keeps('admin', admin)).toBe(true)
+  })
+
   it('parses Set-Cookie attributes', () => {
     expect(parseSetCookie('A=b=c; Path=/x; Max-Age=10; HttpOnly')).toEqual({
       name: 'A',
@@ -276,12 +352,18 @@ describe('responses', () => {
   it('answers redirects with a page when the PHP proxy would follow them itself', async () => {
     const { app, as } = setup(
       () => new Response(null, { status: 302, headers: { location: '/admin/#a=1&b=2' } }),
-      { redirectsAsPage: true },
     )
-    const res = await app.request('/admin/', { headers: as('admin') })
+    // Only the PHP proxy sets X-Origin-IP.
+    const res = await app.request('/admin/', {
+      headers: as('admin', { 'X-Origin-IP': '10.0.0.1' }),
+    })
     expect(res.status).toBe(200)
     expect(res.headers.get('location')).toBeNull()
     expect(await res.text()).toContain(`url=${PUBLIC}/admin/#a=1&#38;b=2`)
+    // HaRP and direct callers get the redirect itself.
+    const harp = await app.request('/admin/', { headers: as('admin') })
+    expect(harp.status).toBe(302)
+    expect(harp.headers.get('location')).toBe(`${PUBLIC}/admin/#a=1&b=2`)
   })
 
   it("allows same-origin framing only where Keycloak's headers would forbid it", async () => {
@@ -311,6 +393,77 @@ describe('responses', () => {
     expect(b.headers.get('x-frame-options')).toBe('SAMEORIGIN')
     const c = await app.request('/c', { headers: as('admin') })
     expect(c.headers.get('content-security-policy')).toBe("frame-ancestors 'self'")
+  })
+
+  it('sends every answer whole with its Content-Length, chunked ones included', async () => {
+    const { app, as } = setup(
+      () =>
+        new Response(
+          new ReadableStream({
+            start(ctl) {
+              ctl.enqueue(new TextEncoder().encode('part1-'))
+              ctl.enqueue(new TextEncoder().encode('part2'))
+              ctl.close()
+            },
+          }),
+          { headers: { 'content-type': 'text/javascript' } },
+        ),
+    )
+    const res = await app.request('/resources/x/main.js', { headers: as('') })
+    expect(res.headers.get('content-length')).toBe('11')
+    expect(await res.text()).toBe('part1-part2')
+  })
+
+  it('hands the PHP proxy an .html page with scripts gzip-encoded, so its nonces fit', async () => {
+    const page = '<html><script>var a = 1</script></html>'
+    const { app, as } = setup(
+      () =>
+        new Response(page, {
+          headers: { 'content-type': 'text/html', 'content-length': String(page.length) },
+        }),
+    )
+    const path = '/realms/commonground/protocol/openid-connect/3p-cookies/step1.html'
+    const php = await app.request(path, { headers: as('', { 'X-Origin-IP': '10.0.0.1' }) })
+    expect(php.headers.get('content-encoding')).toBe('gzip')
+    const zipped = Buffer.from(await php.arrayBuffer())
+    expect(php.headers.get('content-length')).toBe(String(zipped.length))
+    expect(gunzipSync(zipped).toString()).toBe(page)
+    // HaRP and direct callers rewrite nothing: the page as it is.
+    const harp = await app.request(path, { headers: as('') })
+    expect(harp.headers.get('content-encoding')).toBeNull()
+    expect(await harp.text()).toBe(page)
+    // Other paths the PHP proxy leaves alone.
+    const other = await app.request('/realms/commonground/page', {
+      headers: as('', { 'X-Origin-IP': '10.0.0.1' }),
+    })
+    expect(await other.text()).toBe(page)
+  })
+
+  it('streams an answer over the buffer limit where the caller can take it', async () => {
+    const big = 'x'.repeat(100)
+    const chunked = () =>
+      new Response(
+        new ReadableStream({
+          start(ctl) {
+            for (let i = 0; i < 10; i++) {
+              ctl.enqueue(new TextEncoder().encode(big.slice(i * 10, i * 10 + 10)))
+            }
+            ctl.close()
+          },
+        }),
+      )
+    const framed = () => new Response(big, { headers: { 'content-length': '100' } })
+    let reply: () => Response = chunked
+    const { app, as } = setup(() => reply(), { maxBufferedBytes: 25 })
+    const php = { headers: as('', { 'X-Origin-IP': '10.0.0.1' }) }
+    expect(await (await app.request('/resources/a.js', { headers: as('') })).text()).toBe(big)
+    // The PHP proxy cannot pass a body without length: refused rather than broken.
+    const refused = await app.request('/resources/a.js', php)
+    expect(refused.status).toBe(502)
+    reply = framed
+    const whole = await app.request('/resources/a.js', php)
+    expect(whole.headers.get('content-length')).toBe('100')
+    expect(await whole.text()).toBe(big)
   })
 
   it('answers 502 JSON when Keycloak is down', async () => {

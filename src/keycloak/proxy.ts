@@ -1,29 +1,39 @@
-import { randomBytes } from 'node:crypto'
+import type { Context } from 'hono'
 import { Hono } from 'hono'
 import { nextcloudUid, refuseNonAdmin } from '../http/api-auth.js'
 import { errorBody } from '../http/errors.js'
 import type { AppEnv } from '../http/types.js'
+import { type Jar, JarStore, type JarStoreOptions } from './cookie-jars.js'
+import { deliver } from './proxy-body.js'
 
 /**
  * Reverse proxy from Nextcloud's proxies (AppAPI's PHP proxy, HaRP) to Keycloak.
  *
- * - Streams bodies both ways; every method Keycloak knows passes.
+ * - Every method Keycloak knows passes; request bodies stream to Keycloak; answers are read whole
+ *   and sent with a `Content-Length` (proxy-body.ts says why and where that stops).
+ * - Only Keycloak is ever asked: a path that a URL parser would read as another host (`//host/…`)
+ *   is refused.
  * - Never forwards AppAPI's credentials (`AUTHORIZATION-APP-API`, `EX-APP-*`, `AA-*`, HaRP's
- *   routing headers), hop-by-hop headers, Nextcloud's cookies or a Basic `Authorization` (the PHP
- *   proxy forwards the browser's Nextcloud credentials). Bearer tokens pass: the console needs them.
+ *   routing headers), hop-by-hop headers, empty headers (the PHP proxy behind php-fpm sends an
+ *   empty `Content-Type`, which Keycloak answers with 500), Nextcloud's cookies or a Basic
+ *   `Authorization` (the PHP proxy forwards the browser's Nextcloud credentials). Bearer tokens
+ *   pass: the console needs them.
  * - Keycloak's cookies live server-side in a jar behind one cookie of ours, because the PHP proxy
- *   keeps only the first `Set-Cookie` of a response. A jar belongs to one Nextcloud user. The
- *   one cookie keycloak-js reads in the browser (`KEYCLOAK_SESSION`) is also handed over, one
- *   `Set-Cookie` per response.
+ *   keeps only the first `Set-Cookie` of a response (cookie-jars.ts bounds them). A jar belongs to
+ *   one Nextcloud user. The one cookie keycloak-js reads in the browser (`KEYCLOAK_SESSION`) is
+ *   also handed over, one `Set-Cookie` per response.
  * - `X-Forwarded-Proto/Host/Prefix` name the public URL, so Keycloak builds public URLs even when
  *   it runs without a fixed `hostname`; `Location` headers pointing at the loopback upstream or at
- *   a root-relative path are moved under the public prefix.
+ *   a root-relative path are moved under the public prefix. The PHP proxy (told apart by the
+ *   `X-Origin-IP` header only it sets) would follow a redirect itself, so it gets a page that
+ *   sends the browser on instead.
  * - Framing: responses without a CSP get `frame-ancestors 'self'` (otherwise the PHP proxy adds a
  *   deny-all CSP); a CSP with `frame-ancestors 'none'` or `X-Frame-Options: DENY` is relaxed to
  *   same-origin. Keycloak's own default (`frame-ancestors 'self'`, SAMEORIGIN) is left alone.
  * - Access: the synced realm (`/realms/<realm>/…`) and `/resources/…` are open to anyone the
  *   Nextcloud route lets through; everything else (console, master realm, admin REST API) needs
  *   a Nextcloud admin.
+ * - A client that goes away is an info line and a 499 in the access log, not an error.
  */
 export interface KeycloakProxyOptions {
   /** loopback URL of Keycloak, e.g. http://127.0.0.1:8080 */
@@ -33,13 +43,12 @@ export interface KeycloakProxyOptions {
   /** the synced realm, reachable without an admin */
   realm: string
   isAdmin: (uid: string) => Promise<boolean>
-  /** AppAPI's PHP proxy follows redirects server-side; answer them with a page instead */
-  redirectsAsPage?: boolean
   fetch?: typeof fetch
   cookieName?: string
-  /** idle lifetime of a cookie jar */
-  jarIdleMs?: number
-  maxJars?: number
+  /** bounds of the cookie jars */
+  jars?: JarStoreOptions
+  /** answers up to this size are read whole before they are sent (default 32 MiB) */
+  maxBufferedBytes?: number
   now?: () => number
 }
 
@@ -77,20 +86,6 @@ const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIO
 
 /** Cookies a browser sets for Keycloak itself (e.g. the console's 3rd-party cookie check). */
 const KEYCLOAK_COOKIE = /^(?:KEYCLOAK_|KC_|AUTH_SESSION_ID)/
-
-interface JarCookie {
-  value: string
-  path: string
-  expires?: number
-}
-
-interface Jar {
-  uid: string
-  cookies: Map<string, JarCookie>
-  /** mirrored cookies still to hand to the browser, by name (one per response) */
-  pending: Map<string, string>
-  lastUsed: number
-}
 
 /**
  * Cookies the browser must see as well: keycloak-js's login-status iframe reads
@@ -191,6 +186,21 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
 }
 
+/** `pathinfo($path, PATHINFO_EXTENSION)` as AppAPI uses it to decide on its `.html` rewrite. */
+export function extensionOf(path: string): string {
+  const base = path.slice(path.lastIndexOf('/') + 1)
+  const dot = base.lastIndexOf('.')
+  return dot < 0 ? '' : base.slice(dot + 1)
+}
+
+/** AppAPI's PHP proxy sets `X-Origin-IP` on everything it forwards; HaRP and direct callers do not. */
+export function viaPhpProxy(c: Context<AppEnv>): boolean {
+  return c.req.header('x-origin-ip') !== undefined
+}
+
+/** Status for a request whose client went away before the answer (nginx's convention). */
+const CLIENT_CLOSED = 499
+
 export function keycloakProxy(opts: KeycloakProxyOptions): Hono<AppEnv> {
   const upstream = new URL(opts.upstream)
   const publicUrl = new URL(opts.publicUrl.replace(/\/+$/, ''))
@@ -200,26 +210,8 @@ export function keycloakProxy(opts: KeycloakProxyOptions): Hono<AppEnv> {
   const secure = publicUrl.protocol === 'https:'
   const doFetch = opts.fetch ?? fetch
   const now = opts.now ?? Date.now
-  const idleMs = opts.jarIdleMs ?? 12 * 3600_000
-  const maxJars = opts.maxJars ?? 10_000
-  const jars = new Map<string, Jar>()
-
-  const evict = () => {
-    const t = now()
-    for (const [id, jar] of jars) {
-      if (t - jar.lastUsed > idleMs) {
-        jars.delete(id)
-      }
-    }
-    // Map keeps insertion order; touched jars are re-inserted, so the first is the stalest.
-    while (jars.size > maxJars) {
-      const first = jars.keys().next().value
-      if (first === undefined) {
-        break
-      }
-      jars.delete(first)
-    }
-  }
+  const maxBuffered = opts.maxBufferedBytes ?? 32 * 1024 * 1024
+  const jars = new JarStore({ now, ...opts.jars })
 
   const rewriteLocation = (location: string): string => {
     if (location.startsWith('/') && !location.startsWith('//')) {
@@ -238,6 +230,11 @@ export function keycloakProxy(opts: KeycloakProxyOptions): Hono<AppEnv> {
     return location
   }
 
+  const clientGone = (c: Context<AppEnv>, path: string) => {
+    c.get('log')?.info({ path }, 'keycloak.proxy.client_closed')
+    return new Response(null, { status: CLIENT_CLOSED })
+  }
+
   const app = new Hono<AppEnv>()
   app.all('*', async (c) => {
     const method = c.req.method.toUpperCase()
@@ -247,8 +244,13 @@ export function keycloakProxy(opts: KeycloakProxyOptions): Hono<AppEnv> {
     const url = new URL(c.req.url)
     const path = url.pathname
     // Dot segments are already resolved by the URL parser; encoded separators and dots are not,
-    // and Keycloak might decode them into another realm.
-    if (/%2e|%2f|%5c|\\/i.test(path) || path.split('/').includes('..')) {
+    // and Keycloak might decode them into another realm. A path starting with `//` would name
+    // another host to a URL parser.
+    if (path.startsWith('//') || /%2e|%2f|%5c|\\/i.test(path) || path.split('/').includes('..')) {
+      return c.json(errorBody(c, 'INVALID_INPUT', 'path not allowed'), 400)
+    }
+    const target = new URL(`${upstream.origin}${path}${url.search}`)
+    if (target.origin !== upstream.origin) {
       return c.json(errorBody(c, 'INVALID_INPUT', 'path not allowed'), 400)
     }
     if (accessFor(path, opts.realm) === 'admin') {
@@ -258,19 +260,11 @@ export function keycloakProxy(opts: KeycloakProxyOptions): Hono<AppEnv> {
       }
     }
     const uid = nextcloudUid(c)
+    const phpProxy = viaPhpProxy(c)
 
     // The jar, if the browser has one and it belongs to the same Nextcloud user.
     const incomingCookies = c.req.header('cookie')
-    let jarId = readCookie(incomingCookies, cookieName)
-    let jar = jarId ? jars.get(jarId) : undefined
-    if (jar && jar.uid !== uid) {
-      jar = undefined
-    }
-    if (jar && jarId) {
-      jar.lastUsed = now()
-      jars.delete(jarId)
-      jars.set(jarId, jar)
-    }
+    let jar: Jar | undefined = jars.get(readCookie(incomingCookies, cookieName), uid)
 
     const headers = new Headers()
     const connectionTokens = new Set(
@@ -282,6 +276,7 @@ export function keycloakProxy(opts: KeycloakProxyOptions): Hono<AppEnv> {
     c.req.raw.headers.forEach((value, key) => {
       const k = key.toLowerCase()
       if (
+        value.trim() === '' ||
         HOP_BY_HOP.has(k) ||
         DROPPED_REQUEST.has(k) ||
         connectionTokens.has(k) ||
@@ -330,17 +325,21 @@ export function keycloakProxy(opts: KeycloakProxyOptions): Hono<AppEnv> {
     }
 
     const hasBody = method !== 'GET' && method !== 'HEAD'
+    const signal = c.req.raw.signal
     let res: Response
     try {
-      res = await doFetch(new URL(`${path}${url.search}`, upstream), {
+      res = await doFetch(target, {
         method,
         headers,
         body: hasBody ? c.req.raw.body : undefined,
         redirect: 'manual',
-        signal: c.req.raw.signal,
+        signal,
         ...(hasBody ? { duplex: 'half' } : {}),
       } as RequestInit)
     } catch (err) {
+      if (signal.aborted) {
+        return clientGone(c, path)
+      }
       c.get('log')?.warn({ err, path }, 'keycloak.proxy.upstream_failed')
       c.set('errorCode', 'KEYCLOAK_UNAVAILABLE')
       return c.json(errorBody(c, 'KEYCLOAK_UNAVAILABLE', 'Keycloak is not reachable'), 502)
@@ -358,31 +357,38 @@ export function keycloakProxy(opts: KeycloakProxyOptions): Hono<AppEnv> {
       out.set(k, value)
     })
 
-    const setCookies = res.headers.getSetCookie()
-    if (setCookies.length > 0) {
-      if (!jar) {
-        evict()
-        jarId = randomBytes(32).toString('base64url')
-        jar = { uid, cookies: new Map(), pending: new Map(), lastUsed: now() }
-        jars.set(jarId, jar)
-        out.append(
-          'set-cookie',
-          `${cookieName}=${jarId}; Path=${prefixPath || '/'}/; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`,
-        )
-      }
-      for (const raw of setCookies) {
-        const ck = parseSetCookie(raw)
-        if (!ck) {
-          continue
-        }
+    const parsed = res.headers
+      .getSetCookie()
+      .map((raw) => ({ raw, ck: parseSetCookie(raw) }))
+      .filter((p): p is { raw: string; ck: ParsedSetCookie } => p.ck !== undefined)
+    const expiryOf = (ck: ParsedSetCookie) =>
+      ck.maxAge !== undefined ? now() + ck.maxAge * 1000 : ck.expires
+    const keeps = (ck: ParsedSetCookie) => {
+      const expires = expiryOf(ck)
+      return ck.value !== '' && (expires === undefined || expires > now())
+    }
+    // A jar only for a cookie worth keeping: deletions alone create nothing.
+    if (!jar && parsed.some(({ ck }) => keeps(ck))) {
+      const created = jars.create(uid)
+      jar = created.jar
+      out.append(
+        'set-cookie',
+        `${cookieName}=${created.id}; Path=${prefixPath || '/'}/; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`,
+      )
+    }
+    if (jar) {
+      for (const { raw, ck } of parsed) {
         const cpath = ck.path ?? '/'
         const key = `${cpath} ${ck.name}`
-        const expires =
-          ck.maxAge !== undefined ? now() + ck.maxAge * 1000 : (ck.expires ?? undefined)
-        if ((expires !== undefined && expires <= now()) || ck.value === '') {
-          jar.cookies.delete(key)
-        } else {
-          jar.cookies.set(key, { value: ck.value, path: cpath, expires })
+        jar.cookies.delete(key)
+        if (keeps(ck)) {
+          if (jar.cookies.size >= jars.cookiesPerJar) {
+            const oldest = jar.cookies.keys().next().value
+            if (oldest !== undefined) {
+              jar.cookies.delete(oldest)
+            }
+          }
+          jar.cookies.set(key, { value: ck.value, path: cpath, expires: expiryOf(ck) })
         }
         if (MIRRORED.has(ck.name)) {
           jar.pending.set(ck.name, mirroredCookie(raw, prefixPath))
@@ -412,26 +418,63 @@ export function keycloakProxy(opts: KeycloakProxyOptions): Hono<AppEnv> {
       out.set('cache-control', 'no-store')
     }
 
-    if (opts.redirectsAsPage && res.status >= 300 && res.status < 400 && out.has('location')) {
+    if (phpProxy && res.status >= 300 && res.status < 400 && out.has('location')) {
       // Guzzle in the PHP proxy would follow the redirect itself, without the browser's
       // Nextcloud session, and hand the browser the wrong page; a page redirects the browser.
       await res.body?.cancel()
-      const target = escapeHtml(out.get('location') as string)
+      const page = escapeHtml(out.get('location') as string)
       out.delete('location')
       out.delete('content-length')
       out.set('content-type', 'text/html; charset=utf-8')
       out.set('cache-control', 'no-store')
       out.set('content-security-policy', "default-src 'none'; frame-ancestors 'self'")
       return new Response(
-        `<!doctype html><meta http-equiv="refresh" content="0;url=${target}"><a href="${target}">Continue</a>`,
+        `<!doctype html><meta http-equiv="refresh" content="0;url=${page}"><a href="${page}">Continue</a>`,
         { status: 200, headers: out },
       )
     }
 
-    return new Response(method === 'HEAD' ? null : res.body, {
+    if (method === 'HEAD') {
+      await res.body?.cancel()
+      return new Response(null, { status: res.status, statusText: res.statusText, headers: out })
+    }
+    let delivered: Awaited<ReturnType<typeof deliver>>
+    try {
+      delivered = await deliver(
+        res,
+        out,
+        {
+          phpProxy,
+          rewritten: phpProxy && extensionOf(path) === 'html',
+          maxBuffered,
+          signal,
+        },
+        () => c.get('log')?.info({ path }, 'keycloak.proxy.client_closed'),
+      )
+    } catch (err) {
+      c.get('log')?.warn({ err, path }, 'keycloak.proxy.upstream_failed')
+      c.set('errorCode', 'KEYCLOAK_UNAVAILABLE')
+      return c.json(errorBody(c, 'KEYCLOAK_UNAVAILABLE', 'Keycloak broke off its answer'), 502)
+    }
+    if (delivered.kind === 'aborted') {
+      return clientGone(c, path)
+    }
+    if (delivered.kind === 'too-large') {
+      c.get('log')?.warn({ path, maxBuffered }, 'keycloak.proxy.answer_too_large')
+      c.set('errorCode', 'KEYCLOAK_UNAVAILABLE')
+      return c.json(
+        errorBody(
+          c,
+          'KEYCLOAK_UNAVAILABLE',
+          "Keycloak's answer is too large for Nextcloud's proxy",
+        ),
+        502,
+      )
+    }
+    return new Response(delivered.body as BodyInit | null, {
       status: res.status,
       statusText: res.statusText,
-      headers: out,
+      headers: delivered.headers,
     })
   })
   return app

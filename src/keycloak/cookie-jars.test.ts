@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest'
+import { JarStore } from './cookie-jars.js'
+
+describe('cookie jar store', () => {
+  it('finds a jar only for its own user, and not once it has been idle too long', () => {
+    let t = 0
+    const store = new JarStore({ idleMs: 100, anonymousIdleMs: 10, now: () => t })
+    const alice = store.create('alice')
+    const anon = store.create('')
+    expect(store.get(alice.id, 'alice')).toBe(alice.jar)
+    expect(store.get(alice.id, 'bob')).toBeUndefined()
+    expect(store.get(alice.id, '')).toBeUndefined()
+    expect(store.get(anon.id, 'alice')).toBeUndefined()
+    t = 50
+    expect(store.get(anon.id, '')).toBeUndefined()
+    expect(store.get(alice.id, 'alice')).toBe(alice.jar)
+    t = 200
+    expect(store.get(alice.id, 'alice')).toBeUndefined()
+    expect(store.size()).toEqual({ anonymous: 0, users: 0 })
+  })
+
+  it('keeps at most the bound per user and for anonymous callers together', () => {
+    const store = new JarStore({ perUser: 2, anonymous: 3 })
+    for (let i = 0; i < 10; i++) {
+      store.create('alice')
+      store.create('bob')
+      store.create('')
+    }
+    expect(store.size()).toEqual({ anonymous: 3, users: 4 })
+  })
+
+  it('drops idle jars of everyone when a new one is made', () => {
+    let t = 0
+    const store = new JarStore({ idleMs: 100, now: () => t })
+    store.create('alice')
+    store.create('bob')
+    t = 500
+    store.create('carol')
+    expect(store.size()).toEqual({ anonymous: 0, users: 1 })
+  })
+})
