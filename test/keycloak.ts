@@ -58,7 +58,7 @@ export function ownKeycloakConfig(
 /** Installs the pinned Keycloak (when absent) into ./.keycloak and builds it for dev-file. */
 export async function prepareKeycloak(log: Logger = defaultLog()): Promise<PreparedKeycloak> {
   // Only the install location, Java and build options of this config matter here.
-  const config = ownKeycloakConfig(38680, join(ROOT, '.test-artifacts', 'unused'), 'unused')
+  const config = ownKeycloakConfig(38680, join(ROOT, '.test-artifacts', 'unused'), randomSecret())
   const java = await findJava({ javaHome: config.keycloak.javaHome })
   const { home } = await installKeycloak({
     version: config.keycloak.version,
