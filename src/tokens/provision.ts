@@ -27,6 +27,8 @@ export interface Provisioner {
    * found the user gone.
    */
   provision(uid: string): Promise<void>
+  /** Forgets what was remembered about `uid` (in any case), e.g. once a sync changed that user. */
+  forget(uid: string): void
 }
 
 const MAX_REMEMBERED = 10_000
@@ -41,6 +43,8 @@ const MAX_REMEMBERED = 10_000
  */
 export function provisioner(opts: ProvisionerOptions): Provisioner {
   const ttlMs = opts.ttlMs ?? 30_000
+  // Nextcloud finds uids case-insensitively, so its answers are remembered per case-folded uid.
+  const fold = (uid: string) => uid.toLowerCase()
   const looking = new Map<string, Promise<NextcloudUser | null>>()
   const found = new Map<string, { until: number; user: NextcloudUser | null }>()
   const running = new Map<string, Promise<boolean>>()
@@ -63,16 +67,17 @@ export function provisioner(opts: ProvisionerOptions): Provisioner {
   }
 
   const lookup = async (uid: string): Promise<NextcloudUser> => {
-    const known = fresh(found, uid)
+    const key = fold(uid)
+    const known = fresh(found, key)
     let user = known?.user
     if (!known) {
-      let pending = looking.get(uid)
+      let pending = looking.get(key)
       if (!pending) {
-        pending = opts.findUser(uid).finally(() => looking.delete(uid))
-        looking.set(uid, pending)
+        pending = opts.findUser(uid).finally(() => looking.delete(key))
+        looking.set(key, pending)
       }
       user = await pending
-      remember(found, uid, { until: opts.now() + ttlMs, user })
+      remember(found, key, { until: opts.now() + ttlMs, user })
     }
     if (!user) {
       throw unknownUser()
@@ -81,21 +86,22 @@ export function provisioner(opts: ProvisionerOptions): Provisioner {
   }
 
   const provision = async (uid: string): Promise<void> => {
-    let present = fresh(ran, uid)?.present
+    const key = fold(uid)
+    let present = fresh(ran, key)?.present
     if (present === undefined) {
-      let run = running.get(uid)
+      let run = running.get(key)
       if (!run) {
         run = opts.engine
           .runUser(uid, 'token')
           // disabled and deleted mean the same here: the run found the user gone from Nextcloud.
           .then((result) => !['absent', 'disabled', 'deleted'].includes(result.action))
-          .finally(() => running.delete(uid))
-        running.set(uid, run)
+          .finally(() => running.delete(key))
+        running.set(key, run)
       }
       present = await run
-      remember(ran, uid, { until: opts.now() + ttlMs, present })
+      remember(ran, key, { until: opts.now() + ttlMs, present })
       if (!present) {
-        remember(found, uid, { until: opts.now() + ttlMs, user: null })
+        remember(found, key, { until: opts.now() + ttlMs, user: null })
       }
     }
     if (!present) {
@@ -103,7 +109,12 @@ export function provisioner(opts: ProvisionerOptions): Provisioner {
     }
   }
 
-  return { lookup, provision }
+  const forget = (uid: string) => {
+    found.delete(fold(uid))
+    ran.delete(fold(uid))
+  }
+
+  return { lookup, provision, forget }
 }
 
 function unknownUser(): AppError {

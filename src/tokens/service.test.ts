@@ -319,6 +319,20 @@ describe('token service, JWT mode', () => {
     expect(t.engine.runs).toEqual([])
   })
 
+  it('answers NOT_FOUND at once for a user deleted from Nextcloud right after its first token, once the sync disabled it', async () => {
+    const t = await setup({ nextcloud: { 'Gone.User': { enabled: true } }, keycloakUsers: [] })
+    await t.issue({ userId: 'gone.user' })
+    expect(t.engine.runs).toEqual(['Gone.User'])
+    // Deleted from Nextcloud within the time answers are remembered; the sync disables it.
+    t.nextcloud.delete('Gone.User')
+    t.keycloak.users.get('Gone.User')!.enabled = false
+    t.service.revokeUser('Gone.User')
+    for (const userId of ['gone.user', 'Gone.User']) {
+      const err = await errorOf(t.issue({ userId }))
+      expect(err, userId).toMatchObject({ code: 'NOT_FOUND', message: 'user unknown to Nextcloud' })
+    }
+  })
+
   it('refuses with FORBIDDEN when the sync ran but the user is still not linked', async () => {
     const t = await setup({ nextcloud: { carol: { enabled: true } } })
     const engine = t.engine

@@ -58,7 +58,10 @@ export interface TokenService {
    * scope), KEYCLOAK_UNAVAILABLE, NEXTCLOUD_UNAVAILABLE.
    */
   issue(req: IssueRequest): Promise<TokenSet>
-  /** Forgets the user's cached tokens (and, in password mode, refresh tokens). */
+  /**
+   * Forgets the user's cached tokens (and, in password mode, refresh tokens) and what Nextcloud
+   * said about the user; the sync calls it for every user it changes.
+   */
   revokeUser(userId: string): void
   /** JWT mode: a new signing key; the previous one stays trusted for the grace period. */
   rotateSigningKey(): Promise<{ kid: string; previousKid: string }>
@@ -127,10 +130,15 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
   })
   const configured = new Set(deps.config.clients)
 
-  const revokeUser = (userId: string) => {
+  const dropTokens = (userId: string) => {
     cache.dropUser(fold(userId))
     spelled.delete(fold(userId))
     minter.forget(userId)
+  }
+  // The sync changed the user: its tokens go, and so does what Nextcloud said about it.
+  const revokeUser = (userId: string) => {
+    dropTokens(userId)
+    nextcloud.forget(userId)
   }
 
   /** Nextcloud's user for `userId`; NOT_FOUND (and its tokens dropped) when it has none. */
@@ -139,7 +147,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
       return await nextcloud.lookup(userId)
     } catch (err) {
       if (isAppError(err, 'NOT_FOUND')) {
-        revokeUser(userId)
+        dropTokens(userId)
       }
       throw err
     }
@@ -180,7 +188,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
       await nextcloud.provision(uid)
     } catch (err) {
       if (isAppError(err, 'NOT_FOUND')) {
-        revokeUser(uid)
+        dropTokens(uid)
       }
       throw err
     }
