@@ -23,6 +23,7 @@ import { createEmbeddedKeycloak, prepareBundledKeycloak } from './keycloak/embed
 import { createExternalKeycloak } from './keycloak/external.js'
 import { identityProviderRep, JWT_GRANT_IDP_ALIAS, JWT_GRANT_ISSUER } from './keycloak/jwt-grant.js'
 import { keycloakProxy } from './keycloak/proxy.js'
+import { createRealmGuard } from './keycloak/realm-guard.js'
 import { realmSpecFor } from './keycloak/realm-spec.js'
 import type { KeycloakRuntime } from './keycloak/runtime.js'
 import { createTokenClient } from './keycloak/token-client.js'
@@ -279,7 +280,12 @@ export async function startExApp(
   api.use('/ui/*', adminApi)
   api.route('/ui', uiRoutes({ config, keycloak, sync }))
   api.post('/signing-key/rotate', adminApi, async (c) => c.json(await tokens.rotateSigningKey()))
-  const issue = metrics.timeTokens((req: Parameters<TokenService['issue']>[0]) => tokens.issue(req))
+  // After every Keycloak (re)start the realm is re-asserted; tokens wait for that (or get 502).
+  const realmGuard = createRealmGuard({ keycloak, bootstrap, log })
+  const issue = metrics.timeTokens(async (req: Parameters<TokenService['issue']>[0]) => {
+    await realmGuard.ready()
+    return tokens.issue(req)
+  })
   api.route('/', tokenRoutes({ tokens: { issue }, auth: apiAuth }))
 
   const app = createApp({
@@ -341,6 +347,7 @@ export async function startExApp(
       await new Promise<void>((resolve) => server.close(() => resolve()))
       await sync.stop()
       tokens.stop()
+      realmGuard.stop()
       await keycloak.stop()
       await database.close()
       log.info('exapp.stopped')

@@ -4,7 +4,7 @@ import { freePort } from '../../test/net.js'
 import { silentLogger } from '../log.js'
 import { createEmbeddedKeycloak } from './embedded.js'
 import type { KeycloakRuntime } from './runtime.js'
-import { createSupervisor } from './supervisor.js'
+import { createSupervisor, type Supervisor } from './supervisor.js'
 
 const fixture = resolve(import.meta.dirname, '../../test/fixtures/ready-after.js')
 
@@ -56,6 +56,44 @@ describe('embedded Keycloak', () => {
     await keycloak.waitReady(10_000)
     await keycloak.stop()
     await expect(keycloak.waitReady(10_000)).rejects.toThrow(/stopped/)
+  })
+
+  it('tells status listeners every change, ready again after a crash and restart included', async () => {
+    const port = await freePort()
+    const log = silentLogger()
+    let supervisor: Supervisor | undefined
+    const keycloak = createEmbeddedKeycloak(async () => {
+      supervisor = createSupervisor({
+        command: process.execPath,
+        args: [fixture, String(port), '0'],
+        readyUrl: `http://127.0.0.1:${port}/health/ready`,
+        log,
+        startTimeoutMs: 10_000,
+        stopTimeoutMs: 2_000,
+        probeIntervalMs: 50,
+        restartDelayScale: 0.01,
+      })
+      return supervisor
+    }, log)
+    running.push(keycloak)
+    const seen: string[] = []
+    keycloak.onStatusChange?.((status, previous) => seen.push(`${previous}>${status}`))
+    keycloak.start()
+    await keycloak.waitReady(10_000)
+    const pid = supervisor?.pid
+    expect(pid).toBeGreaterThan(0)
+    process.kill(pid as number, 'SIGKILL')
+    const deadline = Date.now() + 10_000
+    while (seen.filter((s) => s.endsWith('>ready')).length < 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    expect(seen).toEqual([
+      'stopped>starting',
+      'starting>ready',
+      'ready>crashed',
+      'crashed>starting',
+      'starting>ready',
+    ])
   })
 
   it('reports a failed preparation from waitReady, and tries again on the next start', async () => {

@@ -4,7 +4,7 @@ import type { Logger } from '../log.js'
 import { buildKeycloak, installKeycloak } from './install.js'
 import { findJava } from './java.js'
 import { buildOptionsFor } from './options.js'
-import type { KeycloakRuntime, KeycloakStatus } from './runtime.js'
+import type { KeycloakRuntime, KeycloakStatus, StatusListener } from './runtime.js'
 import { keycloakSupervisor, type Supervisor } from './supervisor.js'
 
 /** Installs, builds and supervises the given Keycloak home; returns the supervisor. */
@@ -50,6 +50,7 @@ export function createEmbeddedKeycloak(prepare: PrepareKeycloak, log: Logger): K
   let wanted = false
   /** the latest start(): settles once the supervisor was asked to start (or preparing failed) */
   let starting: Promise<void> | undefined
+  const listeners = new Set<StatusListener>()
 
   const ensurePrepared = (): Promise<Supervisor> => {
     if (supervisor) {
@@ -59,6 +60,11 @@ export function createEmbeddedKeycloak(prepare: PrepareKeycloak, log: Logger): K
       .then((s) => {
         supervisor = s
         failure = undefined
+        s.onChange((state, previous) => {
+          for (const listener of listeners) {
+            listener(state.kind, previous.kind)
+          }
+        })
         return s
       })
       .catch((err: unknown) => {
@@ -120,6 +126,12 @@ export function createEmbeddedKeycloak(prepare: PrepareKeycloak, log: Logger): K
       await supervisor.waitReady(Math.max(1, deadline - Date.now()))
     },
     restarts: () => supervisor?.restarts ?? 0,
+    onStatusChange(listener) {
+      listeners.add(listener)
+      return () => {
+        listeners.delete(listener)
+      }
+    },
   }
 }
 

@@ -1,6 +1,6 @@
 import { AppError } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { KeycloakRuntime, KeycloakStatus } from './runtime.js'
+import type { KeycloakRuntime, KeycloakStatus, StatusListener } from './runtime.js'
 
 /**
  * An existing Keycloak at `url` (external mode): nothing to start or stop; readiness is whether
@@ -13,6 +13,17 @@ export function createExternalKeycloak(
 ): KeycloakRuntime {
   let status: KeycloakStatus = 'starting'
   let timer: NodeJS.Timeout | undefined
+  const listeners = new Set<StatusListener>()
+  const set = (next: KeycloakStatus) => {
+    const previous = status
+    if (next !== previous) {
+      log.info({ url, status: next }, 'keycloak.external.state')
+      status = next
+      for (const listener of listeners) {
+        listener(next, previous)
+      }
+    }
+  }
   const probe = async (): Promise<boolean> => {
     try {
       const res = await fetch(`${url}/realms/master/.well-known/openid-configuration`, {
@@ -24,11 +35,7 @@ export function createExternalKeycloak(
     }
   }
   const tick = async () => {
-    const next: KeycloakStatus = (await probe()) ? 'ready' : 'crashed'
-    if (next !== status) {
-      log.info({ url, status: next }, 'keycloak.external.state')
-      status = next
-    }
+    set((await probe()) ? 'ready' : 'crashed')
   }
   return {
     mode: 'external',
@@ -48,7 +55,7 @@ export function createExternalKeycloak(
       const deadline = Date.now() + timeoutMs
       while (Date.now() < deadline) {
         if (await probe()) {
-          status = 'ready'
+          set('ready')
           return
         }
         await new Promise((r) => setTimeout(r, 1_000))
@@ -59,5 +66,11 @@ export function createExternalKeycloak(
       )
     },
     restarts: () => 0,
+    onStatusChange(listener) {
+      listeners.add(listener)
+      return () => {
+        listeners.delete(listener)
+      }
+    },
   }
 }

@@ -7,6 +7,9 @@ export type KeycloakStatus =
   | 'crashed'
   | 'installing'
 
+/** Told of every change of status, e.g. `ready` again after a crash and restart. */
+export type StatusListener = (status: KeycloakStatus, previous: KeycloakStatus) => void
+
 export interface KeycloakRuntime {
   readonly mode: 'embedded' | 'external'
   status(): KeycloakStatus
@@ -18,4 +21,6 @@ export interface KeycloakRuntime {
   waitReady(timeoutMs: number): Promise<void>
   /** restarts after a crash since this process started */
   restarts(): number
+  /** subscribes to status changes; returns the unsubscribe function */
+  onStatusChange?(listener: StatusListener): () => void
 }
