@@ -462,6 +462,8 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
           expect(res?.status()).toBe(200)
           const frame = page.frameLocator('#keycloak-exapp-frame')
           await frame.locator('#kc-state[data-state="ready"]').waitFor({ timeout: 60_000 })
+          // the runs the checks before started, read by the page through the proxy
+          await frame.locator('#runs tr[data-run-id]').first().waitFor({ timeout: 30_000 })
           await page.screenshot({ path: join(ARTIFACTS, `${server}-status.png`), fullPage: true })
 
           const consoleUrl = `${nc.url}${PROXY}/admin/master/console/`
