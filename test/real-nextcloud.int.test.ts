@@ -134,6 +134,15 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
         `no Nextcloud start script at ${START.path}: CI=true needs it (or NEXTCLOUD_START)`,
       )
     }
+    app = new ExAppProcess({
+      root: ROOT,
+      storage: STORAGE,
+      port: APP_PORT,
+      keycloakPort: await freePort(),
+      logFile: join(ARTIFACTS, 'exapp.log'),
+      pidFile: join(ARTIFACTS, 'exapp.pid'),
+    })
+    await app.stopLeftover()
     await rm(ARTIFACTS, { recursive: true, force: true })
     await mkdir(ARTIFACTS, { recursive: true })
     nc = new RealNextcloud(START.path, NC_PORT, join(ARTIFACTS, 'start-script.log'))
@@ -172,18 +181,10 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
       }
     }
 
-    const keycloakPort = await freePort()
-    app = new ExAppProcess({
-      root: ROOT,
-      storage: STORAGE,
-      port: APP_PORT,
-      keycloakPort,
-      logFile: join(ARTIFACTS, 'exapp.log'),
-    })
     Object.assign(appEnv, {
       APP_PERSISTENT_STORAGE: STORAGE,
       APP_PORT: String(APP_PORT),
-      KEYCLOAK_HTTP_PORT: String(keycloakPort),
+      KEYCLOAK_HTTP_PORT: String(app.opts.keycloakPort),
       KEYCLOAK_MANAGEMENT_PORT: String(await freePort()),
       KEYCLOAK_CACHE_DIR: join(ROOT, '.keycloak'),
       ...(process.env.TEST_JAVA_HOME ? { JAVA_HOME: process.env.TEST_JAVA_HOME } : {}),

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Background, groupAlive, startBackground } from './shell.js'
@@ -27,6 +27,8 @@ export class ExAppProcess {
       port: number
       keycloakPort: number
       logFile: string
+      /** records the process group, so a run that was killed can be cleaned up by the next */
+      pidFile: string
     },
   ) {}
 
@@ -52,6 +54,28 @@ export class ExAppProcess {
       env,
       logFile: this.opts.logFile,
     })
+    void writeFile(this.opts.pidFile, `${this.current.pid}\n`)
+  }
+
+  /**
+   * Stops what an earlier, killed run left behind: the process group its pid file names, if that
+   * process still runs with this storage, and the Keycloak it started.
+   */
+  async stopLeftover(): Promise<void> {
+    const pid = Number.parseInt(await readFile(this.opts.pidFile, 'utf8').catch(() => ''), 10)
+    const environ = await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '')
+    if (environ.split('\0').includes(`APP_PERSISTENT_STORAGE=${this.opts.storage}`)) {
+      process.kill(-pid, 'SIGTERM')
+      const deadline = Date.now() + 75_000
+      while (groupAlive(pid) && Date.now() < deadline) {
+        await sleep(200)
+      }
+      if (groupAlive(pid)) {
+        process.kill(-pid, 'SIGKILL')
+      }
+    }
+    await this.stopKeycloakLeftover()
+    await rm(this.opts.pidFile, { force: true })
   }
 
   async heartbeat(): Promise<Heartbeat | undefined> {
@@ -98,11 +122,15 @@ export class ExAppProcess {
   async stop(): Promise<void> {
     await this.current?.stop(75_000)
     this.current = undefined
+    await this.stopKeycloakLeftover()
+  }
+
+  private async stopKeycloakLeftover(): Promise<void> {
     const pidFile = join(this.opts.storage, 'keycloak', 'keycloak.pid')
     const pid = Number.parseInt(await readFile(pidFile, 'utf8').catch(() => ''), 10)
     if (Number.isInteger(pid) && pid > 1 && groupAlive(pid)) {
       const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
-      if (cmdline.includes(this.opts.storage) || cmdline.includes('keycloak')) {
+      if (cmdline.includes('keycloak')) {
         process.kill(-pid, 'SIGKILL')
       }
     }

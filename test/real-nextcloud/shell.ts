@@ -54,7 +54,8 @@ export async function runBash(command: string, opts: RunOptions): Promise<RunRes
     child.once('close', (code, sig) => resolve([code, sig]))
   })
   clearTimeout(timer)
-  log?.write(`[exit ${exitCode ?? signal}${timedOut ? ', timed out' : ''}]\n`)
+  const took = ((Date.now() - started) / 1000).toFixed(1)
+  log?.write(`[exit ${exitCode ?? signal}${timedOut ? ', timed out' : ''}, ${took} s]\n`)
   await new Promise((resolve) => (log ? log.end(resolve) : resolve(undefined)))
   return { command, exitCode, signal, output, timedOut, durationMs: Date.now() - started }
 }
