@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { PGlite } from '@electric-sql/pglite'
+import type { PGlite } from '@electric-sql/pglite'
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
@@ -11,6 +11,7 @@ import postgres, { type Notice } from 'postgres'
 import { AppError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { advisoryLockId, createAdvisoryLocks, createLocalLocks, type Release } from './locks.js'
+import { type DatabaseHealth, openRemotePglite } from './pglite-remote.js'
 import {
   appSecrets,
   MIGRATIONS_SCHEMA,
@@ -20,7 +21,7 @@ import {
   userPasswords,
 } from './schema.js'
 
-export type { Release }
+export type { DatabaseHealth, Release }
 
 const schema = { appSecrets, syncRuns, tokenIssuances, userPasswords }
 export type Schema = typeof schema
@@ -43,6 +44,8 @@ export interface Database {
   tryLock(key: string): Promise<Release | null>
   /** Waits until `key` is free, then takes it. */
   lock(key: string): Promise<Release>
+  /** What is known about the database now: ok, or failing, stalled, reopening (PGlite) and why. */
+  health(): DatabaseHealth
   /** Releases held locks and closes the connections. */
   close(): Promise<void>
 }
@@ -54,6 +57,10 @@ export interface OpenDatabaseOptions {
   log: Logger
   /** where the generated SQL lives; the default is next to this module (src/db/migrations) */
   migrationsFolder?: string
+  /** PGlite: a call not answered within this is taken for a hung database (default 60 s) */
+  callTimeoutMs?: number
+  /** PGlite: pause between checks of a failing database (default 5 s) */
+  probeIntervalMs?: number
 }
 
 export const DEFAULT_MIGRATIONS_FOLDER = fileURLToPath(new URL('./migrations', import.meta.url))
@@ -65,7 +72,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
   const started = Date.now()
   const database = opts.url
     ? await openPostgres(opts.url, migrationsFolder, log)
-    : await openPglite(join(opts.storageDir, 'pglite'), migrationsFolder)
+    : await openPglite(join(opts.storageDir, 'pglite'), migrationsFolder, opts, log)
   log.info({ kind: database.kind, durationMs: Date.now() - started }, 'db.opened')
   return database
 }
@@ -90,6 +97,7 @@ async function openPostgres(url: string, migrationsFolder: string, log: Logger):
     db: drizzlePostgres({ client: sql, schema }),
     tryLock: locks.tryLock,
     lock: locks.lock,
+    health: () => postgresHealth,
     async close() {
       await locks.closeLocks()
       await sql.end({ timeout: 5 })
@@ -126,12 +134,31 @@ async function migrateOnPostgres(
   }
 }
 
-async function openPglite(dataDir: string, migrationsFolder: string): Promise<Database> {
+/**
+ * PGlite on a thread of its own (see openRemotePglite): a database that loops or fails on its
+ * files is reported and reopened, and never holds the app's event loop.
+ */
+async function openPglite(
+  dataDir: string,
+  migrationsFolder: string,
+  opts: OpenDatabaseOptions,
+  log: Logger,
+): Promise<Database> {
   await mkdir(dataDir, { recursive: true })
-  const client = new PGlite(dataDir)
+  let remote: Awaited<ReturnType<typeof openRemotePglite>>
   try {
-    await client.waitReady
-    const db = drizzlePglite({ client, schema })
+    remote = await openRemotePglite({
+      dataDir,
+      log,
+      callTimeoutMs: opts.callTimeoutMs,
+      probeIntervalMs: opts.probeIntervalMs,
+    })
+  } catch (cause) {
+    throw new AppError('INTERNAL', `cannot open PGlite in ${dataDir}: ${message(cause)}`, { cause })
+  }
+  try {
+    // drizzle's PGlite driver calls only query, exec and transaction, which the remote client has.
+    const db = drizzlePglite({ client: remote.client as unknown as PGlite, schema })
     await migratePglite(db, migrationConfig(migrationsFolder))
     const locks = createLocalLocks()
     return {
@@ -139,16 +166,22 @@ async function openPglite(dataDir: string, migrationsFolder: string): Promise<Da
       db,
       tryLock: locks.tryLock,
       lock: locks.lock,
+      health: remote.health,
       async close() {
         await locks.closeLocks()
-        await client.close()
+        await remote.close()
       },
     }
   } catch (cause) {
-    await client.close().catch(() => undefined)
-    throw new AppError('INTERNAL', `cannot open PGlite in ${dataDir}: ${message(cause)}`, { cause })
+    await remote.close().catch(() => undefined)
+    throw new AppError('INTERNAL', `cannot migrate PGlite in ${dataDir}: ${message(cause)}`, {
+      cause,
+    })
   }
 }
+
+/** PostgreSQL is reached over the network by postgres.js, which never blocks the app. */
+const postgresHealth: DatabaseHealth = { status: 'ok', since: new Date().toISOString() }
 
 /** host:port/database of a URL, for messages: never the password. */
 function describe(url: string): string {

@@ -1,0 +1,181 @@
+import { createRequire } from 'node:module'
+import { pathToFileURL } from 'node:url'
+import { Worker } from 'node:worker_threads'
+
+/** A request to the thread that runs PGlite. */
+export type PgliteRequest =
+  | {
+      op: 'query'
+      sql: string
+      params: unknown[]
+      rowMode: 'array' | 'object'
+      /** type OIDs whose values come back as the text Postgres sent */
+      rawTypes: number[]
+    }
+  | { op: 'exec'; sql: string }
+  | { op: 'close' }
+
+/** A result as PGlite gives it, minus what cannot cross threads. */
+export interface PgliteResult {
+  rows: unknown[]
+  fields: { name: string; dataTypeID: number }[]
+  /** set by `exec`: e.g. ROLLBACK for a COMMIT after a failed statement */
+  command?: string
+  affectedRows?: number
+}
+
+/** An error from the thread: its message and its primitive fields (`code`, `detail`, …). */
+export type SerializedError = { message: string } & Record<string, string | number | boolean>
+
+/** `id` 0 is the thread's start: `ready`, or `failed`; any other id answers that request. */
+interface Reply {
+  id: number
+  ready?: true
+  failed?: SerializedError
+  ok?: boolean
+  result?: unknown
+  error?: SerializedError
+}
+
+/*
+ * The thread's code, plain JavaScript run with `eval` so that it is the same under the compiled
+ * app, tsx and the test runner. It owns one PGlite and answers one message per request.
+ */
+const SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads')
+const serialize = (err) => {
+  const out = { message: String((err && err.message) || err) }
+  if (err && typeof err === 'object') {
+    for (const key of Object.keys(err)) {
+      const value = err[key]
+      if (['string', 'number', 'boolean'].includes(typeof value)) out[key] = value
+    }
+  }
+  return out
+}
+const plain = (r) => ({ rows: r.rows, fields: r.fields, command: r.command, affectedRows: r.affectedRows })
+const raw = (value) => value
+;(async () => {
+  let db
+  try {
+    const { PGlite } = await import(workerData.pglite)
+    db = new PGlite(workerData.dataDir)
+    await db.waitReady
+  } catch (err) {
+    parentPort.postMessage({ id: 0, failed: serialize(err) })
+    return
+  }
+  parentPort.postMessage({ id: 0, ready: true })
+  parentPort.on('message', async (msg) => {
+    try {
+      let result = null
+      if (msg.op === 'query') {
+        const parsers = {}
+        for (const oid of msg.rawTypes) parsers[oid] = raw
+        result = plain(await db.query(msg.sql, msg.params, { rowMode: msg.rowMode, parsers }))
+      } else if (msg.op === 'exec') {
+        result = (await db.exec(msg.sql)).map(plain)
+      } else if (msg.op === 'close') {
+        await db.close()
+      }
+      parentPort.postMessage({ id: msg.id, ok: true, result })
+    } catch (err) {
+      parentPort.postMessage({ id: msg.id, ok: false, error: serialize(err) })
+    }
+  })
+})()
+`
+
+const PGLITE_MODULE = pathToFileURL(
+  createRequire(import.meta.url).resolve('@electric-sql/pglite'),
+).href
+
+/** One thread running PGlite on `dataDir`. */
+export interface PgliteThread {
+  /** resolves once PGlite is open; rejects with its error, or when the thread dies first */
+  ready: Promise<void>
+  /** sends a request; rejects with the thread's error (fields kept) or when the thread dies */
+  send(request: PgliteRequest): Promise<unknown>
+  /** requests sent and not answered yet */
+  pending(): number
+  /** stops the thread at once, even in the middle of a query that never ends */
+  terminate(): Promise<void>
+}
+
+/**
+ * Starts a thread that runs PGlite. Postgres in WebAssembly runs on the thread that calls it and
+ * cannot be interrupted there; on its own thread it can be stopped, and the event loop of the app
+ * keeps answering whatever it does. The thread keeps the process alive only while requests wait.
+ */
+export function startPgliteThread(dataDir: string): PgliteThread {
+  const worker = new Worker(SOURCE, {
+    eval: true,
+    workerData: { pglite: PGLITE_MODULE, dataDir },
+  })
+  const waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>()
+  let nextId = 1
+  let dead: Error | undefined
+  let settleReady: { resolve(): void; reject(e: Error): void } | undefined
+  const ready = new Promise<void>((resolve, reject) => {
+    settleReady = { resolve, reject }
+  })
+  ready.catch(() => undefined)
+
+  const die = (err: Error) => {
+    dead ??= err
+    settleReady?.reject(dead)
+    for (const { reject } of waiting.values()) {
+      reject(dead)
+    }
+    waiting.clear()
+  }
+  worker.on('message', (reply: Reply) => {
+    if (reply.id === 0) {
+      if (reply.ready) {
+        settleReady?.resolve()
+      } else {
+        settleReady?.reject(toError(reply.failed ?? { message: 'PGlite failed to open' }))
+      }
+      worker.unref()
+      return
+    }
+    const entry = waiting.get(reply.id)
+    waiting.delete(reply.id)
+    if (waiting.size === 0) {
+      worker.unref()
+    }
+    if (reply.ok) {
+      entry?.resolve(reply.result)
+    } else {
+      entry?.reject(toError(reply.error ?? { message: 'PGlite failed' }))
+    }
+  })
+  worker.on('error', (err) => die(err))
+  worker.on('exit', (code) => die(new Error(`the PGlite thread ended (exit code ${code})`)))
+
+  return {
+    ready,
+    send(request) {
+      if (dead) {
+        return Promise.reject(dead)
+      }
+      const id = nextId++
+      return new Promise((resolve, reject) => {
+        waiting.set(id, { resolve, reject })
+        worker.ref()
+        worker.postMessage({ id, ...request })
+      })
+    },
+    pending: () => waiting.size,
+    async terminate() {
+      die(new Error('the PGlite thread was stopped'))
+      await worker.terminate()
+    },
+  }
+}
+
+/** The thread's error as an Error with the same message and fields (Postgres `code` and so on). */
+function toError(serialized: SerializedError): Error {
+  const { message, name: _name, ...fields } = serialized
+  return Object.assign(new Error(message), fields)
+}
