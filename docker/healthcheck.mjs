@@ -1,9 +1,10 @@
 // Docker HEALTHCHECK: `node docker/healthcheck.mjs http://127.0.0.1:$APP_PORT/healthz`.
 // Exit 0 = healthy, 1 = unhealthy; the one printed line ends up in `docker inspect`.
 //
-// - Without HaRP the app listens on TCP. Healthy when /healthz answers 200 (Keycloak ready), or
-//   503 with keycloak "stopped": Nextcloud disabled the app, and enabling it again first waits for
-//   a healthy container, so "stopped on purpose" must not count as unhealthy.
+// - Without HaRP the app listens on TCP. Healthy when /healthz answers 200 (Keycloak ready and
+//   every other part it reports, database and stored secrets, "ok"), or 503 with keycloak
+//   "stopped" and every other part "ok": Nextcloud disabled the app, and enabling it again first
+//   waits for a healthy container, so "stopped on purpose" must not count as unhealthy.
 // - Under HaRP (HP_SHARED_KEY set) the app listens on /tmp/exapp.sock behind frpc. Healthy when an
 //   frpc process is alive and the app answers /heartbeat on the socket. HaRP waits only 90 s for
 //   "healthy", less than a first Keycloak start may take; Keycloak's readiness is what /init
@@ -67,16 +68,22 @@ async function check() {
   if (res.status === 200) {
     return undefined
   }
-  let keycloak
+  let body = {}
   try {
-    keycloak = JSON.parse(res.body).keycloak
+    body = JSON.parse(res.body) ?? {}
   } catch {
-    keycloak = undefined
+    body = {}
   }
-  if (res.status === 503 && keycloak === 'stopped') {
+  const keycloak = body.keycloak
+  // the other parts /healthz reports (database, secrets) that are not "ok"
+  const broken = Object.entries(body).filter(
+    ([name, value]) => name !== 'status' && name !== 'keycloak' && value !== 'ok',
+  )
+  if (res.status === 503 && keycloak === 'stopped' && broken.length === 0) {
     return undefined
   }
-  return `${url.pathname} answered ${res.status} (keycloak: ${keycloak ?? 'unknown'})`
+  const parts = broken.map(([name, value]) => `, ${name}: ${value}`).join('')
+  return `${url.pathname} answered ${res.status} (keycloak: ${keycloak ?? 'unknown'}${parts})`
 }
 
 check().then(

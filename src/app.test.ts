@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { testConfig } from '../test/config.js'
-import { createApp } from './app.js'
+import { createApp, type PartHealth } from './app.js'
 import type { Lifecycle } from './appapi/lifecycle.js'
 import type { KeycloakRuntime, KeycloakStatus } from './keycloak/runtime.js'
 import { silentLogger } from './log.js'
@@ -31,7 +31,7 @@ function fakeLifecycle(calls: string[]): Lifecycle {
   }
 }
 
-function makeApp(status: KeycloakStatus = 'ready') {
+function makeApp(status: KeycloakStatus = 'ready', health?: () => Record<string, PartHealth>) {
   const config = testConfig({})
   const calls: string[] = []
   const app = createApp({
@@ -40,6 +40,7 @@ function makeApp(status: KeycloakStatus = 'ready') {
     keycloak: fakeKeycloak(status),
     lifecycle: fakeLifecycle(calls),
     isAdmin: async (uid) => uid === 'admin',
+    ...(health ? { health } : {}),
   })
   const as = (user: string) => ({
     'EX-APP-ID': config.app.id,
@@ -62,6 +63,33 @@ describe('lifecycle routes', () => {
     const ready = await makeApp('ready').app.request('/healthz')
     expect(ready.status).toBe(200)
     expect(await ready.json()).toEqual({ status: 'ok', keycloak: 'ready' })
+  })
+
+  it('keeps /healthz at 503 while the database or the stored secrets are not ok, and says which', async () => {
+    const parts: Record<string, PartHealth> = {
+      database: { ok: true, status: 'ok' },
+      secrets: { ok: true, status: 'ok' },
+    }
+    const { app } = makeApp('ready', () => parts)
+    const fine = await app.request('/healthz')
+    expect(fine.status).toBe(200)
+    expect(await fine.json()).toEqual({
+      status: 'ok',
+      keycloak: 'ready',
+      database: 'ok',
+      secrets: 'ok',
+    })
+
+    parts.database = { ok: false, status: 'stalled' }
+    const stalled = await app.request('/healthz')
+    expect(stalled.status).toBe(503)
+    expect(await stalled.json()).toMatchObject({ status: 'unavailable', database: 'stalled' })
+
+    parts.database = { ok: true, status: 'ok' }
+    parts.secrets = { ok: false, status: 'undecryptable' }
+    const locked = await app.request('/healthz')
+    expect(locked.status).toBe(503)
+    expect(await locked.json()).toMatchObject({ status: 'unavailable', secrets: 'undecryptable' })
   })
 
   it('starts init in the background and answers {} at once', async () => {

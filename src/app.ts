@@ -21,6 +21,15 @@ export interface AppDeps {
   ui?: Hono<AppEnv>
   /** whether a Nextcloud uid is an admin; without it only the system may call /init and /enabled */
   isAdmin?(uid: string): Promise<boolean>
+  /** the other parts `/healthz` reports (the database, the stored secrets); each must be ok */
+  health?(): Record<string, PartHealth>
+}
+
+/** A part of the app besides Keycloak, as `/healthz` reports it. */
+export interface PartHealth {
+  ok: boolean
+  /** `ok`, or what is wrong (`failing`, `stalled`, `undecryptable`, …); the logs say why */
+  status: string
 }
 
 /** The HTTP surface. No I/O happens here; everything arrives through `deps`. */
@@ -37,12 +46,17 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     c.json({ status: 'ok', keycloak: keycloak.status(), init: lifecycle.initState().kind }),
   )
 
-  // Container health check: healthy only once Keycloak answers.
+  // Container health check: healthy only once Keycloak answers and every other part is ok.
   app.get('/healthz', (c) => {
     const status = keycloak.status()
+    const parts = deps.health?.() ?? {}
+    const ok = status === 'ready' && Object.values(parts).every((part) => part.ok)
+    const statuses = Object.fromEntries(
+      Object.entries(parts).map(([name, part]) => [name, part.status]),
+    )
     return c.json(
-      { status: status === 'ready' ? 'ok' : 'unavailable', keycloak: status },
-      status === 'ready' ? 200 : 503,
+      { status: ok ? 'ok' : 'unavailable', keycloak: status, ...statuses },
+      ok ? 200 : 503,
     )
   })
 

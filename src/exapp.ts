@@ -9,6 +9,7 @@ import type { Config } from './config/config.js'
 import { randomSecret } from './config/secrets.js'
 import { type Database, openDatabase } from './db/client.js'
 import { createSecretBox } from './db/crypto.js'
+import { checkEncryptionKey } from './db/key-check.js'
 import { createStore, type Store } from './db/store.js'
 import { requireApiCaller } from './http/api-auth.js'
 import { FailureLimiter } from './http/failure-limiter.js'
@@ -83,7 +84,10 @@ export async function startExApp(
     storageDir: config.app.storageDir,
     log,
   })
-  const store = createStore(database, createSecretBox(config.encryptionKey))
+  const box = createSecretBox(config.encryptionKey)
+  const store = createStore(database, box)
+  // A key that cannot open the stored secrets is logged once here and reported by /healthz.
+  const secretsHealth = await checkEncryptionKey(database, box, log)
   const keycloak =
     overrides.keycloak ??
     (config.keycloak.mode === 'external'
@@ -294,6 +298,10 @@ export async function startExApp(
     keycloak,
     lifecycle,
     isAdmin: apiAuth.isAdmin,
+    health: () => ({
+      database: { ok: database.health().status === 'ok', status: database.health().status },
+      secrets: { ok: secretsHealth.status === 'ok', status: secretsHealth.status },
+    }),
     api,
     metrics: metricsRoutes(metrics, config.metricsToken, adminApi),
     // The status page, the admin console and the realm's public endpoints, proxied to Keycloak.

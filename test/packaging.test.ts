@@ -4,7 +4,11 @@
  * .env.example. No Docker engine is needed: this runs in the unit layer.
  */
 import { readFileSync, statSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
 import type { Copy, From, Healthcheck } from 'dockerfile-ast'
+import { execa } from 'execa'
 import { XMLParser } from 'fast-xml-parser'
 import { describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
@@ -252,6 +256,40 @@ describe('Dockerfile', () => {
     const probe = read('docker/healthcheck.mjs')
     expect(probe).toContain("const SOCKET = '/tmp/exapp.sock'")
     expect(probe).toContain("comm === 'frpc'")
+  })
+
+  it.each([
+    [200, { status: 'ok', keycloak: 'ready', database: 'ok', secrets: 'ok' }, 0, 'healthy'],
+    [503, { status: 'unavailable', keycloak: 'stopped', database: 'ok' }, 0, 'healthy'],
+    [503, { status: 'unavailable', keycloak: 'stopped', database: 'stalled' }, 1, 'stalled'],
+    [
+      503,
+      { status: 'unavailable', keycloak: 'ready', secrets: 'undecryptable' },
+      1,
+      'undecryptable',
+    ],
+    [503, { status: 'unavailable', keycloak: 'starting' }, 1, 'keycloak: starting'],
+  ])('health probe: /healthz %i %j → exit %i', async (status, body, exit, printed) => {
+    const server = createServer((_req, res) => {
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as AddressInfo
+    try {
+      const env = { PATH: process.env.PATH ?? '' }
+      const result = await execa(
+        'node',
+        [
+          fileURLToPath(new URL('docker/healthcheck.mjs', root)),
+          `http://127.0.0.1:${port}/healthz`,
+        ],
+        { env, extendEnv: false, reject: false },
+      )
+      expect(result.exitCode).toBe(exit)
+      expect(result.stdout).toContain(printed)
+    } finally {
+      server.close()
+    }
   })
 
   it('starts node dist/main.js', () => {
