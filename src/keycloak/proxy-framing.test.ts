@@ -102,8 +102,10 @@ describe('the proxy between Keycloak and the Nextcloud proxies', () => {
     const target = await serve(appServer)
     const proxy = await front(target, config)
     closers.push(() => proxy.close())
+    const isAdmin = async (uid: string) => uid === 'admin'
     app = createApp({
       config,
+      isAdmin,
       log: log ?? pino({ level: 'silent' }),
       keycloak: { status: () => 'ready' } as unknown as KeycloakRuntime,
       lifecycle: {} as Lifecycle,
@@ -111,7 +113,7 @@ describe('the proxy between Keycloak and the Nextcloud proxies', () => {
         upstream,
         publicUrl: proxy.publicUrl,
         realm: REALM,
-        isAdmin: async (uid) => uid === 'admin',
+        isAdmin,
         maxBufferedBytes: 64 * 1024 * 1024,
       }),
     })
