@@ -3,6 +3,7 @@ import { buildConfig, parseEnv } from './config/config.js'
 import { givenSecrets, loadOrCreateSecrets, secretsFile } from './config/secrets.js'
 import { startExApp } from './exapp.js'
 import { createLogger } from './log.js'
+import { keepStateOwnerOnly, OWNER_ONLY_UMASK } from './storage-modes.js'
 
 /** Composition root: env → config → everything else; the only reader of process.env. */
 async function main(): Promise<void> {
@@ -16,6 +17,8 @@ async function main(): Promise<void> {
   const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as {
     version: string
   }
+  // State is for the owner alone: what is created from here on (Keycloak's files too) gets 0600/0700.
+  process.umask(OWNER_ONLY_UMASK)
   const secrets = await loadOrCreateSecrets(
     parsed.env.APP_PERSISTENT_STORAGE,
     givenSecrets(parsed.env),
@@ -35,6 +38,7 @@ async function main(): Promise<void> {
     },
     'exapp.starting',
   )
+  await keepStateOwnerOnly(config.app.storageDir, log)
   const exapp = await startExApp(config, log)
 
   let stopping = false

@@ -1,5 +1,6 @@
 import { AppError } from '../errors.js'
 import type { Logger } from '../log.js'
+import { restrictToOwner } from '../storage-modes.js'
 import { type PgliteResult, type PgliteThread, startPgliteThread } from './pglite-worker.js'
 
 /** What the app knows about its database right now; `/healthz` reports it. */
@@ -95,6 +96,9 @@ export async function openRemotePglite(opts: RemotePgliteOptions): Promise<Remot
     })
     try {
       await Promise.race([t.ready, timeout])
+      // PGlite unpacks its initial files 0666 and rewrites its relation cache file 0644 on every
+      // open, whatever the umask: the state is the owner's alone.
+      await restrictToOwner(opts.dataDir)
       return t
     } catch (err) {
       await t.terminate()
