@@ -204,6 +204,13 @@ class FilteredSocket extends Duplex {
       this.socket.once('drain', () => done())
     }
   }
+  override _writev(
+    chunks: { chunk: Buffer; encoding: BufferEncoding }[],
+    done: (err?: Error | null) => void,
+  ): void {
+    // The HTTP server corks head and body together: one write on the socket.
+    this._write(Buffer.concat(chunks.map((c) => c.chunk)), 'buffer' as BufferEncoding, done)
+  }
   override _final(done: (err?: Error | null) => void): void {
     this.socket.end(() => done())
   }
