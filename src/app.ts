@@ -1,9 +1,13 @@
-import { Hono, type MiddlewareHandler } from 'hono'
+import { Hono } from 'hono'
 import type { Lifecycle } from './appapi/lifecycle.js'
 import type { Config } from './config/config.js'
+import { AppError } from './errors.js'
+import { accessMatcher, type Part } from './http/access.js'
 import { accessLog } from './http/access-log.js'
-import { requireAppApi } from './http/appapi-auth.js'
-import { errorBody, notFound, onError } from './http/errors.js'
+import { accessControl } from './http/api-auth.js'
+import { notFound, onError } from './http/errors.js'
+import { FailureLimiter } from './http/failure-limiter.js'
+import { mountDeclared } from './http/mount.js'
 import type { AppEnv } from './http/types.js'
 import type { KeycloakRuntime } from './keycloak/runtime.js'
 import type { Logger } from './log.js'
@@ -13,14 +17,16 @@ export interface AppDeps {
   log: Logger
   keycloak: KeycloakRuntime
   lifecycle: Lifecycle
-  /** routes that bring their own authentication (consumer API), mounted under /api */
+  /** the routes under /api; each must be declared in the access table (src/http/access.ts) */
   api?: Hono<AppEnv>
-  /** `GET /metrics`, with its own authentication */
+  /** `GET /metrics` */
   metrics?: Hono<AppEnv>
-  /** everything else Nextcloud proxies to us (status page, console), behind AppAPI auth */
+  /** everything else Nextcloud proxies to us (status page, console), declared as `ui` entries */
   ui?: Hono<AppEnv>
-  /** whether a Nextcloud uid is an admin; without it only the system may call /init and /enabled */
+  /** whether a Nextcloud uid is an admin; without it no named user is one */
   isAdmin?(uid: string): Promise<boolean>
+  /** counts failed authentications (a fresh one when not given) */
+  limiter?: FailureLimiter
   /** the other parts `/healthz` reports (the database, the stored secrets); each must be ok */
   health?(): Record<string, PartHealth>
 }
@@ -39,6 +45,28 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use(accessLog(deps.log))
   app.onError(onError)
   app.notFound(notFound)
+
+  const served = new Set<Part>(['lifecycle'])
+  for (const [part, routes] of [
+    ['api', deps.api],
+    ['metrics', deps.metrics],
+    ['ui', deps.ui],
+  ] as const) {
+    if (routes) {
+      served.add(part)
+    }
+  }
+  // Every request passes the access table before any route: what it does not declare is refused.
+  app.use(
+    accessControl(accessMatcher(config.keycloak.realm, served), {
+      appId: config.app.id,
+      appSecret: config.app.secret,
+      consumers: config.consumers,
+      limiter: deps.limiter ?? new FailureLimiter(),
+      isAdmin: deps.isAdmin,
+      metricsToken: config.metricsToken,
+    }),
+  )
 
   // AppAPI calls /init only after a 200 here, so it answers as soon as we listen, and says what
   // is true rather than pretending Keycloak is up.
@@ -60,34 +88,12 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     )
   })
 
-  const appApi = requireAppApi({ appId: config.app.id, secret: config.app.secret })
-  // AppAPI calls the lifecycle as the system (empty user id). Through the proxy any user's request
-  // carries valid AppAPI headers too, so a named user must be a Nextcloud admin.
-  const lifecycleCaller: MiddlewareHandler<AppEnv> = async (c, next) => {
-    const caller = c.get('caller')
-    const uid = caller?.kind === 'nextcloud' ? caller.userId : undefined
-    const allowed =
-      uid === '' ||
-      (uid !== undefined &&
-        deps.isAdmin !== undefined &&
-        (await deps.isAdmin(uid).catch(() => false)))
-    if (!allowed) {
-      c.set('errorCode', 'FORBIDDEN')
-      return c.json(
-        errorBody(c, 'FORBIDDEN', 'only AppAPI or a Nextcloud admin may call this'),
-        403,
-      )
-    }
-    await next()
-    return undefined
-  }
-
-  app.post('/init', appApi, lifecycleCaller, (c) => {
+  app.post('/init', (c) => {
     lifecycle.startInit()
     return c.json({})
   })
 
-  app.put('/enabled', appApi, lifecycleCaller, async (c) => {
+  app.put('/enabled', async (c) => {
     const flag = c.req.query('enabled')
     if (flag !== '0' && flag !== '1') {
       return c.json({ error: 'query parameter "enabled" must be 1 or 0' }, 400)
@@ -96,15 +102,17 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   })
 
   if (deps.api) {
-    app.route('/api', deps.api)
+    mountDeclared(app, '/api', deps.api, 'api')
+    // Any other path under /api, for a caller the table lets through.
+    app.all('/api/*', () => {
+      throw new AppError('NOT_FOUND', 'no such API route')
+    })
   }
   if (deps.metrics) {
-    app.route('/metrics', deps.metrics)
+    mountDeclared(app, '/metrics', deps.metrics, 'metrics')
   }
-  // Everything below this line needs AppAPI credentials, unknown paths included.
-  app.use('*', appApi)
   if (deps.ui) {
-    app.route('/', deps.ui)
+    mountDeclared(app, '/', deps.ui, 'ui')
   }
   return app
 }

@@ -11,13 +11,9 @@ import { type Database, openDatabase } from './db/client.js'
 import { createSecretBox } from './db/crypto.js'
 import { checkEncryptionKey } from './db/key-check.js'
 import { createStore, type Store } from './db/store.js'
-import { requireApiCaller } from './http/api-auth.js'
-import { FailureLimiter } from './http/failure-limiter.js'
+import { apiRoutes } from './http/api.js'
 import { listen } from './http/listen.js'
-import { openApiDocument } from './http/openapi.js'
-import { syncRoutes } from './http/sync-routes.js'
 import type { AppEnv } from './http/types.js'
-import { uiRoutes } from './http/ui-routes.js'
 import { createKeycloakAdmin, type KcAdmin, kc } from './keycloak/admin.js'
 import { type BootstrapReport, bootstrapRealm } from './keycloak/bootstrap.js'
 import { createEmbeddedKeycloak, prepareBundledKeycloak } from './keycloak/embedded.js'
@@ -36,7 +32,6 @@ import { SyncEngine, type SyncTarget } from './sync/engine.js'
 import { KeycloakTarget } from './sync/keycloak-target.js'
 import { managedRoles } from './sync/model.js'
 import { NextcloudSource } from './sync/nextcloud-source.js'
-import { tokenRoutes } from './tokens/routes.js'
 import { createTokenService, type TokenService } from './tokens/service.js'
 import { appAssets, registerTopMenu, unregisterTopMenu } from './ui/top-menu.js'
 
@@ -267,50 +262,40 @@ export async function startExApp(
     },
   })
 
-  const apiAuth = {
-    appId: config.app.id,
-    appSecret: config.app.secret,
-    consumers: config.consumers,
-    limiter: new FailureLimiter(),
-    isAdmin: adminChecker(nextcloud),
-  }
-  const api = new Hono<AppEnv>()
-  api.get('/openapi.json', (c) => c.json(openApiDocument(config.app.version)))
-  // A consumer's secret, or the AppAPI headers of a Nextcloud admin.
-  const adminApi = requireApiCaller(apiAuth, true)
-  api.use('/sync-*', adminApi)
-  api.use('/delete-user', adminApi)
-  api.route('/', syncRoutes({ sync, store, realm: config.keycloak.realm }))
-  api.use('/ui/*', adminApi)
-  api.route('/ui', uiRoutes({ config, keycloak, sync }))
-  api.post('/signing-key/rotate', adminApi, async (c) => c.json(await tokens.rotateSigningKey()))
+  const isAdmin = adminChecker(nextcloud)
   // After every Keycloak (re)start the realm is re-asserted; tokens wait for that (or get 502).
   const realmGuard = createRealmGuard({ keycloak, bootstrap, log })
   const issue = metrics.timeTokens(async (req: Parameters<TokenService['issue']>[0]) => {
     await realmGuard.ready()
     return tokens.issue(req)
   })
-  api.route('/', tokenRoutes({ tokens: { issue }, auth: apiAuth }))
+  const api = apiRoutes({
+    config,
+    keycloak,
+    sync,
+    store,
+    tokens: { issue, rotateSigningKey: () => tokens.rotateSigningKey() },
+  })
 
   const app = createApp({
     config,
     log,
     keycloak,
     lifecycle,
-    isAdmin: apiAuth.isAdmin,
+    isAdmin,
     health: () => ({
       database: { ok: database.health().status === 'ok', status: database.health().status },
       secrets: { ok: secretsHealth.status === 'ok', status: secretsHealth.status },
     }),
     api,
-    metrics: metricsRoutes(metrics, config.metricsToken, adminApi),
+    metrics: metricsRoutes(metrics),
     // The status page, the admin console and the realm's public endpoints, proxied to Keycloak.
     ui: new Hono<AppEnv>()
       .route(
         '/app',
         appAssets({
           publicPath: new URL(config.keycloak.publicUrl).pathname,
-          isAdmin: apiAuth.isAdmin,
+          isAdmin,
         }),
       )
       .route(
@@ -319,7 +304,7 @@ export async function startExApp(
           upstream: config.keycloak.url,
           publicUrl: config.keycloak.publicUrl,
           realm: config.keycloak.realm,
-          isAdmin: apiAuth.isAdmin,
+          isAdmin,
         }),
       ),
   })

@@ -1,9 +1,8 @@
-import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
+import { buildTestApp, TEST_METRICS_TOKEN } from '../test/app-builder.js'
 import { AppError } from './errors.js'
-import type { AppEnv } from './http/types.js'
 import type { KeycloakRuntime } from './keycloak/runtime.js'
-import { Metrics, metricsRoutes } from './metrics.js'
+import { Metrics } from './metrics.js'
 import type { RunSummary } from './sync/engine.js'
 
 const keycloak: KeycloakRuntime = {
@@ -30,11 +29,6 @@ const run: RunSummary = {
   errors: [],
   guard: null,
   message: '',
-}
-
-function app(metrics: Metrics) {
-  const denied = async () => new Response('denied', { status: 401 })
-  return new Hono<AppEnv>().route('/metrics', metricsRoutes(metrics, 'scrape-token', denied))
 }
 
 describe('metrics', () => {
@@ -70,8 +64,10 @@ describe('metrics', () => {
   })
 
   it('serves /metrics to the scrape token and hands everyone else to the admin check', async () => {
-    const a = app(new Metrics(keycloak))
-    const ok = await a.request('/metrics', { headers: { Authorization: 'Bearer scrape-token' } })
+    const { app: a } = await buildTestApp()
+    const ok = await a.request('/metrics', {
+      headers: { Authorization: `Bearer ${TEST_METRICS_TOKEN}` },
+    })
     expect(ok.status).toBe(200)
     expect(ok.headers.get('content-type')).toContain('text/plain')
     expect(await ok.text()).toContain('keycloak_exapp_keycloak_state')

@@ -1,6 +1,5 @@
-import { Hono, type MiddlewareHandler } from 'hono'
+import { Hono } from 'hono'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
-import { secretsEqual } from './http/appapi-auth.js'
 import type { AppEnv } from './http/types.js'
 import type { KeycloakRuntime, KeycloakStatus } from './keycloak/runtime.js'
 import type { RunSummary } from './sync/engine.js'
@@ -112,23 +111,11 @@ export class Metrics {
 }
 
 /**
- * `GET /metrics` in Prometheus text format, for a scraper with `Authorization: Bearer
- * <METRICS_TOKEN>` or for whoever `fallbackAuth` admits (the admin API's authentication).
+ * `GET /metrics` in Prometheus text format. Who may read it (the scrape token, Nextcloud admins)
+ * is the access table's business.
  */
-export function metricsRoutes(
-  metrics: Metrics,
-  token: string | undefined,
-  fallbackAuth: MiddlewareHandler<AppEnv>,
-) {
-  const auth: MiddlewareHandler<AppEnv> = async (c, next) => {
-    const header = c.req.header('authorization') ?? ''
-    if (token && header.startsWith('Bearer ') && secretsEqual(header.slice(7), token)) {
-      await next()
-      return undefined
-    }
-    return fallbackAuth(c, next)
-  }
-  return new Hono<AppEnv>().get('/', auth, async (c) => {
+export function metricsRoutes(metrics: Metrics) {
+  return new Hono<AppEnv>().get('/', async (c) => {
     c.header('Content-Type', metrics.registry.contentType)
     return c.body(await metrics.registry.metrics())
   })

@@ -192,7 +192,12 @@ describe.each([
     const runStart = Date.now()
     const res = await fetch(`${exapp.url}/api/sync-all`, {
       method: 'POST',
-      headers: { 'X-API-SECRET': exapp.config.consumers[0]?.secret ?? '' },
+      // As the Nextcloud admin through AppAPI: the consumer secret opens only the token API.
+      headers: {
+        'EX-APP-ID': exapp.config.app.id,
+        'EX-APP-VERSION': exapp.config.app.version,
+        'AUTHORIZATION-APP-API': Buffer.from(`admin:${exapp.config.app.secret}`).toString('base64'),
+      },
     })
     const runEnd = Date.now()
     const body = (await res.json()) as { runStatus: string; counts: Record<string, number> }

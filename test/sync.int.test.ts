@@ -119,8 +119,6 @@ async function given(
   return { t, proxy }
 }
 
-const secretOf = (t: TestExApp) => t.exapp.config.consumers[0]?.secret ?? ''
-
 async function request<T>(
   t: TestExApp,
   method: string,
@@ -149,7 +147,7 @@ async function request<T>(
   return { status: res.status, body, ms }
 }
 
-/** A call as a consumer with the API secret. */
+/** A call as the Nextcloud admin, through AppAPI (the consumer secret opens only the token API). */
 function api<T>(
   t: TestExApp,
   method: string,
@@ -158,9 +156,11 @@ function api<T>(
 ): Promise<Reply<T>> {
   return request<T>(t, method, path, {
     ...init,
-    headers: { 'X-API-SECRET': secretOf(t), ...init.headers },
+    headers: { ...adminHeaders(t), ...init.headers },
   })
 }
+
+const adminHeaders = (t: TestExApp) => t.nc.appApiHeaders(t.exapp.config.app.id, 'admin')
 
 const syncAll = (t: TestExApp, query = '') => api<RunBody>(t, 'POST', `/api/sync-all${query}`)
 const syncUser = (t: TestExApp, uid: string) =>
@@ -878,7 +878,7 @@ describe('input and access of the sync endpoints', () => {
   )
 
   it.each(cases)('%s answers 400 INVALID_INPUT to %s', async (path, _, body) => {
-    const res = await post(`${t.exapp.url}${path}`, { 'X-API-SECRET': secretOf(t) }, body)
+    const res = await post(`${t.exapp.url}${path}`, adminHeaders(t), body)
     expect(res.status, res.text).toBe(400)
     expect(JSON.parse(res.text)).toMatchObject({ error: { code: 'INVALID_INPUT' } })
   })
@@ -931,7 +931,7 @@ describe('input and access of the sync endpoints', () => {
 it('answers 401 to a missing or wrong secret, then 429 to a wrong secret that keeps failing, not to the right one', async () => {
   // An ExApp of its own: ten failures of one credential block it for a minute. Every request here
   // comes from one address, as behind AppAPI's proxy or HaRP, and the right secret still passes.
-  const t = await startTestExApp({ enabled: true })
+  const t = await startTestExApp({ directory: tenUsers(), enabled: true })
   cleanups.push(() => t.close())
   await bootstrapped(t)
   const routes: [string, string][] = [

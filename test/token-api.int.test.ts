@@ -117,7 +117,10 @@ describe('POST /api/token against the real Keycloak, as consumers of the origina
     t.nc.updateUser('carol', { enabled: false })
     const sync = await fetch(`${t.exapp.url}/api/sync-user`, {
       method: 'POST',
-      headers: { 'X-API-SECRET': secret, 'Content-Type': 'application/json' },
+      headers: {
+        ...t.nc.appApiHeaders(t.exapp.config.app.id, 'admin'),
+        'Content-Type': 'application/json',
+      },
       body: JSON.stringify({ user_id: 'carol' }),
     })
     expect(sync.status).toBe(200)

@@ -245,18 +245,23 @@ export function memoryStore() {
  * in the fake Keycloak, or disables it when Nextcloud no longer has it, like the real one;
  * `findUser` is the service's Nextcloud lookup over the same directory.
  */
-export function fakeEngine(keycloak: FakeKeycloak, nextcloud: Map<string, { enabled: boolean }>) {
+export function fakeEngine(
+  keycloak: FakeKeycloak,
+  nextcloud: Map<string, { enabled: boolean; groups?: string[] }>,
+) {
   const runs: string[] = []
   const lookups: string[] = []
   return {
     runs,
     lookups,
     /** Nextcloud's user lookup: case-insensitive, answering the uid as Nextcloud spells it */
-    async findUser(uid: string): Promise<{ id: string; enabled: boolean } | null> {
+    async findUser(
+      uid: string,
+    ): Promise<{ id: string; enabled: boolean; groups?: string[] } | null> {
       lookups.push(uid)
       for (const [id, user] of nextcloud) {
         if (id.toLowerCase() === uid.toLowerCase()) {
-          return { id, enabled: user.enabled }
+          return { id, enabled: user.enabled, ...(user.groups ? { groups: user.groups } : {}) }
         }
       }
       return null

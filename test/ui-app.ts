@@ -10,14 +10,20 @@ import { testConfig } from './config.js'
 /**
  * `ui` (the part behind AppAPI authentication: status page, Keycloak proxy) mounted in the real
  * app, with `as(user)` giving the headers AppAPI's proxy sends for `user` ('' = anonymous).
+ * The access table's admin check takes `isAdmin` (default: the uid `admin` only).
  */
-export function appWithUi(ui: Hono<AppEnv>, config: Config = testConfig({})) {
+export function appWithUi(
+  ui: Hono<AppEnv>,
+  config: Config = testConfig({}),
+  isAdmin: (uid: string) => Promise<boolean> = async (uid) => uid === 'admin',
+) {
   const app = createApp({
     config,
     log: silentLogger(),
     keycloak: { status: () => 'ready' } as unknown as KeycloakRuntime,
     lifecycle: {} as Lifecycle,
     ui,
+    isAdmin,
   })
   const as = (user: string, headers: Record<string, string> = {}) => ({
     'EX-APP-ID': config.app.id,

@@ -7,6 +7,13 @@ export interface Consumer {
   secret: string
   /** client_ids this consumer may ask tokens for */
   clients: string[]
+  /**
+   * Nextcloud groups whose members it may ask tokens for; unset: any user. A member of Nextcloud's
+   * `admin` group needs `allowAdmins` (or `admin` listed here).
+   */
+  groups?: string[]
+  /** may ask tokens for Nextcloud admins; default false */
+  allowAdmins?: boolean
 }
 
 export type KeycloakDb =

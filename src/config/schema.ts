@@ -71,9 +71,14 @@ const consumer = z.object({
       `a consumer secret is too weak: needs at least ${MIN_SECRET_LENGTH} characters`,
     ),
   clients: z.array(z.string().min(1)).min(1),
+  groups: z.array(z.string().min(1)).min(1).optional(),
+  allowAdmins: z.boolean().optional(),
 })
 
-/** `[{"name":"opentalk","secret":"…","clients":["opentalk"]}]` as JSON. */
+/**
+ * `[{"name":"opentalk","secret":"…","clients":["opentalk"],"groups":["staff"],"allowAdmins":false}]`
+ * as JSON; `groups` and `allowAdmins` are optional.
+ */
 const consumers = optionalString.transform((raw, ctx) => {
   if (raw === undefined) {
     return []

@@ -2,19 +2,12 @@ import { createHash } from 'node:crypto'
 import { getConnInfo } from '@hono/node-server/conninfo'
 import type { Context, MiddlewareHandler } from 'hono'
 import type { Consumer } from '../config/config.js'
-import { type AppApiVerdict, secretsEqual, verifyAppApi } from './appapi-auth.js'
+import { AppError } from '../errors.js'
+import type { AccessEntry, AccessMatcher, CallerKind } from './access.js'
+import { secretsEqual, verifyAppApi } from './appapi-auth.js'
 import { errorBody } from './errors.js'
 import type { FailureLimiter } from './failure-limiter.js'
 import type { AppEnv, Caller } from './types.js'
-
-export interface ApiAuthOptions {
-  appId: string
-  appSecret: string
-  consumers: Consumer[]
-  limiter: FailureLimiter
-  /** whether a Nextcloud uid is an admin (asked of Nextcloud, cached by the caller) */
-  isAdmin(uid: string): Promise<boolean>
-}
 
 /** Where a request comes from, for the log (never for limiting: behind a proxy all share one). */
 export function sourceOf(c: Context<AppEnv>): string {
@@ -36,43 +29,15 @@ export function consumerFor(secret: string, consumers: Consumer[]): Consumer | u
   return match
 }
 
-type Verdict = { ok: true; caller: Caller } | { ok: false; status: 401 | 403; message: string }
-
-async function decide(
-  c: Context<AppEnv>,
-  opts: ApiAuthOptions,
-  adminOnly: boolean,
-): Promise<Verdict> {
-  const secret = c.req.header('x-api-secret')
-  if (secret !== undefined) {
-    const consumer = consumerFor(secret, opts.consumers)
-    return consumer
-      ? {
-          ok: true,
-          caller: { kind: 'consumer', consumer: consumer.name, clients: consumer.clients },
-        }
-      : { ok: false, status: 401, message: 'invalid X-API-SECRET' }
-  }
-  if (c.req.header('authorization-app-api') !== undefined) {
-    const verdict: AppApiVerdict = verifyAppApi((name) => c.req.header(name), {
-      appId: opts.appId,
-      secret: opts.appSecret,
-    })
-    if (!verdict.ok) {
-      return { ok: false, status: 401, message: 'AppAPI authentication failed' }
-    }
-    if (verdict.userId === '') {
-      return { ok: false, status: 403, message: 'a Nextcloud user is required' }
-    }
-    if (adminOnly && !(await opts.isAdmin(verdict.userId))) {
-      return { ok: false, status: 403, message: 'only Nextcloud admins may do this' }
-    }
-    return {
-      ok: true,
-      caller: { kind: 'nextcloud', userId: verdict.userId, isAdmin: adminOnly || undefined },
-    }
-  }
-  return { ok: false, status: 401, message: 'X-API-SECRET or AppAPI authentication required' }
+export interface AccessOptions {
+  appId: string
+  appSecret: string
+  consumers: Consumer[]
+  limiter: FailureLimiter
+  /** whether a Nextcloud uid is an admin; without it no named user is an admin */
+  isAdmin?(uid: string): Promise<boolean>
+  /** the scrape token `/metrics` takes as `Authorization: Bearer …` */
+  metricsToken?: string
 }
 
 /** A presented credential as a limiter key: a hash, so no secret is kept in memory or logged. */
@@ -80,15 +45,33 @@ function credentialKey(kind: string, value: string): string {
   return `${kind}:${createHash('sha256').update(value).digest('base64url').slice(0, 22)}`
 }
 
+function refuse(c: Context<AppEnv>, status: 401 | 403, message: string): never {
+  c.get('log')?.info({ source: sourceOf(c), reason: message }, 'auth.rejected')
+  throw new AppError(status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN', message)
+}
+
+function rateLimited(c: Context<AppEnv>, wait: number): never {
+  c.header('Retry-After', String(wait))
+  throw new AppError('RATE_LIMITED', `too many failed attempts; retry in ${wait} s`)
+}
+
 /**
- * What failures of this request count against: the wrong credential it presents (its hash), and
- * the Nextcloud user it comes from when Nextcloud vouches for one. Never the socket address: behind
- * AppAPI's proxy or HaRP every caller has the same one, and one guesser would lock everyone out.
+ * Who the caller is, if `entry` takes them; else throws 401 (no credential the route takes, or a
+ * wrong one) or 403 (a valid credential of a kind the route does not take). An `X-API-SECRET`
+ * decides alone when present; then AppAPI's headers; then a metrics bearer token.
+ *
+ * Where `entry.counted`, failures are counted per presented credential (its hash) and per
+ * Nextcloud user, never per socket address (behind AppAPI's proxy or HaRP every caller has the
+ * same one), and a key that keeps failing gets 429: a consumer stuck on a wrong secret backs off,
+ * a Nextcloud user who keeps guessing secrets through the proxy is stopped before the next guess
+ * is looked at, and a correct credential is never refused because of someone else's failures.
  */
-function failureKeys(
+async function authenticate(
   c: Context<AppEnv>,
-  opts: ApiAuthOptions,
-): { credential?: string; user?: string } {
+  entry: AccessEntry,
+  opts: AccessOptions,
+): Promise<Caller> {
+  const takes = (kind: CallerKind) => entry.callers.includes(kind)
   const secret = c.req.header('x-api-secret')
   const appApi = c.req.header('authorization-app-api')
   const verdict =
@@ -96,63 +79,113 @@ function failureKeys(
       ? undefined
       : verifyAppApi((name) => c.req.header(name), { appId: opts.appId, secret: opts.appSecret })
   const user = verdict?.ok && verdict.userId !== '' ? `user:${verdict.userId}` : undefined
-  if (secret !== undefined) {
-    return { credential: credentialKey('secret', secret), user }
+  const presented =
+    secret !== undefined
+      ? credentialKey('secret', secret)
+      : appApi !== undefined
+        ? credentialKey('appapi', appApi)
+        : undefined
+  const failed = (message: string): never => {
+    if (entry.counted) {
+      // A blocked key is a credential that failed before, so it cannot be the right one.
+      const wait = presented ? opts.limiter.blockedFor(presented) : 0
+      if (wait > 0) {
+        rateLimited(c, wait)
+      }
+      for (const key of [presented, user]) {
+        if (key !== undefined) {
+          opts.limiter.fail(key)
+        }
+      }
+    }
+    return refuse(c, 401, message)
   }
-  return { credential: appApi === undefined ? undefined : credentialKey('appapi', appApi), user }
-}
 
-function rateLimited(c: Context<AppEnv>, wait: number) {
-  c.set('errorCode', 'RATE_LIMITED')
-  c.header('Retry-After', String(wait))
-  return c.json(errorBody(c, 'RATE_LIMITED', `too many failed attempts; retry in ${wait} s`), 429)
+  if (secret !== undefined) {
+    // A user's own guesses are stopped before they are judged; their other requests go on.
+    const userWait = entry.counted && user !== undefined ? opts.limiter.blockedFor(user) : 0
+    if (userWait > 0) {
+      rateLimited(c, userWait)
+    }
+    const consumer = consumerFor(secret, opts.consumers)
+    if (!consumer) {
+      return failed('invalid X-API-SECRET')
+    }
+    if (!takes('consumer')) {
+      return refuse(c, 403, 'a consumer secret may only ask for tokens')
+    }
+    return {
+      kind: 'consumer',
+      consumer: consumer.name,
+      clients: consumer.clients,
+      ...(consumer.groups ? { groups: consumer.groups } : {}),
+      allowAdmins: consumer.allowAdmins ?? false,
+    }
+  }
+  if (verdict) {
+    if (!verdict.ok) {
+      return failed('AppAPI authentication failed')
+    }
+    const uid = verdict.userId
+    if (uid === '') {
+      if (takes('appapi-system') || takes('nextcloud-anonymous')) {
+        return { kind: 'nextcloud', userId: '' }
+      }
+      return refuse(c, 403, 'a Nextcloud user is required')
+    }
+    if (takes('nextcloud-user')) {
+      return { kind: 'nextcloud', userId: uid }
+    }
+    // An unanswered admin check is a no.
+    const admin = opts.isAdmin ? await opts.isAdmin(uid).catch(() => false) : false
+    if (takes('nextcloud-admin') && admin) {
+      return { kind: 'nextcloud', userId: uid, isAdmin: true }
+    }
+    return refuse(c, 403, 'only Nextcloud admins may do this')
+  }
+  const bearer = c.req.header('authorization')
+  if (takes('metrics-token') && bearer !== undefined) {
+    if (opts.metricsToken && bearer.startsWith('Bearer ')) {
+      if (secretsEqual(bearer.slice(7), opts.metricsToken)) {
+        return { kind: 'metrics' }
+      }
+    }
+    return failed('invalid metrics token')
+  }
+  if (takes('consumer')) {
+    return failed('X-API-SECRET or AppAPI authentication required')
+  }
+  return failed('AppAPI authentication failed')
 }
 
 /**
- * Authentication of `/api/*`: a consumer's `X-API-SECRET`, or Nextcloud's verified
- * `AUTHORIZATION-APP-API` naming a user (an admin where `adminOnly`). Nothing else passes.
- *
- * Failed authentications are counted per presented credential and per Nextcloud user, and a key
- * that keeps failing gets 429: a consumer stuck on a wrong secret backs off, and a Nextcloud user
- * who keeps guessing secrets through the proxy is stopped before the next guess is looked at. A
- * correct credential is never refused because of someone else's failures.
+ * The one access check: every request is matched to its entry in the access table (src/http/
+ * access.ts) and let through only for a caller of a kind the entry takes; a method the entry does
+ * not list is a 405. Sets `caller` for the handlers.
  */
-export function requireApiCaller(
-  opts: ApiAuthOptions,
-  adminOnly: boolean,
+export function accessControl(
+  matcher: AccessMatcher,
+  opts: AccessOptions,
 ): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const keys = failureKeys(c, opts)
-    // A user's own guesses are stopped before they are judged; their other requests go on.
-    const userWait =
-      keys.user !== undefined && c.req.header('x-api-secret') !== undefined
-        ? opts.limiter.blockedFor(keys.user)
-        : 0
-    if (userWait > 0) {
-      return rateLimited(c, userWait)
+    const entry = matcher.entryFor(c.req.path)
+    const method = c.req.method.toUpperCase()
+    const methods: readonly string[] = entry.methods
+    if (!methods.includes(method) && !(method === 'HEAD' && methods.includes('GET'))) {
+      c.header('Allow', entry.methods.join(', '))
+      throw new AppError('METHOD_NOT_ALLOWED', `method ${method} not allowed here`)
     }
-    const verdict = await decide(c, opts, adminOnly)
-    if (!verdict.ok) {
-      if (verdict.status === 401) {
-        // A blocked key is a credential that failed before, so it cannot be the right one.
-        const wait = keys.credential ? opts.limiter.blockedFor(keys.credential) : 0
-        if (wait > 0) {
-          return rateLimited(c, wait)
-        }
-        for (const key of [keys.credential, keys.user]) {
-          if (key !== undefined) {
-            opts.limiter.fail(key)
-          }
-        }
-      }
-      const code = verdict.status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN'
-      c.set('errorCode', code)
-      c.get('log').info({ source: sourceOf(c), reason: verdict.message }, 'auth.api.rejected')
-      return c.json(errorBody(c, code, verdict.message), verdict.status)
+    const path = c.req.path
+    if (
+      entry.plainPaths &&
+      (path.startsWith('//') || /%2e|%2f|%5c|\\/i.test(path) || path.split('/').includes('..'))
+    ) {
+      throw new AppError('INVALID_INPUT', 'path not allowed')
     }
-    c.set('caller', verdict.caller)
+    if (!entry.callers.includes('anonymous')) {
+      c.set('caller', await authenticate(c, entry, opts))
+    }
     await next()
-    return undefined
   }
 }
 

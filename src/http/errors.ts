@@ -9,6 +9,8 @@ export function statusFor(code: ErrorCode): ContentfulStatusCode {
   switch (code) {
     case 'INVALID_INPUT':
       return 400
+    case 'METHOD_NOT_ALLOWED':
+      return 405
     case 'UNAUTHORIZED':
       return 401
     case 'FORBIDDEN':
@@ -33,6 +35,7 @@ const CODE_FOR_STATUS: Record<number, ErrorCode> = {
   401: 'UNAUTHORIZED',
   403: 'FORBIDDEN',
   404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
   409: 'CONFLICT',
   429: 'RATE_LIMITED',
 }

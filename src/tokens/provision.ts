@@ -5,6 +5,8 @@ import type { SyncEngine } from '../sync/engine.js'
 export interface NextcloudUser {
   id: string
   enabled?: boolean
+  /** the groups it is a member of */
+  groups?: readonly string[]
 }
 
 /** Finds the Nextcloud user a uid names the way Nextcloud does (case-insensitively); null: none. */

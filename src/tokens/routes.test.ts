@@ -1,18 +1,13 @@
-import { Hono } from 'hono'
+import type { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
-import { FakeKeycloak, fakeEngine, memoryStore } from '../../test/token-fakes.js'
+import { buildTestApp, TEST_APP_SECRET, TEST_CONSUMER_SECRET } from '../../test/app-builder.js'
 import type { Consumer } from '../config/config.js'
-import { accessLog } from '../http/access-log.js'
-import { notFound, onError } from '../http/errors.js'
 import { FailureLimiter } from '../http/failure-limiter.js'
 import type { AppEnv } from '../http/types.js'
-import { silentLogger } from '../log.js'
-import { tokenRoutes } from './routes.js'
-import { createTokenService } from './service.js'
 
 const APP_ID = 'keycloak'
-const APP_SECRET = 'app-secret-0123456789abcdef'
-const SECRET = 'consumer-secret-0123456789'
+const APP_SECRET = TEST_APP_SECRET
+const SECRET = TEST_CONSUMER_SECRET
 
 interface AppOptions {
   consumers?: Consumer[]
@@ -20,50 +15,13 @@ interface AppOptions {
   clients?: string[]
 }
 
-/** The app as the lead mounts it: access log, error mapping, tokenRoutes under /api. */
+/** The whole app over fakes (test/app-builder.ts): the access table, then tokenRoutes under /api. */
 async function makeApp(opts: AppOptions = {}) {
-  const keycloak = new FakeKeycloak()
-  keycloak.clientSecrets.set('opentalk', 'opentalk-secret')
-  keycloak.clientSecrets.set('files', 'files-secret')
-  keycloak.addUser('alice')
-  keycloak.addUser('bob')
-  const nextcloud = new Map([
-    ['alice', { enabled: true }],
-    ['bob', { enabled: true }],
-  ])
-  const memory = memoryStore()
-  const engine = fakeEngine(keycloak, nextcloud)
-  const service = createTokenService({
-    config: { realm: 'test', clients: opts.clients ?? ['opentalk', 'files'], tokenMode: 'jwt' },
-    store: memory.store,
-    tokenClient: keycloak,
-    engine,
-    findUser: engine.findUser,
-    clientSecret: async (id) => keycloak.clientSecrets.get(id) ?? '',
-    log: silentLogger(),
+  const built = await buildTestApp({
+    ...opts,
+    users: { alice: { enabled: true }, bob: { enabled: true } },
   })
-  keycloak.trust(await service.publicJwks())
-  const consumers = opts.consumers ?? [{ name: 'default', secret: SECRET, clients: ['opentalk'] }]
-  const app = new Hono<AppEnv>()
-  app.use(accessLog(silentLogger()))
-  app.onError(onError)
-  app.notFound(notFound)
-  const api = new Hono<AppEnv>()
-  api.route(
-    '/',
-    tokenRoutes({
-      tokens: service,
-      auth: {
-        appId: APP_ID,
-        appSecret: APP_SECRET,
-        consumers,
-        limiter: opts.limiter ?? new FailureLimiter(),
-        isAdmin: async () => false,
-      },
-    }),
-  )
-  app.route('/api', api)
-  return { app, keycloak, memory, nextcloud, engine }
+  return built
 }
 
 function appApiHeaders(user: string, secret = APP_SECRET): Record<string, string> {

@@ -2,15 +2,14 @@ import type { Context } from 'hono'
 import { Hono } from 'hono'
 import type { Consumer } from '../config/config.js'
 import { AppError } from '../errors.js'
-import { type ApiAuthOptions, requireApiCaller } from '../http/api-auth.js'
 import { userIdSchema } from '../http/sync-routes.js'
 import type { AppEnv, Caller } from '../http/types.js'
-import type { TokenService } from './service.js'
+import type { IssueRequest, TokenService } from './service.js'
 
 export interface TokenRoutesDeps {
   tokens: Pick<TokenService, 'issue'>
-  /** the same options the other /api routes authenticate with */
-  auth: ApiAuthOptions
+  /** the configured consumers; a Nextcloud user's own request uses the first one's clients */
+  consumers: Consumer[]
 }
 
 /** The characters KEYCLOAK_CLIENTS accepts; anything else cannot name a configured client. */
@@ -67,12 +66,17 @@ function requester(
   c: Context<AppEnv>,
   caller: Caller | undefined,
   consumers: Consumer[],
-): { consumer: Pick<Consumer, 'name' | 'clients'>; userId: string } {
+): Pick<IssueRequest, 'consumer' | 'userId' | 'users'> {
   const named = c.req.header('x-nc-user-id')
   if (caller?.kind === 'consumer') {
+    // A consumer asks for others: only for the users its configuration allows.
     return {
       consumer: { name: caller.consumer, clients: caller.clients },
       userId: userIdOf(named, 'X-NC-USER-ID'),
+      users: {
+        ...(caller.groups ? { groups: caller.groups } : {}),
+        allowAdmins: caller.allowAdmins ?? false,
+      },
     }
   }
   if (caller?.kind === 'nextcloud') {
@@ -98,12 +102,12 @@ function requester(
  * curl -X POST 'http://keycloak:23000/api/token?client_id=opentalk' \
  *   -H 'X-API-SECRET: …' -H 'X-NC-USER-ID: alice'
  */
-export function tokenRoutes({ tokens, auth }: TokenRoutesDeps) {
-  return new Hono<AppEnv>().post('/token', requireApiCaller(auth, false), async (c) => {
-    const { consumer, userId } = requester(c, c.get('caller'), auth.consumers)
+export function tokenRoutes({ tokens, consumers }: TokenRoutesDeps) {
+  return new Hono<AppEnv>().post('/token', async (c) => {
+    const who = requester(c, c.get('caller'), consumers)
     const clientId = clientIdOf(c)
     const scope = scopeOf(c)
-    const set = await tokens.issue({ consumer, userId, clientId, scope })
+    const set = await tokens.issue({ ...who, clientId, scope })
     // RFC 6749 §5.1: token responses must not be stored by caches on the way.
     c.header('Cache-Control', 'no-store')
     c.header('Pragma', 'no-cache')

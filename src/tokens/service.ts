@@ -48,6 +48,12 @@ export interface IssueRequest {
   clientId: string
   /** extra scopes, space-separated; `openid` is always included */
   scope?: string
+  /**
+   * The users a consumer may ask for, when it asks for someone else: members of `groups` (any user
+   * when unset), and members of Nextcloud's `admin` group only with `allowAdmins` or `admin` among
+   * `groups`. Unset for a Nextcloud user's own token.
+   */
+  users?: { groups?: readonly string[]; allowAdmins: boolean }
 }
 
 export interface TokenService {
@@ -153,6 +159,17 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     }
   }
 
+  /** FORBIDDEN unless `limit` lets a consumer ask for this user (Nextcloud's groups decide). */
+  const checkAudience = async (userId: string, limit: NonNullable<IssueRequest['users']>) => {
+    const groups = (await nextcloudUser(userId)).groups ?? []
+    const inListed = limit.groups === undefined || limit.groups.some((g) => groups.includes(g))
+    const adminAllowed =
+      !groups.includes('admin') || limit.allowAdmins || (limit.groups?.includes('admin') ?? false)
+    if (!inListed || !adminAllowed) {
+      throw new AppError('FORBIDDEN', 'this consumer may not ask for tokens of this user')
+    }
+  }
+
   const mint = async (userId: string, clientId: string, scope: string): Promise<TokenSet> => {
     const known = spelled.get(fold(userId)) ?? userId
     try {
@@ -218,6 +235,9 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
           throw new AppError('FORBIDDEN', `consumer "${consumer.name}" may not use this client`)
         }
         const scope = normalizeScope(req.scope)
+        if (req.users) {
+          await checkAudience(userId, req.users)
+        }
         const key = { userId: fold(userId), clientId, scope }
         const { tokens, source } = await cache.get(key, () => mint(userId, clientId, scope))
         await record(req, source === 'minted' ? 'issued' : 'cached')
