@@ -87,7 +87,8 @@ export function parseEnv(raw: Record<string, string | undefined>): ParseResult {
   const errors = result.error.issues.map((issue) => {
     const name = issue.path.join('.') || '(environment)'
     const value = raw[String(issue.path[0])]
-    const shown = value === undefined || /SECRET|PASSWORD|KEY|TOKEN/.test(name) ? '' : ` (got "${value}")`
+    const shown =
+      value === undefined || /SECRET|PASSWORD|KEY|TOKEN/.test(name) ? '' : ` (got "${value}")`
     return `${name}: ${issue.message}${shown}`
   })
   return { ok: false, errors }
