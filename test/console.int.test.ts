@@ -241,14 +241,16 @@ describe('Keycloak admin console through the Nextcloud proxies', () => {
         users,
         port: FIXED && name === 'php' ? PHP_PORT : 0,
       })
+      const isAdmin = async (uid: string) => users[uid as keyof typeof users]?.admin ?? false
       const ui = keycloakProxy({
         upstream: kcUrl,
         publicUrl: proxy.publicUrl,
         realm: REALM,
-        isAdmin: async (uid) => users[uid as keyof typeof users]?.admin ?? false,
+        isAdmin,
       })
       app = createApp({
         config,
+        isAdmin,
         log,
         keycloak: { status: () => 'ready' } as unknown as KeycloakRuntime,
         lifecycle: {} as Lifecycle,
