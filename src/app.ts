@@ -96,7 +96,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.put('/enabled', async (c) => {
     const flag = c.req.query('enabled')
     if (flag !== '0' && flag !== '1') {
-      return c.json({ error: 'query parameter "enabled" must be 1 or 0' }, 400)
+      throw new AppError('INVALID_INPUT', 'query parameter "enabled" must be 1 or 0')
     }
     return c.json(await lifecycle.setEnabled(flag === '1'))
   })

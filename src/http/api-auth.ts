@@ -5,7 +5,6 @@ import type { Consumer } from '../config/config.js'
 import { AppError } from '../errors.js'
 import type { AccessEntry, AccessMatcher, CallerKind } from './access.js'
 import { secretsEqual, verifyAppApi } from './appapi-auth.js'
-import { errorBody } from './errors.js'
 import type { FailureLimiter } from './failure-limiter.js'
 import type { AppEnv, Caller } from './types.js'
 
@@ -196,17 +195,16 @@ export function nextcloudUid(c: Context<AppEnv>): string {
 }
 
 /**
- * For what only Nextcloud admins may see (status page, console, master realm): a 403 unless the
- * AppAPI caller is an admin, undefined when they may go on. An unanswered admin check is a no.
+ * For what only Nextcloud admins may see (status page, console, master realm): throws 403 unless
+ * the AppAPI caller is an admin. An unanswered admin check is a no.
  */
 export async function refuseNonAdmin(
   c: Context<AppEnv>,
   isAdmin: (uid: string) => Promise<boolean>,
-): Promise<Response | undefined> {
+): Promise<undefined> {
   const uid = nextcloudUid(c)
   if (uid !== '' && (await isAdmin(uid).catch(() => false))) {
     return undefined
   }
-  c.set('errorCode', 'FORBIDDEN')
-  return c.json(errorBody(c, 'FORBIDDEN', 'Nextcloud admins only'), 403)
+  throw new AppError('FORBIDDEN', 'Nextcloud admins only')
 }

@@ -1,7 +1,4 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { MiddlewareHandler } from 'hono'
-import { errorBody } from './errors.js'
-import type { AppEnv } from './types.js'
 
 export type AppApiVerdict =
   | { ok: true; userId: string }
@@ -49,22 +46,4 @@ export function verifyAppApi(
     return { ok: false, reason: 'wrong-secret' }
   }
   return { ok: true, userId: decoded.slice(0, colon) }
-}
-
-/** Rejects with 401 JSON unless the request carries valid AppAPI credentials; sets `caller`. */
-export function requireAppApi(expected: {
-  appId: string
-  secret: string
-}): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const verdict = verifyAppApi((name) => c.req.header(name), expected)
-    if (!verdict.ok) {
-      c.set('errorCode', 'UNAUTHORIZED')
-      c.get('log').info({ reason: verdict.reason }, 'auth.appapi.rejected')
-      return c.json(errorBody(c, 'UNAUTHORIZED', 'AppAPI authentication failed'), 401)
-    }
-    c.set('caller', { kind: 'nextcloud', userId: verdict.userId })
-    await next()
-    return undefined
-  }
 }

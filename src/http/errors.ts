@@ -50,24 +50,32 @@ export function errorBody(c: Context<AppEnv>, code: ErrorCode, message: string):
 }
 
 /**
- * Three tiers: AppError → its status; Hono HTTPException → its status; anything else is logged
- * with its stack and answered 500 without the internal message (the request id finds it in logs).
+ * The one place that writes an error response. AppError → its status; Hono's HTTPException → its
+ * status; anything else → 500. Every 5xx is logged with its cause, and an INTERNAL error (or any
+ * 5xx that is not an AppError) never shows its message: the request id finds it in the logs.
  */
 export function onError(err: Error, c: Context<AppEnv>): Response {
+  let code: ErrorCode
+  let status: ContentfulStatusCode
+  let message: string
   if (err instanceof AppError) {
-    c.set('errorCode', err.code)
-    return c.json(errorBody(c, err.code, err.message), statusFor(err.code))
+    code = err.code
+    status = statusFor(code)
+    message = code === 'INTERNAL' ? 'internal error' : err.message
+  } else if (err instanceof HTTPException) {
+    status = err.status as ContentfulStatusCode
+    code = CODE_FOR_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'INVALID_INPUT')
+    message = status >= 500 ? 'internal error' : err.message || 'bad request'
+  } else {
+    code = 'INTERNAL'
+    status = 500
+    message = 'internal error'
   }
-  if (err instanceof HTTPException) {
-    const status = err.status
-    const code = CODE_FOR_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'INVALID_INPUT')
-    c.set('errorCode', code)
-    const message = status >= 500 ? 'internal error' : err.message || 'bad request'
-    return c.json(errorBody(c, code, message), status as ContentfulStatusCode)
+  c.set('errorCode', code)
+  if (status >= 500) {
+    c.get('log')?.error({ err, code }, 'request.failed')
   }
-  c.set('errorCode', 'INTERNAL')
-  c.get('log')?.error({ err }, 'request.failed')
-  return c.json(errorBody(c, 'INTERNAL', 'internal error'), 500)
+  return c.json(errorBody(c, code, message), status)
 }
 
 export function notFound(c: Context<AppEnv>): Response {

@@ -4,6 +4,7 @@ import { testConfig } from '../../test/config.js'
 import type { KeycloakRuntime } from '../keycloak/runtime.js'
 import { silentLogger } from '../log.js'
 import type { SyncEngine } from '../sync/engine.js'
+import { onError } from './errors.js'
 import type { AppEnv, Caller } from './types.js'
 import { tokenEndpoint, uiRoutes } from './ui-routes.js'
 
@@ -31,6 +32,7 @@ function setup(caller: Caller) {
       await next()
     })
     .route('/ui', uiRoutes({ config, keycloak, sync }))
+  app.onError(onError)
   return { app, config }
 }
 

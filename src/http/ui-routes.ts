@@ -1,8 +1,8 @@
 import { Hono } from 'hono'
 import type { Config } from '../config/config.js'
+import { AppError } from '../errors.js'
 import type { KeycloakRuntime } from '../keycloak/runtime.js'
 import type { SyncEngine } from '../sync/engine.js'
-import { errorBody } from './errors.js'
 import type { AppEnv } from './types.js'
 
 export interface UiRoutesDeps {
@@ -66,8 +66,7 @@ export function uiRoutes({ config, keycloak, sync }: UiRoutesDeps) {
       // Only a person looking at the page, never a consumer holding one secret, sees them all.
       const caller = c.get('caller')
       if (caller?.kind !== 'nextcloud') {
-        c.set('errorCode', 'FORBIDDEN')
-        return c.json(errorBody(c, 'FORBIDDEN', 'only a Nextcloud admin may reveal secrets'), 403)
+        throw new AppError('FORBIDDEN', 'only a Nextcloud admin may reveal secrets')
       }
       c.get('log').info({ user: caller.userId }, 'ui.credentials_revealed')
       c.header('Cache-Control', 'no-store')

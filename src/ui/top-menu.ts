@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import type { NextcloudClient } from '../appapi/nextcloud-client.js'
+import { AppError } from '../errors.js'
 import { refuseNonAdmin } from '../http/api-auth.js'
-import { errorBody } from '../http/errors.js'
 import type { AppEnv } from '../http/types.js'
 import { type Asset, asset, loadStatusPage, type StatusPageFile } from './assets.js'
 
@@ -117,16 +117,14 @@ export function appAssets(opts: AppAssetsOptions) {
     }
     const page = Object.hasOwn(pages, path) ? pages[path] : undefined
     if (!page) {
-      c.set('errorCode', 'NOT_FOUND')
-      return c.json(errorBody(c, 'NOT_FOUND', 'no such file'), 404)
+      throw new AppError('NOT_FOUND', 'no such file')
     }
     if (c.req.method !== 'GET') {
       c.header('Allow', 'GET')
-      return c.json(errorBody(c, 'INVALID_INPUT', `method ${c.req.method} not allowed`), 405)
+      throw new AppError('METHOD_NOT_ALLOWED', `method ${c.req.method} not allowed`)
     }
-    const refused = page.admin ? await refuseNonAdmin(c, opts.isAdmin) : undefined
-    if (refused) {
-      return refused
+    if (page.admin) {
+      await refuseNonAdmin(c, opts.isAdmin)
     }
     c.header('Cache-Control', page.cache)
     c.header('ETag', page.file.etag)
