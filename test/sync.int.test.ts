@@ -716,9 +716,15 @@ describe('uids Nextcloud accepts', () => {
   ]
 
   const tokenFor = async (t: TestExApp, uid: string) => {
-    const res = await api<{ access_token?: string }>(t, 'POST', '/api/token?client_id=opentalk', {
-      headers: { 'X-NC-USER-ID': uid },
-    })
+    const res = await request<{ access_token?: string }>(
+      t,
+      'POST',
+      '/api/token?client_id=opentalk',
+      {
+        // A consumer's request: its secret opens the token API.
+        headers: { 'X-API-SECRET': t.exapp.config.consumers[0]?.secret ?? '', 'X-NC-USER-ID': uid },
+      },
+    )
     expect(res.status, `${uid}: ${JSON.stringify(res.body)}`).toBe(200)
     const [, payload = ''] = (res.body.access_token ?? '').split('.')
     return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>

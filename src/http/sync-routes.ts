@@ -52,9 +52,9 @@ export function syncRoutes({ sync, store, realm }: SyncRoutesDeps) {
         })
         return c.json({ status: 'started', after: last?.id ?? 0 }, 202)
       }
-      // A Nextcloud admin (the status page) or a consumer app.
-      const trigger = c.get('caller')?.kind === 'nextcloud' ? 'ui' : 'api'
-      const summary = await sync.runFull({ trigger, dryRun, force })
+      // A call of the API (an admin's script, or the status page's dry run); "Sync now" is the
+      // background run above.
+      const summary = await sync.runFull({ trigger: dryRun ? 'ui' : 'api', dryRun, force })
       const body = runResponse(summary)
       if (summary.status === 'guard_tripped') {
         c.set('errorCode', 'GUARD_TRIPPED')
