@@ -1,5 +1,47 @@
+import { ACCESS, type AccessEntry } from './access.js'
+
+type Operation = { security?: Record<string, string[]>[] } & Record<string, unknown>
+
+/**
+ * Who may call an operation, as the access table says (src/http/access.ts): a consumer shows as
+ * the `apiSecret` scheme, Nextcloud callers through AppAPI as `appApi`; an anonymous route has none.
+ */
+export function securityFor(path: string, method: string): Record<string, string[]>[] {
+  const honoPath = path.replace(/\{(\w+)\}/g, ':$1')
+  const entry = (ACCESS as readonly AccessEntry[]).find(
+    (e) => e.paths.includes(honoPath) && e.methods.includes(method.toUpperCase() as never),
+  )
+  if (!entry) {
+    throw new Error(
+      `${method.toUpperCase()} ${path} is in the OpenAPI document but not in the access table`,
+    )
+  }
+  if (entry.callers.includes('anonymous')) {
+    return []
+  }
+  const schemes: Record<string, string[]>[] = []
+  if (entry.callers.includes('consumer')) {
+    schemes.push({ apiSecret: [] })
+  }
+  if (entry.callers.some((k) => k.startsWith('nextcloud-') || k === 'appapi-system')) {
+    schemes.push({ appApi: [] })
+  }
+  return schemes
+}
+
 /** The consumer and admin API, as served at `/api/openapi.json`. */
 export function openApiDocument(version: string) {
+  const doc = openApiBody(version)
+  // Security comes from the access table, so the document cannot promise what the app refuses.
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(item as Record<string, Operation>)) {
+      op.security = securityFor(path, method)
+    }
+  }
+  return doc
+}
+
+function openApiBody(version: string) {
   const error = {
     type: 'object',
     required: ['error'],
@@ -37,7 +79,6 @@ export function openApiDocument(version: string) {
       },
     },
   }
-  const adminSecurity = [{ apiSecret: [] }, { appApi: [] }]
   return {
     openapi: '3.1.0',
     info: {
@@ -78,7 +119,6 @@ export function openApiDocument(version: string) {
       '/api/token': {
         post: {
           summary: 'Keycloak tokens for a Nextcloud user',
-          security: [{ apiSecret: [] }, { appApi: [] }],
           parameters: [
             {
               name: 'client_id',
@@ -113,7 +153,6 @@ export function openApiDocument(version: string) {
       '/api/sync-all': {
         post: {
           summary: 'Full sync of Nextcloud into the realm',
-          security: adminSecurity,
           parameters: [
             { name: 'dryRun', in: 'query', schema: { type: 'string', enum: ['1'] } },
             { name: 'force', in: 'query', schema: { type: 'string', enum: ['1'] } },
@@ -136,14 +175,12 @@ export function openApiDocument(version: string) {
         get: {
           summary:
             "State of Keycloak, the sync schedule and the token API (the status page's data)",
-          security: adminSecurity,
           responses: { '200': { description: 'overview' }, ...errors(401, 403, 429) },
         },
       },
       '/api/ui/credentials': {
         post: {
           summary: 'The consumer secrets and the console login, for a Nextcloud admin',
-          security: [{ appApi: [] }],
           responses: {
             '200': {
               description: '{consumers:[{name,secret,clients}], console:{username,password,url}}',
@@ -155,10 +192,12 @@ export function openApiDocument(version: string) {
       '/api/sync-user': {
         post: {
           summary: 'Sync one user, re-read from Nextcloud',
-          security: adminSecurity,
           requestBody: userBody,
           responses: {
-            '200': { description: '{status, user_id, synced, action}' },
+            '200': {
+              description:
+                '{status, user_id, synced, action, run}: action is created, updated, unchanged, disabled, deleted or absent; run is the stored run id',
+            },
             ...errors(400, 401, 403, 502),
           },
         },
@@ -166,25 +205,39 @@ export function openApiDocument(version: string) {
       '/api/delete-user': {
         post: {
           summary: 'Disable or delete a user Nextcloud no longer has',
-          security: adminSecurity,
           requestBody: userBody,
           responses: {
-            '200': { description: '{status, user_id, synced, deleted}' },
+            '200': {
+              description:
+                '{status, user_id, synced, action, run, deleted, still_in_nextcloud}: disabled or deleted only when Nextcloud no longer has the user',
+            },
             ...errors(400, 401, 403, 502),
           },
+        },
+      },
+      '/api/sync-status': {
+        get: {
+          summary: 'The run in progress, the last run and the next scheduled one',
+          responses: { '200': { description: '{running, lastRun, nextRun}' }, ...errors(401, 403) },
         },
       },
       '/api/sync-runs': {
         get: {
           summary: 'Stored sync runs, newest first',
-          security: adminSecurity,
-          responses: { '200': { description: '{runs}' }, ...errors(401, 403) },
+          parameters: [
+            {
+              name: 'limit',
+              in: 'query',
+              description: 'how many runs (default 20)',
+              schema: { type: 'integer', minimum: 1, maximum: 200 },
+            },
+          ],
+          responses: { '200': { description: '{runs}' }, ...errors(400, 401, 403) },
         },
       },
       '/api/sync-runs/{id}': {
         get: {
           summary: 'One stored run with its changelog',
-          security: adminSecurity,
           parameters: [
             { name: 'id', in: 'path', required: true, schema: { type: 'integer' } },
             {
@@ -200,7 +253,6 @@ export function openApiDocument(version: string) {
       '/api/signing-key/rotate': {
         post: {
           summary: 'Rotate the token signing key',
-          security: adminSecurity,
           responses: { '200': { description: '{kid, previousKid}' }, ...errors(401, 403) },
         },
       },

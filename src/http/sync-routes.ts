@@ -89,8 +89,17 @@ export function syncRoutes({ sync, store, realm }: SyncRoutesDeps) {
       })
     })
     .get('/sync-runs', async (c) => {
-      const limit = z.coerce.number().int().min(1).max(200).catch(20).parse(c.req.query('limit'))
-      return c.json({ runs: await store.listRuns({ realm, limit }) })
+      const limit = z.coerce
+        .number()
+        .int()
+        .min(1)
+        .max(200)
+        .default(20)
+        .safeParse(c.req.query('limit') || undefined)
+      if (!limit.success) {
+        throw new AppError('INVALID_INPUT', 'limit must be a whole number of runs from 1 to 200')
+      }
+      return c.json({ runs: await store.listRuns({ realm, limit: limit.data }) })
     })
     .get('/sync-runs/:id', async (c) => {
       const id = z.coerce.number().int().positive().safeParse(c.req.param('id'))
