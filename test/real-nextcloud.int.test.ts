@@ -90,7 +90,10 @@ const USERS: SeedUser[] = [
   { uid: 'carol', displayName: 'Carol Danvers', email: 'carol@example.org', groups: [] },
 ]
 
-/** What each server's round changes in Nextcloud, and the user it deletes. */
+/**
+ * What each server's round changes in Nextcloud (names, emails, enabled state, memberships, a
+ * group, a user), and the user it deletes.
+ */
 const ROUNDS: Record<WebServer, { occ: string[][]; deleted: string }> = {
   apache: {
     occ: [
@@ -109,6 +112,7 @@ const ROUNDS: Record<WebServer, { occ: string[][]; deleted: string }> = {
       ['user:enable', 'alice'],
       ['group:adduser', 'sales', 'MaxMustermann'],
       ['group:removeuser', 'staff', 'john doe'],
+      ['group:delete', 'nobody-yet'],
       ['user:delete', 'carol'],
     ],
     deleted: 'carol',
@@ -289,7 +293,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
     return proxied(`/api/token?client_id=${CLIENT}`, { method: 'POST', as, headers })
   }
 
-  /** The access token's claims, its signature checked against the realm's JWKS read through the proxy. */
+  /** The access token's claims, its signature checked with the realm's JWKS (via the proxy). */
   async function verifiedClaims(jwt: string): Promise<Record<string, unknown>> {
     const [header = '', payload = '', signature = ''] = jwt.split('.')
     const { kid, alg } = JSON.parse(Buffer.from(header, 'base64url').toString())

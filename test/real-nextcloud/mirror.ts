@@ -35,7 +35,11 @@ interface NcUser {
 
 const sorted = (xs: Iterable<string>) => [...xs].sort()
 
-/** How the README says a user appears in the realm: a lower-cased username, names from the display name. */
+/**
+ * A Nextcloud user as the realm keeps it: the uid lower-cased as username (Keycloak lower-cases
+ * usernames; the exact uid is in the marker), the email lower-cased, the display name's first word
+ * as first name and the rest (or that word again) as last name.
+ */
 export function expectedUser(u: NcUser): MirroredUser {
   const words = (u.displayname ?? '').trim().split(/\s+/).filter(Boolean)
   const [first = u.id, ...rest] = words

@@ -58,7 +58,7 @@ export class RealNextcloud {
     }
   }
 
-  private async script_(args: string, timeoutMs: number, env = {}): Promise<RunResult> {
+  private async runScript(args: string, timeoutMs: number, env = {}): Promise<RunResult> {
     return runBash(`bash ${quote(this.script)} ${args}`, {
       cwd: tmpdir(),
       env: { ...this.env(), ...env },
@@ -70,7 +70,7 @@ export class RealNextcloud {
   /** A fresh installation: whatever an earlier run left in `dir` is stopped and removed. */
   async install(): Promise<void> {
     if (existsSync(this.dir)) {
-      await this.script_('stop', 60_000)
+      await this.runScript('stop', 60_000)
       await rm(this.dir, { recursive: true, force: true })
     }
     await this.serve('apache')
@@ -81,7 +81,7 @@ export class RealNextcloud {
   async serve(server: WebServer): Promise<void> {
     this.server = server
     // the first nginx start may apt-get nginx and php-fpm
-    const r = await this.script_('', 300_000)
+    const r = await this.runScript('', 300_000)
     if (r.exitCode !== 0) {
       throw new Error(`start.sh (${server}) failed:\n${describeRun(r)}`)
     }
@@ -89,7 +89,7 @@ export class RealNextcloud {
 
   async stop(): Promise<void> {
     if (existsSync(this.dir)) {
-      await this.script_('stop', 60_000)
+      await this.runScript('stop', 60_000)
     }
   }
 
@@ -130,7 +130,7 @@ export class RealNextcloud {
   }
 
   tryOcc(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
-    return this.script_(`occ ${args.map(quote).join(' ')}`, 300_000, env)
+    return this.runScript(`occ ${args.map(quote).join(' ')}`, 300_000, env)
   }
 
   /** A request to Nextcloud with Basic auth (admin unless `as` is given). */
