@@ -346,7 +346,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
         const mark = await nc.logMark()
         for (const step of await recipe()) {
           if (step.background) {
-            app.start(step.command, { ...nc.env(), ...appEnv })
+            await app.start(step.command, { ...nc.env(), ...appEnv })
             await app.waitFor('listening', (h) => h.status === 'ok', 120_000)
             continue
           }

@@ -45,7 +45,7 @@ export class ExAppProcess {
   }
 
   /** Runs `command` (a README line containing `npm start`) in the background, with `env`. */
-  start(command: string, env: Record<string, string>): void {
+  async start(command: string, env: Record<string, string>): Promise<void> {
     if (this.running()) {
       throw new Error('the ExApp process is already running')
     }
@@ -54,7 +54,7 @@ export class ExAppProcess {
       env,
       logFile: this.opts.logFile,
     })
-    void writeFile(this.opts.pidFile, `${this.current.pid}\n`)
+    await writeFile(this.opts.pidFile, `${this.current.pid}\n`)
   }
 
   /**
