@@ -1,4 +1,4 @@
-import { createPublicKey, type JsonWebKey as NodeJwk, randomBytes, verify } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -7,6 +7,7 @@ import { createKeycloakAdmin, type KcAdmin } from '../src/keycloak/admin.js'
 import { silentLogger } from '../src/log.js'
 import { TOP_MENU } from '../src/ui/top-menu.js'
 import { launchChromium, type RunningBrowser } from './chromium.js'
+import { verifiedClaims } from './jwt.js'
 import { freePort } from './net.js'
 import { appFrame, loginToNextcloud, watchProblems } from './real-nextcloud/browser.js'
 import { type AppSecrets, ExAppProcess } from './real-nextcloud/exapp-process.js'
@@ -294,23 +295,10 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
   }
 
   /** The access token's claims, its signature checked with the realm's JWKS (via the proxy). */
-  async function verifiedClaims(jwt: string): Promise<Record<string, unknown>> {
-    const [header = '', payload = '', signature = ''] = jwt.split('.')
-    const { kid, alg } = JSON.parse(Buffer.from(header, 'base64url').toString())
-    expect(alg).toBe('RS256')
-    const res = await nc.fetch(`${PROXY}/realms/${REALM}/protocol/openid-connect/certs`)
-    expect(res.status, 'JWKS through the proxy').toBe(200)
-    const { keys } = (await res.json()) as { keys: Array<{ kid: string } & NodeJwk> }
-    const jwk = keys.find((k) => k.kid === kid)
-    expect(jwk, `kid ${kid} in the realm's JWKS`).toBeDefined()
-    const valid = verify(
-      'sha256',
-      Buffer.from(`${header}.${payload}`),
-      createPublicKey({ key: jwk as NodeJwk, format: 'jwk' }),
-      Buffer.from(signature, 'base64url'),
+  function claimsOf(jwt: string): Promise<Record<string, unknown>> {
+    return verifiedClaims(jwt, () =>
+      nc.fetch(`${PROXY}/realms/${REALM}/protocol/openid-connect/certs`),
     )
-    expect(valid, 'access token signature').toBe(true)
-    return JSON.parse(Buffer.from(payload, 'base64url').toString())
   }
 
   /** Records a check's outcome for the summary printed at the end. */
@@ -410,7 +398,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
         const ids = (await keycloakSide(kc, REALM)).ids
         const direct = await directToken('john doe')
         expect(direct.status, await direct.clone().text()).toBe(200)
-        const claims = await verifiedClaims(
+        const claims = await claimsOf(
           ((await direct.json()) as { access_token: string }).access_token,
         )
         expect(claims).toMatchObject({
@@ -422,7 +410,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
 
         const own = await proxiedToken(userFor("o'brien"))
         expect(own.status, await own.clone().text()).toBe(200)
-        const ownClaims = await verifiedClaims(
+        const ownClaims = await claimsOf(
           ((await own.json()) as { access_token: string }).access_token,
         )
         expect(ownClaims).toMatchObject({ preferred_username: "o'brien", sub: ids.get("o'brien") })
@@ -436,9 +424,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
         const cased = await directToken('maxmustermann')
         const casedBody = await cased.text()
         if (cased.status === 200) {
-          const c = await verifiedClaims(
-            (JSON.parse(casedBody) as { access_token: string }).access_token,
-          )
+          const c = await claimsOf((JSON.parse(casedBody) as { access_token: string }).access_token)
           expect(c, 'maxmustermann gets MaxMustermann').toMatchObject({
             sub: ids.get('MaxMustermann'),
           })

@@ -1,6 +1,7 @@
-import { createPublicKey, type JsonWebKey as NodeJwk, randomUUID, verify } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import KcAdminClient from '@keycloak/keycloak-admin-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { verifiedClaims } from '../../test/jwt.js'
 import { isAppError } from '../errors.js'
 import { silentLogger } from '../log.js'
 import { grantRejection } from './grant-errors.js'
@@ -88,24 +89,11 @@ async function mint(uid: string, opts: { key?: SigningKey; scope?: string } = {}
   })
 }
 
-/** Verifies an RS256 access token against the realm's JWKS with node:crypto and returns its claims. */
-async function verifiedClaims(jwt: string): Promise<Record<string, unknown>> {
-  const [header = '', payload = '', signature = ''] = jwt.split('.')
-  const { kid, alg } = JSON.parse(Buffer.from(header, 'base64url').toString())
-  expect(alg).toBe('RS256')
-  const certs = await fetch(`${baseUrl}/realms/${realm}/protocol/openid-connect/certs`)
-  const { keys: jwks } = (await certs.json()) as { keys: Array<{ kid: string } & NodeJwk> }
-  const jwk = jwks.find((k) => k.kid === kid)
-  expect(jwk, `kid ${kid} in realm JWKS`).toBeDefined()
-  const key = createPublicKey({ key: jwk as NodeJwk, format: 'jwk' })
-  const valid = verify(
-    'sha256',
-    Buffer.from(`${header}.${payload}`),
-    key,
-    Buffer.from(signature, 'base64url'),
+/** The access token's claims, its signature checked with the realm's JWKS. */
+function claimsOf(jwt: string): Promise<Record<string, unknown>> {
+  return verifiedClaims(jwt, () =>
+    fetch(`${baseUrl}/realms/${realm}/protocol/openid-connect/certs`),
   )
-  expect(valid, 'access token signature').toBe(true)
-  return JSON.parse(Buffer.from(payload, 'base64url').toString())
 }
 
 async function rejectionOf(p: Promise<unknown>) {
@@ -178,7 +166,7 @@ describe('JWT Authorization Grant against Keycloak', () => {
     expect(set.expires_in).toBeGreaterThan(0)
     expect(set.id_token).not.toBe('')
 
-    const claims = await verifiedClaims(set.access_token)
+    const claims = await claimsOf(set.access_token)
     expect(claims).toMatchObject({
       iss: await tokens.issuer(),
       sub: id,
@@ -272,7 +260,7 @@ describe('password grant fallback against Keycloak', () => {
     expect(login.refresh_expires_in).toBeGreaterThan(0)
 
     const refreshed = await tokens.refreshGrant({ ...client, refreshToken: login.refresh_token })
-    expect((await verifiedClaims(refreshed.access_token)).preferred_username).toBe('henry')
+    expect((await claimsOf(refreshed.access_token)).preferred_username).toBe('henry')
 
     const { err, rejection } = await rejectionOf(
       tokens.passwordGrant({ ...client, username: 'henry', password: 'wrong-password' }),

@@ -1,9 +1,10 @@
-import { createPublicKey, type JsonWebKey as NodeJwk, randomUUID, verify } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { aUser, type UserRecord } from '../../test/builders.js'
+import { verifiedClaims } from '../../test/jwt.js'
 import type { Config } from '../config/config.js'
 import { type Database, openDatabase } from '../db/client.js'
 import { createSecretBox } from '../db/crypto.js'
@@ -134,23 +135,11 @@ function addToNextcloud(uid: string, enabled = true): void {
   directory.set(uid, aUser({ id: uid, displayname: `Test ${uid}`, enabled }))
 }
 
-/** Verifies an RS256 access token against the realm's JWKS and returns its claims. */
-async function verifiedClaims(jwt: string): Promise<Record<string, unknown>> {
-  const [header = '', payload = '', signature = ''] = jwt.split('.')
-  const { kid, alg } = JSON.parse(Buffer.from(header, 'base64url').toString())
-  expect(alg).toBe('RS256')
-  const certs = await fetch(`${baseUrl}/realms/${realm}/protocol/openid-connect/certs`)
-  const { keys } = (await certs.json()) as { keys: Array<{ kid: string } & NodeJwk> }
-  const jwk = keys.find((k) => k.kid === kid)
-  expect(jwk, `kid ${kid} in the realm JWKS`).toBeDefined()
-  const valid = verify(
-    'sha256',
-    Buffer.from(`${header}.${payload}`),
-    createPublicKey({ key: jwk as NodeJwk, format: 'jwk' }),
-    Buffer.from(signature, 'base64url'),
+/** The access token's claims, its signature checked with the realm's JWKS. */
+function claimsOf(jwt: string): Promise<Record<string, unknown>> {
+  return verifiedClaims(jwt, () =>
+    fetch(`${baseUrl}/realms/${realm}/protocol/openid-connect/certs`),
   )
-  expect(valid, 'access token signature').toBe(true)
-  return JSON.parse(Buffer.from(payload, 'base64url').toString())
 }
 
 async function userinfoStatus(accessToken: string): Promise<number> {
@@ -289,7 +278,7 @@ describe('tokens against Keycloak, JWT mode', () => {
     expect(set).toMatchObject({ refresh_token: '', token_type: 'Bearer' })
     expect(set.id_token).not.toBe('')
     expect(set.expires_in).toBeGreaterThan(0)
-    expect(await verifiedClaims(set.access_token)).toMatchObject({
+    expect(await claimsOf(set.access_token)).toMatchObject({
       azp: CLIENT,
       preferred_username: 'alice',
     })
@@ -327,7 +316,7 @@ describe('tokens against Keycloak, JWT mode', () => {
     addToNextcloud('dave')
     const tokens = service('jwt', countingTokenClient().client)
     const set = await tokens.issue({ consumer, userId: 'dave', clientId: CLIENT })
-    expect((await verifiedClaims(set.access_token)).preferred_username).toBe('dave')
+    expect((await claimsOf(set.access_token)).preferred_username).toBe('dave')
   })
 
   it('gives a uid asked in another case the token of the Nextcloud user it names', async () => {
@@ -336,7 +325,7 @@ describe('tokens against Keycloak, JWT mode', () => {
     const counted = countingTokenClient()
     const tokens = service('jwt', counted.client)
     const set = await tokens.issue({ consumer, userId: 'erika.musterfrau', clientId: CLIENT })
-    expect((await verifiedClaims(set.access_token)).preferred_username).toBe('erika.musterfrau')
+    expect((await claimsOf(set.access_token)).preferred_username).toBe('erika.musterfrau')
     const exact = await tokens.issue({ consumer, userId: 'Erika.Musterfrau', clientId: CLIENT })
     expect(exact.access_token).toBe(set.access_token)
   })
@@ -413,7 +402,7 @@ describe('tokens against Keycloak, password mode', () => {
 
     expect(set.refresh_token).not.toBe('')
     expect(set.id_token).not.toBe('')
-    expect((await verifiedClaims(set.access_token)).preferred_username).toBe('pw-alice')
+    expect((await claimsOf(set.access_token)).preferred_username).toBe('pw-alice')
     expect(await userinfoStatus(set.access_token)).toBe(200)
     expect(spy).toHaveBeenCalledTimes(1)
     expect(await store.getUserPassword(realm, 'pw-alice')).toBeDefined()
