@@ -217,19 +217,3 @@ async function ensureClient(
     report.changes.push(`client ${spec.clientId} updated`)
   }
 }
-
-/** The secret Keycloak holds for an unmanaged client, so tokens can still be asked for it. */
-export async function readClientSecret(
-  admin: KcAdmin,
-  realm: string,
-  clientId: string,
-): Promise<string | undefined> {
-  const [client] = await kc('read client', () => admin.clients.find({ realm, clientId }))
-  if (!client?.id) {
-    return undefined
-  }
-  const secret = await kc('read client secret', () =>
-    admin.clients.getClientSecret({ realm, id: client.id as string }),
-  )
-  return secret.value
-}

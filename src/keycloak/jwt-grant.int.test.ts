@@ -13,15 +13,7 @@ import {
   JWT_GRANT_IDP_ALIAS,
   JWT_GRANT_ISSUER,
 } from './jwt-grant.js'
-import {
-  generateSigningKey,
-  publicJwks,
-  retirePreviousKey,
-  rotateSigningKeys,
-  type SigningKey,
-  type SigningKeySet,
-  signAssertion,
-} from './signing-key.js'
+import { generateSigningKey, type SigningKey, signAssertion } from './signing-key.js'
 import { createTokenClient, type TokenClient } from './token-client.js'
 
 // The shared global setup provides a running Keycloak; without one this suite must fail, not skip.
@@ -35,7 +27,14 @@ const client = { clientId: 'consumer', clientSecret: `secret-${randomUUID()}` }
 let baseUrl: string
 let admin: KcAdminClient
 let tokens: TokenClient
+/** The keys the IdP trusts here: `current` signs; `previous` stays trusted during a rotation. */
+type SigningKeySet = { current: SigningKey; previous?: SigningKey }
+
 let keys: SigningKeySet
+
+function publicJwks(set: SigningKeySet) {
+  return { keys: [set.current, ...(set.previous ? [set.previous] : [])].map((k) => k.publicJwk) }
+}
 
 async function putIdentityProvider(set: SigningKeySet) {
   const rep = identityProviderRep({
@@ -233,13 +232,13 @@ describe('JWT Authorization Grant against Keycloak', () => {
   it('keeps accepting the previous key during a rotation and stops once it is retired', async () => {
     await aLinkedUser('gina')
     const old = keys.current
-    keys = rotateSigningKeys(keys, await generateSigningKey())
+    keys = { current: await generateSigningKey(), previous: keys.current }
     await putIdentityProvider(keys)
 
     await mint('gina', { key: keys.current })
     await mint('gina', { key: old })
 
-    keys = retirePreviousKey(keys)
+    keys = { current: keys.current }
     await putIdentityProvider(keys)
     await mint('gina')
     expect((await rejectionOf(mint('gina', { key: old }))).rejection).toBe('assertion_rejected')

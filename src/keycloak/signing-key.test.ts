@@ -7,9 +7,6 @@ import {
   importSigningKey,
   jwkThumbprint,
   type PublicJwk,
-  publicJwks,
-  retirePreviousKey,
-  rotateSigningKeys,
   type StoredSigningKey,
   signAssertion,
 } from './signing-key.js'
@@ -151,20 +148,5 @@ describe('signAssertion', () => {
     const key = await generateSigningKey()
     const err = await signAssertion(key, { ...claims, ttlSeconds }).catch((e: unknown) => e)
     expect(isAppError(err, 'INVALID_INPUT')).toBe(true)
-  })
-})
-
-describe('key rotation', () => {
-  it('publishes the current key first and keeps the previous one until it is retired', async () => {
-    const [first, second] = await Promise.all([generateSigningKey(), generateSigningKey()])
-    const initial = { current: first }
-    expect(publicJwks(initial).keys.map((k) => k.kid)).toEqual([first.kid])
-
-    const rotating = rotateSigningKeys(initial, second)
-    expect(rotating.current).toBe(second)
-    expect(publicJwks(rotating).keys.map((k) => k.kid)).toEqual([second.kid, first.kid])
-
-    const done = retirePreviousKey(rotating)
-    expect(publicJwks(done).keys.map((k) => k.kid)).toEqual([second.kid])
   })
 })

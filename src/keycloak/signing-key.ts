@@ -34,15 +34,6 @@ export interface StoredSigningKey {
   privateJwk: { kty: 'EC'; crv: 'P-256'; x: string; y: string; d: string }
 }
 
-/**
- * The keys the identity provider trusts: `current` signs; `previous` stays trusted for a while
- * after a rotation, so assertions another replica signed with it a moment ago still verify.
- */
-export interface SigningKeySet {
-  current: SigningKey
-  previous?: SigningKey
-}
-
 export interface AssertionClaims {
   /** `iss`: the identity provider's configured issuer */
   issuer: string
@@ -92,26 +83,6 @@ export async function jwkThumbprint(jwk: { crv: string; kty: string; x: string; 
   const canonical = JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y })
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(canonical))
   return Buffer.from(digest).toString('base64url')
-}
-
-/** Starts a rotation: `next` signs from now on, the old current stays trusted as `previous`. */
-export function rotateSigningKeys(set: SigningKeySet, next: SigningKey): SigningKeySet {
-  return { current: next, previous: set.current }
-}
-
-/** Ends a rotation: only the current key stays trusted. */
-export function retirePreviousKey(set: SigningKeySet): SigningKeySet {
-  return { current: set.current }
-}
-
-/**
- * The JWKS for the identity provider, current key first. Assertions always carry `kid`: with two
- * keys Keycloak picks by `kid`, and without one it tries only the first key.
- */
-export function publicJwks(set: SigningKeySet): { keys: PublicJwk[] } {
-  return {
-    keys: set.previous ? [set.current.publicJwk, set.previous.publicJwk] : [set.current.publicJwk],
-  }
 }
 
 /**

@@ -3,6 +3,7 @@ import type RoleRepresentation from '@keycloak/keycloak-admin-client/lib/defs/ro
 import type UserRepresentation from '@keycloak/keycloak-admin-client/lib/defs/userRepresentation.js'
 import { AppError } from '../errors.js'
 import { type KcAdmin, kc } from '../keycloak/admin.js'
+import { federatedIdentityRep } from '../keycloak/jwt-grant.js'
 import type { DirectoryWriter } from './apply.js'
 import {
   type Actual,
@@ -293,7 +294,7 @@ export class KeycloakTarget implements DirectoryWriter {
       // link-identity change for this user then costs no second request.
       ...(this.opts.idpAlias === undefined
         ? {}
-        : { federatedIdentities: [this.identity(user.uid, this.opts.idpAlias)] }),
+        : { federatedIdentities: [federatedIdentityRep(user.uid, this.opts.idpAlias)] }),
     }
     this.count('createUser')
     const { id } = await kc(`create user ${user.uid}`, () =>
@@ -355,15 +356,10 @@ export class KeycloakTarget implements DirectoryWriter {
         realm: this.realm,
         id,
         federatedIdentityId: alias,
-        federatedIdentity: this.identity(uid, alias),
+        federatedIdentity: federatedIdentityRep(uid, alias),
       }),
     )
     this.linked.add(uid)
-  }
-
-  /** The link the JWT grant resolves: the assertion's `sub` (the uid) is its userId. */
-  private identity(uid: string, alias: string) {
-    return { identityProvider: alias, userId: uid, userName: uid }
   }
 
   async addMember(uid: string, gid: string): Promise<void> {
