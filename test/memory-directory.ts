@@ -1,5 +1,5 @@
-import { AppError } from '../errors.js'
-import type { DirectoryWriter } from './apply.js'
+import { AppError } from '../src/errors.js'
+import type { DirectoryWriter } from '../src/sync/apply.js'
 import {
   type Actual,
   type Attributes,
@@ -7,7 +7,7 @@ import {
   type DesiredGroup,
   type NewUser,
   type UserPatch,
-} from './model.js'
+} from '../src/sync/model.js'
 
 export type WriterOperation = keyof DirectoryWriter
 

@@ -5,10 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RunningExApp, startExApp } from '../src/exapp.js'
 import { silentLogger } from '../src/log.js'
 import type { Progress } from '../src/sync/engine.js'
-import { MemoryDirectory } from '../src/sync/memory-directory.js'
 import type { DirectorySpec } from './builders.js'
 import { tempDir, testConfig } from './config.js'
 import { uniqueRealm } from './exapp-harness.js'
+import { MemoryDirectory } from './memory-directory.js'
 import { freePort } from './net.js'
 
 const USERS = 10_000

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
+import { MemoryDirectory } from '../../test/memory-directory.js'
 import { AppError } from '../errors.js'
 import { type ApplyReport, applyPlan, type DirectoryWriter } from './apply.js'
 import type { Change } from './changes.js'
-import { MemoryDirectory } from './memory-directory.js'
 import { type DesiredUser, type NewUser, type NextcloudUser, toDesired } from './model.js'
 import { planSync, type SyncPlan, type SyncPolicy } from './plan.js'
 

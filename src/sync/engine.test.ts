@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import { aGroup, aUser, type UserRecord } from '../../test/builders.js'
+import { MemoryDirectory } from '../../test/memory-directory.js'
 import type { Config } from '../config/config.js'
 import { createLocalLocks } from '../db/locks.js'
 import type { RunOutcome, Store } from '../db/store.js'
 import { silentLogger } from '../log.js'
 import { SyncEngine, type SyncEngineDeps } from './engine.js'
-import { MemoryDirectory } from './memory-directory.js'
 import type { NextcloudDirectory } from './nextcloud-source.js'
 
 const policy: Config['sync'] = {

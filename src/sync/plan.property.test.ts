@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { mulberry32 } from '../../test/builders.js'
+import { MemoryDirectory } from '../../test/memory-directory.js'
 import { applyPlan } from './apply.js'
 import type { Change, Conflict } from './changes.js'
-import { MemoryDirectory } from './memory-directory.js'
 import {
   type Actual,
   type Desired,
