@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { loadavg } from 'node:os'
+import { errorMessage } from '../src/errors.js'
 
 const t0 = Date.now()
 
@@ -62,7 +63,7 @@ export async function load<T>(
         latencies.push(performance.now() - at)
       } catch (err) {
         failed++
-        firstError ??= err instanceof Error ? err.message : String(err)
+        firstError ??= errorMessage(err)
       }
     }
   }

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomSecret } from '../src/config/secrets.js'
+import { errorMessage } from '../src/errors.js'
 import { aDirectory } from '../test/builders.js'
 import { createFakeNextcloud } from '../test/fake-nextcloud/index.js'
 import { ROOT, startOwnKeycloak } from '../test/keycloak.js'
@@ -104,7 +105,7 @@ async function exappOnce(
           lastError = `token HTTP ${res.status} ${text.slice(0, 200)}`
         }
       } catch (err) {
-        lastError = err instanceof Error ? err.message : String(err)
+        lastError = errorMessage(err)
       }
       await sleep(50)
     }

@@ -31,3 +31,8 @@ export class AppError extends Error {
 export function isAppError(err: unknown, ...codes: ErrorCode[]): err is AppError {
   return err instanceof AppError && (codes.length === 0 || codes.includes(err.code))
 }
+
+/** The message of an Error, or the value itself as text when something else was thrown. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}

@@ -11,6 +11,7 @@ import { type Database, openDatabase } from './db/client.js'
 import { createSecretBox } from './db/crypto.js'
 import { checkEncryptionKey } from './db/key-check.js'
 import { createStore, type Store } from './db/store.js'
+import { errorMessage } from './errors.js'
 import { apiRoutes } from './http/api.js'
 import { listen } from './http/listen.js'
 import type { AppEnv } from './http/types.js'
@@ -249,14 +250,14 @@ export async function startExApp(
         await keycloak.waitReady(45_000)
       } catch (err) {
         if (keycloak.status() === 'crashed') {
-          return err instanceof Error ? err.message : String(err)
+          return errorMessage(err)
         }
       }
       sync.startSchedule()
       try {
         await registerTopMenu(nextcloud)
       } catch (err) {
-        return `the top menu could not be registered: ${err instanceof Error ? err.message : String(err)}`
+        return `the top menu could not be registered: ${errorMessage(err)}`
       }
       return ''
     },

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { buildConfig, parseEnv } from './config/config.js'
 import { givenSecrets, loadOrCreateSecrets, secretsFile } from './config/secrets.js'
+import { errorMessage } from './errors.js'
 import { startExApp } from './exapp.js'
 import { createLogger } from './log.js'
 import { keepStateOwnerOnly, OWNER_ONLY_UMASK } from './storage-modes.js'
@@ -64,8 +65,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(
-    `keycloak-exapp failed to start: ${err instanceof Error ? err.message : String(err)}`,
-  )
+  console.error(`keycloak-exapp failed to start: ${errorMessage(err)}`)
   process.exit(1)
 })

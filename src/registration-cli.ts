@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises'
 import { registrationInfo } from './appapi/registration.js'
 import { parseEnv } from './config/config.js'
 import { readStoredSecrets, secretsFile } from './config/secrets.js'
+import { errorMessage } from './errors.js'
 
 async function main(): Promise<void> {
   const parsed = parseEnv(process.env)
@@ -32,6 +33,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(`registration failed: ${err instanceof Error ? err.message : String(err)}`)
+  console.error(`registration failed: ${errorMessage(err)}`)
   process.exit(1)
 })

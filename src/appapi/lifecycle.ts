@@ -1,4 +1,4 @@
-import { AppError } from '../errors.js'
+import { AppError, errorMessage } from '../errors.js'
 import type { Logger } from '../log.js'
 
 /** One init step: reaching its end reports `progress` to Nextcloud. */
@@ -99,7 +99,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
       try {
         await withDeadline(`init step "${step.name}"`, step.timeoutMs, (signal) => step.run(signal))
       } catch (err) {
-        const message = err instanceof Error ? err.message : String(err)
+        const message = errorMessage(err)
         state = { kind: 'failed', step: step.name, error: message, at: new Date() }
         log.error({ err, step: step.name }, 'init.step_failed')
         await report(Math.min(progress, 99), `${step.name}: ${message}`)
@@ -134,7 +134,7 @@ export function createLifecycle(deps: LifecycleDeps): Lifecycle {
         return { error }
       } catch (err) {
         log.error({ err, enabled }, 'lifecycle.enable_failed')
-        return { error: err instanceof Error ? err.message : String(err) }
+        return { error: errorMessage(err) }
       }
     },
   }

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { AppError, type ErrorCode } from '../errors.js'
+import { AppError, type ErrorCode, errorMessage } from '../errors.js'
 import type { Logger } from '../log.js'
 
 export interface OcsRequest {
@@ -207,7 +207,7 @@ function reasonOf(err: unknown): string {
   if (typeof code === 'string') {
     return code
   }
-  return inner instanceof Error ? inner.message : String(inner)
+  return errorMessage(inner)
 }
 
 function urlFor(base: string, req: OcsRequest): string {

@@ -8,7 +8,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator'
 import postgres, { type Notice } from 'postgres'
-import { AppError } from '../errors.js'
+import { AppError, errorMessage } from '../errors.js'
 import type { Logger } from '../log.js'
 import { advisoryLockId, createAdvisoryLocks, createLocalLocks, type Release } from './locks.js'
 import { type DatabaseHealth, openRemotePglite } from './pglite-remote.js'
@@ -121,13 +121,13 @@ async function migrateOnPostgres(
     try {
       await sql`select pg_advisory_lock(${advisoryLockId('migrations')}::bigint)`
     } catch (cause) {
-      const text = `cannot connect to the database at ${where}: ${message(cause)}`
+      const text = `cannot connect to the database at ${where}: ${errorMessage(cause)}`
       throw new AppError('INTERNAL', text, { cause })
     }
     try {
       await migratePostgres(drizzlePostgres({ client: sql }), migrationConfig(migrationsFolder))
     } catch (cause) {
-      throw new AppError('INTERNAL', `database migration failed: ${message(cause)}`, { cause })
+      throw new AppError('INTERNAL', `database migration failed: ${errorMessage(cause)}`, { cause })
     }
   } finally {
     await sql.end({ timeout: 5 })
@@ -154,7 +154,9 @@ async function openPglite(
       probeIntervalMs: opts.probeIntervalMs,
     })
   } catch (cause) {
-    throw new AppError('INTERNAL', `cannot open PGlite in ${dataDir}: ${message(cause)}`, { cause })
+    throw new AppError('INTERNAL', `cannot open PGlite in ${dataDir}: ${errorMessage(cause)}`, {
+      cause,
+    })
   }
   try {
     // drizzle's PGlite driver calls only query, exec and transaction, which the remote client has.
@@ -174,7 +176,7 @@ async function openPglite(
     }
   } catch (cause) {
     await remote.close().catch(() => undefined)
-    throw new AppError('INTERNAL', `cannot migrate PGlite in ${dataDir}: ${message(cause)}`, {
+    throw new AppError('INTERNAL', `cannot migrate PGlite in ${dataDir}: ${errorMessage(cause)}`, {
       cause,
     })
   }
@@ -191,8 +193,4 @@ function describe(url: string): string {
   } catch {
     return 'DATABASE_URL (unparsable)'
   }
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
 }

@@ -1,6 +1,7 @@
 // `npm run db:migrate`: applies pending migrations to DATABASE_URL, or to PGlite under
 // APP_PERSISTENT_STORAGE, and exits non-zero with one line when that fails.
 import { resolve } from 'node:path'
+import { errorMessage } from '../errors.js'
 import { silentLogger } from '../log.js'
 import { openDatabase } from './client.js'
 
@@ -13,6 +14,6 @@ async function runMigrations(): Promise<void> {
 }
 
 runMigrations().catch((err: unknown) => {
-  console.error(`db:migrate failed: ${err instanceof Error ? err.message : String(err)}`)
+  console.error(`db:migrate failed: ${errorMessage(err)}`)
   process.exitCode = 1
 })

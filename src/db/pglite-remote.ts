@@ -1,4 +1,4 @@
-import { AppError } from '../errors.js'
+import { AppError, errorMessage } from '../errors.js'
 import type { Logger } from '../log.js'
 import { restrictToOwner } from '../storage-modes.js'
 import { type PgliteResult, type PgliteThread, startPgliteThread } from './pglite-worker.js'
@@ -140,8 +140,8 @@ export async function openRemotePglite(opts: RemotePgliteOptions): Promise<Remot
           return
         } catch (err) {
           const wait = Math.min(30_000, 1_000 * 2 ** Math.min(attempt - 1, 5))
-          setHealth('reopening', `cannot reopen the database: ${messageOf(err)}`)
-          log.error({ attempt, retryInMs: wait, err: messageOf(err) }, 'db.reopen_failed')
+          setHealth('reopening', `cannot reopen the database: ${errorMessage(err)}`)
+          log.error({ attempt, retryInMs: wait, err: errorMessage(err) }, 'db.reopen_failed')
           await new Promise((resolve) => setTimeout(resolve, wait).unref())
         }
       }
@@ -201,9 +201,9 @@ export async function openRemotePglite(opts: RemotePgliteOptions): Promise<Remot
     } catch (err) {
       if (t === thread && isFileError(err)) {
         if (health.status !== 'failing') {
-          log.error({ err: messageOf(err) }, 'db.failing')
+          log.error({ err: errorMessage(err) }, 'db.failing')
         }
-        setHealth('failing', messageOf(err))
+        setHealth('failing', errorMessage(err))
         probeLater()
       }
       throw err
@@ -324,10 +324,6 @@ function isFileError(err: unknown): boolean {
     code.startsWith('53') ||
     code.startsWith('58') ||
     code.startsWith('XX') ||
-    (code === '42501' && /^could not /.test(messageOf(err)))
+    (code === '42501' && /^could not /.test(errorMessage(err)))
   )
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
 }

@@ -1,5 +1,5 @@
 import KcAdminClient, { NetworkError } from '@keycloak/keycloak-admin-client'
-import { AppError } from '../errors.js'
+import { AppError, errorMessage } from '../errors.js'
 import type { Logger } from '../log.js'
 
 export type KcAdmin = KcAdminClient
@@ -88,7 +88,7 @@ export function kcMessage(err: unknown): string {
     }
     return data?.errorMessage ?? data?.error ?? err.message
   }
-  return err instanceof Error ? err.message : String(err)
+  return errorMessage(err)
 }
 
 /**

@@ -1,4 +1,4 @@
-import { AppError, isAppError } from '../errors.js'
+import { AppError, errorMessage, isAppError } from '../errors.js'
 import { CHANGE_KINDS, type Change, type ChangeKind } from './changes.js'
 import type { DesiredGroup, NewUser, UserPatch } from './model.js'
 import type { SyncPlan } from './plan.js'
@@ -139,7 +139,7 @@ async function applyOne(
     await execute(change, writer)
     return { change, outcome: 'applied' }
   } catch (err) {
-    const error = err instanceof Error ? err.message : String(err)
+    const error = errorMessage(err)
     return { change, outcome: isAppError(err, 'CONFLICT') ? 'conflict' : 'failed', error }
   }
 }

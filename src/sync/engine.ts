@@ -1,7 +1,7 @@
 import type { Config } from '../config/config.js'
 import type { Release } from '../db/client.js'
 import type { Store } from '../db/store.js'
-import { AppError, type ErrorCode } from '../errors.js'
+import { AppError, type ErrorCode, errorMessage } from '../errors.js'
 import type { Logger } from '../log.js'
 import { type ApplyReport, applyPlan, type DirectoryWriter } from './apply.js'
 import type { Change, Conflict } from './changes.js'
@@ -123,10 +123,6 @@ function countPlanned(changes: Change[]): Record<string, number> {
     counts[change.kind] = (counts[change.kind] ?? 0) + 1
   }
   return counts
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { Consumer } from '../config/config.js'
 import type { Store } from '../db/store.js'
+import { errorMessage } from '../errors.js'
 import type { Logger } from '../log.js'
 
 /** issued: minted for this request; cached: served from the cache; denied: 4xx; failed: 5xx */
@@ -34,7 +35,7 @@ export function issuanceRecorder(
         outcome,
       })
     } catch (err) {
-      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'tokens.record_failed')
+      log.warn({ err: errorMessage(err) }, 'tokens.record_failed')
     }
     count++
     if (count % every === 0 && !pruning) {
@@ -42,7 +43,7 @@ export function issuanceRecorder(
         .pruneIssuances({ keep })
         .then(() => undefined)
         .catch((err: unknown) => {
-          log.warn({ err: err instanceof Error ? err.message : String(err) }, 'tokens.prune_failed')
+          log.warn({ err: errorMessage(err) }, 'tokens.prune_failed')
         })
         .finally(() => {
           pruning = undefined

@@ -1,5 +1,5 @@
 import type { Store } from '../db/store.js'
-import { AppError } from '../errors.js'
+import { AppError, errorMessage } from '../errors.js'
 import {
   exportSigningKey,
   generateSigningKey,
@@ -132,7 +132,7 @@ export class SigningKeys {
         .then(() => this.opts.log.info('tokens.previous_key_retired'))
         .catch((err: unknown) => {
           // The next bootstrap (every start) writes publicJwks() again and so retires it then.
-          this.opts.log.warn({ err: errorText(err) }, 'tokens.key_retirement_failed')
+          this.opts.log.warn({ err: errorMessage(err) }, 'tokens.key_retirement_failed')
         })
     }, this.graceMs + 1000)
     this.retireTimer.unref()
@@ -168,8 +168,4 @@ function parseJson<T>(raw: string, what: string): T {
   } catch (cause) {
     throw new AppError('INTERNAL', `stored ${what} is not valid JSON`, { cause })
   }
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
 }

@@ -1,4 +1,5 @@
 import { request } from 'node:http'
+import { errorMessage } from '../../src/errors.js'
 import { encodeAuth } from './auth.js'
 import type { ExAppRecord, ExAppRegistry } from './exapps.js'
 
@@ -78,7 +79,7 @@ export function createAppApiDriver(registry: ExAppRegistry, opts: DriverOptions)
       call.status = res.status
       return res
     } catch (err) {
-      call.error = err instanceof Error ? err.message : String(err)
+      call.error = errorMessage(err)
       return { error: `${method} ${app.url}${path} failed: ${call.error}` }
     }
   }
