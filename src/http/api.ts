@@ -1,14 +1,30 @@
-import { Hono } from 'hono'
+import { createRoute, z } from '@hono/zod-openapi'
+import type { Hono } from 'hono'
 import type { Config } from '../config/config.js'
 import type { Store } from '../db/store.js'
 import type { KeycloakRuntime } from '../keycloak/runtime.js'
 import type { SyncEngine } from '../sync/engine.js'
 import { tokenRoutes } from '../tokens/routes.js'
 import type { TokenService } from '../tokens/service.js'
-import { openApiDocument } from './openapi.js'
+import { errors, openApiDocument, routes } from './openapi.js'
 import { syncRoutes } from './sync-routes.js'
 import type { AppEnv } from './types.js'
 import { uiRoutes } from './ui-routes.js'
+
+const rotate = createRoute({
+  method: 'post',
+  path: '/signing-key/rotate',
+  summary: 'Rotate the token signing key',
+  responses: {
+    200: {
+      description: 'the new key id and the one it replaces',
+      content: {
+        'application/json': { schema: z.object({ kid: z.string(), previousKid: z.string() }) },
+      },
+    },
+    ...errors(401, 403, 409),
+  },
+})
 
 export interface ApiDeps {
   config: Config
@@ -23,10 +39,15 @@ export interface ApiDeps {
  * where the access table (src/http/access.ts) declares them, and checks every caller against it.
  */
 export function apiRoutes({ config, keycloak, sync, store, tokens }: ApiDeps): Hono<AppEnv> {
-  return new Hono<AppEnv>()
-    .get('/openapi.json', (c) => c.json(openApiDocument(config.app.version)))
+  const api = routes()
     .route('/', syncRoutes({ sync, store, realm: config.keycloak.realm }))
     .route('/ui', uiRoutes({ config, keycloak, sync }))
-    .post('/signing-key/rotate', async (c) => c.json(await tokens.rotateSigningKey()))
+    .openapi(rotate, async (c) => c.json(await tokens.rotateSigningKey(), 200))
     .route('/', tokenRoutes({ tokens, consumers: config.consumers }))
+  let document: ReturnType<typeof openApiDocument> | undefined
+  // Not declared itself: the document describes the API, not where it is served.
+  return api.get('/openapi.json', (c) => {
+    document ??= openApiDocument(api, '/api', config.app.version)
+    return c.json(document)
+  })
 }

@@ -1,30 +1,45 @@
 import { describe, expect, it } from 'vitest'
 import { buildTestApp } from '../../test/app-builder.js'
 import { ACCESS, type AccessEntry } from './access.js'
-import { openApiDocument, securityFor } from './openapi.js'
+import { securityFor } from './openapi.js'
 
-const doc = openApiDocument('0.0.0-test')
-const documented = new Set(
-  Object.entries(doc.paths).flatMap(([path, item]) =>
-    Object.keys(item).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`),
-  ),
-)
+type Operation = { security?: unknown; parameters?: { name: string; in: string }[] }
+type Document = { openapi: string; paths: Record<string, Record<string, Operation>> }
+
+/** The document as the app serves it, generated from the declared routes. */
+async function servedDocument(): Promise<Document> {
+  const t = await buildTestApp()
+  const res = await t.app.request('/api/openapi.json')
+  expect(res.status).toBe(200)
+  return (await res.json()) as Document
+}
 
 describe('the OpenAPI document', () => {
-  it('describes every /api route of the access table, and nothing the table lacks', () => {
+  it('describes every /api route of the access table, and nothing the table lacks', async () => {
+    const doc = await servedDocument()
+    expect(doc.openapi).toBe('3.1.0')
+    const documented = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.keys(item).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`),
+    )
     const served = (ACCESS as readonly AccessEntry[])
       .filter((e) => e.part === 'api' && e.id !== 'api-other' && e.id !== 'openapi')
       .flatMap((e) => e.paths.flatMap((p) => e.methods.map((m) => `${m} ${p}`)))
-    expect([...documented].sort()).toEqual(served.sort())
+    expect(documented.sort()).toEqual(served.sort())
   })
 
-  it('takes who may call each operation from the access table', () => {
-    const ops = doc.paths as Record<string, Record<string, { security?: unknown }>>
+  it('takes who may call each operation from the access table', async () => {
+    const ops = (await servedDocument()).paths
     expect(ops['/api/token']?.post?.security).toEqual([{ apiSecret: [] }, { appApi: [] }])
     for (const path of ['/api/sync-all', '/api/sync-runs/{id}', '/api/signing-key/rotate']) {
       const [method] = Object.keys(ops[path] ?? {})
       expect(ops[path]?.[method as string]?.security, path).toEqual([{ appApi: [] }])
     }
+  })
+
+  it("states the token API's contract: client_id and scope in the query, X-NC-USER-ID", async () => {
+    const op = (await servedDocument()).paths['/api/token']?.post
+    const params = (op?.parameters ?? []).map((p) => `${p.in}:${p.name.toLowerCase()}`)
+    expect(params.sort()).toEqual(['header:x-nc-user-id', 'query:client_id', 'query:scope'])
   })
 
   it('refuses to describe an operation the table does not know', () => {

@@ -1,9 +1,9 @@
-import { Hono } from 'hono'
+import { createRoute, z } from '@hono/zod-openapi'
 import type { Config } from '../config/config.js'
 import { AppError } from '../errors.js'
 import type { KeycloakRuntime } from '../keycloak/runtime.js'
 import type { SyncEngine } from '../sync/engine.js'
-import type { AppEnv } from './types.js'
+import { errors, routes } from './openapi.js'
 
 export interface UiRoutesDeps {
   config: Config
@@ -24,6 +24,50 @@ export function tokenEndpoint(app: Config['app'], publicUrl: string): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${app.port}/api/token`
 }
 
+const overview = createRoute({
+  method: 'get',
+  path: '/overview',
+  summary: "State of Keycloak, the sync schedule and the token API (the status page's data)",
+  responses: {
+    200: {
+      description: 'overview',
+      content: {
+        'application/json': {
+          schema: z.looseObject({
+            app: z.object({ version: z.string() }),
+            keycloak: z.looseObject({}),
+            sync: z.looseObject({}),
+            tokens: z.looseObject({}),
+          }),
+        },
+      },
+    },
+    ...errors(401, 403, 429),
+  },
+})
+
+const named = z.object({ name: z.string(), clients: z.array(z.string()) })
+
+const credentials = createRoute({
+  method: 'post',
+  path: '/credentials',
+  summary: 'The consumer secrets and the console login, for a Nextcloud admin',
+  responses: {
+    200: {
+      description: 'the secrets',
+      content: {
+        'application/json': {
+          schema: z.object({
+            consumers: z.array(named.extend({ secret: z.string() })),
+            console: z.object({ username: z.string(), password: z.string(), url: z.string() }),
+          }),
+        },
+      },
+    },
+    ...errors(401, 403, 429),
+  },
+})
+
 /**
  * `/api/ui/*`, what the status page reads besides the sync routes: the state of Keycloak and the
  * schedule, and (on an admin's click) the secrets. Authentication is applied by the caller.
@@ -31,38 +75,41 @@ export function tokenEndpoint(app: Config['app'], publicUrl: string): string {
 export function uiRoutes({ config, keycloak, sync }: UiRoutesDeps) {
   const publicUrl = config.keycloak.publicUrl
   const consoleUrl = `${publicUrl}/admin/master/console/`
-  return new Hono<AppEnv>()
-    .get('/overview', (c) => {
+  return routes()
+    .openapi(overview, (c) => {
       c.header('Cache-Control', 'no-store')
-      return c.json({
-        app: { version: config.app.version },
-        keycloak: {
-          status: keycloak.status(),
-          mode: keycloak.mode,
-          // An external Keycloak's version is its own business.
-          version: keycloak.mode === 'embedded' ? config.keycloak.version : null,
-          restarts: keycloak.restarts(),
-          realm: config.keycloak.realm,
-          publicUrl,
-          consolePath: consoleUrl,
-          issuer: `${publicUrl}/realms/${config.keycloak.realm}`,
+      return c.json(
+        {
+          app: { version: config.app.version },
+          keycloak: {
+            status: keycloak.status(),
+            mode: keycloak.mode,
+            // An external Keycloak's version is its own business.
+            version: keycloak.mode === 'embedded' ? config.keycloak.version : null,
+            restarts: keycloak.restarts(),
+            realm: config.keycloak.realm,
+            publicUrl,
+            consolePath: consoleUrl,
+            issuer: `${publicUrl}/realms/${config.keycloak.realm}`,
+          },
+          sync: {
+            intervalSeconds: config.sync.intervalSeconds,
+            nextRun: sync.nextScheduledRun()?.toISOString() ?? null,
+            running: sync.progress() ?? null,
+            deletePolicy: config.sync.deletePolicy,
+            guardPercent: config.sync.guardPercent,
+          },
+          tokens: {
+            mode: config.keycloak.tokenMode,
+            endpoint: tokenEndpoint(config.app, publicUrl),
+            clients: config.keycloak.clients,
+            consumers: config.consumers.map(({ name, clients }) => ({ name, clients })),
+          },
         },
-        sync: {
-          intervalSeconds: config.sync.intervalSeconds,
-          nextRun: sync.nextScheduledRun()?.toISOString() ?? null,
-          running: sync.progress() ?? null,
-          deletePolicy: config.sync.deletePolicy,
-          guardPercent: config.sync.guardPercent,
-        },
-        tokens: {
-          mode: config.keycloak.tokenMode,
-          endpoint: tokenEndpoint(config.app, publicUrl),
-          clients: config.keycloak.clients,
-          consumers: config.consumers.map(({ name, clients }) => ({ name, clients })),
-        },
-      })
+        200,
+      )
     })
-    .post('/credentials', (c) => {
+    .openapi(credentials, (c) => {
       // Only a person looking at the page, never a consumer holding one secret, sees them all.
       const caller = c.get('caller')
       if (caller?.kind !== 'nextcloud') {
@@ -70,13 +117,20 @@ export function uiRoutes({ config, keycloak, sync }: UiRoutesDeps) {
       }
       c.get('log').info({ user: caller.userId }, 'ui.credentials_revealed')
       c.header('Cache-Control', 'no-store')
-      return c.json({
-        consumers: config.consumers.map(({ name, secret, clients }) => ({ name, secret, clients })),
-        console: {
-          username: config.keycloak.adminUser,
-          password: config.keycloak.adminPassword,
-          url: consoleUrl,
+      return c.json(
+        {
+          consumers: config.consumers.map(({ name, secret, clients }) => ({
+            name,
+            secret,
+            clients,
+          })),
+          console: {
+            username: config.keycloak.adminUser,
+            password: config.keycloak.adminPassword,
+            url: consoleUrl,
+          },
         },
-      })
+        200,
+      )
     })
 }

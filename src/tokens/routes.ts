@@ -1,7 +1,8 @@
+import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { Hono } from 'hono'
 import type { Consumer } from '../config/config.js'
 import { AppError } from '../errors.js'
+import { errors, routes } from '../http/openapi.js'
 import { userIdSchema } from '../http/sync-routes.js'
 import type { AppEnv, Caller } from '../http/types.js'
 import type { IssueRequest, TokenService } from './service.js'
@@ -16,33 +17,56 @@ export interface TokenRoutesDeps {
 const CLIENT_ID = /^[A-Za-z0-9_.:-]{1,255}$/
 const MAX_SCOPE_LENGTH = 1024
 
-/** The one value of a query parameter; repeating it is ambiguous, so it is refused. */
-function singleQuery(c: Context<AppEnv>, name: string): string | undefined {
-  const values = c.req.queries(name)
-  if (values && values.length > 1) {
-    throw new AppError('INVALID_INPUT', `${name} must be given once`)
-  }
-  return values?.[0]
-}
+/** A query parameter given once; repeating it is ambiguous, so it is refused. */
+const once = (name: string) =>
+  z.string({
+    error: (issue) =>
+      issue.input === undefined
+        ? `${name} is required`
+        : Array.isArray(issue.input)
+          ? `${name} must be given once`
+          : `${name} must be a string`,
+  })
 
-function clientIdOf(c: Context<AppEnv>): string {
-  const clientId = singleQuery(c, 'client_id')
-  if (clientId === undefined || clientId === '') {
-    throw new AppError('INVALID_INPUT', 'client_id is required')
-  }
-  if (!CLIENT_ID.test(clientId)) {
-    throw new AppError('INVALID_INPUT', 'client_id is malformed')
-  }
-  return clientId
-}
+const TokenSet = z
+  .object({
+    access_token: z.string(),
+    refresh_token: z
+      .string()
+      .openapi({ description: 'empty when Keycloak gives none (JWT grant)' }),
+    id_token: z.string(),
+    expires_in: z.number().int().openapi({ description: 'seconds left' }),
+    token_type: z.string().openapi({ example: 'Bearer' }),
+  })
+  .openapi('Token')
 
-function scopeOf(c: Context<AppEnv>): string | undefined {
-  const scope = singleQuery(c, 'scope')
-  if (scope !== undefined && scope.length > MAX_SCOPE_LENGTH) {
-    throw new AppError('INVALID_INPUT', 'scope is too long')
-  }
-  return scope
-}
+const token = createRoute({
+  method: 'post',
+  path: '/token',
+  summary: 'Keycloak tokens for a Nextcloud user',
+  request: {
+    query: z.object({
+      client_id: once('client_id')
+        .min(1, 'client_id is required')
+        .regex(CLIENT_ID, 'client_id is malformed')
+        .openapi({ example: 'opentalk' }),
+      scope: once('scope')
+        .max(MAX_SCOPE_LENGTH, 'scope is too long')
+        .optional()
+        .openapi({ description: 'extra scopes; openid is always included' }),
+    }),
+    headers: z.object({
+      'x-nc-user-id': z
+        .string()
+        .optional()
+        .openapi({ description: 'the Nextcloud uid (with X-API-SECRET)' }),
+    }),
+  },
+  responses: {
+    200: { description: 'tokens', content: { 'application/json': { schema: TokenSet } } },
+    ...errors(400, 401, 403, 404, 429, 502),
+  },
+})
 
 function userIdOf(value: string | undefined, what: string): string {
   if (value === undefined) {
@@ -103,20 +127,22 @@ function requester(
  *   -H 'X-API-SECRET: …' -H 'X-NC-USER-ID: alice'
  */
 export function tokenRoutes({ tokens, consumers }: TokenRoutesDeps) {
-  return new Hono<AppEnv>().post('/token', async (c) => {
+  return routes().openapi(token, async (c) => {
     const who = requester(c, c.get('caller'), consumers)
-    const clientId = clientIdOf(c)
-    const scope = scopeOf(c)
+    const { client_id: clientId, scope } = c.req.valid('query')
     const set = await tokens.issue({ ...who, clientId, scope })
     // RFC 6749 §5.1: token responses must not be stored by caches on the way.
     c.header('Cache-Control', 'no-store')
     c.header('Pragma', 'no-cache')
-    return c.json({
-      access_token: set.access_token,
-      refresh_token: set.refresh_token,
-      id_token: set.id_token,
-      expires_in: set.expires_in,
-      token_type: set.token_type,
-    })
+    return c.json(
+      {
+        access_token: set.access_token,
+        refresh_token: set.refresh_token,
+        id_token: set.id_token,
+        expires_in: set.expires_in,
+        token_type: set.token_type,
+      },
+      200,
+    )
   })
 }
