@@ -3,8 +3,8 @@
 import { randomUUID } from 'node:crypto'
 import type { Issuance, Store } from '../src/db/store.js'
 import { AppError } from '../src/errors.js'
+import type { PublicJwk } from '../src/keycloak/assertion-signing.js'
 import { GRANT_ERROR_CODES, GrantError, type GrantRejection } from '../src/keycloak/grant-errors.js'
-import type { PublicJwk } from '../src/keycloak/signing-key.js'
 import type { ClientCredentials, TokenClient, TokenSet } from '../src/keycloak/token-client.js'
 import type { RunSummary, UserSyncResult } from '../src/sync/engine.js'
 

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { verifiedClaims } from '../../test/jwt.js'
 import { isAppError } from '../errors.js'
 import { silentLogger } from '../log.js'
+import { generateSigningKey, type SigningKey, signAssertion } from './assertion-signing.js'
 import { grantRejection } from './grant-errors.js'
 import {
   ASSERTION_TTL_SECONDS,
@@ -13,7 +14,6 @@ import {
   JWT_GRANT_IDP_ALIAS,
   JWT_GRANT_ISSUER,
 } from './jwt-grant.js'
-import { generateSigningKey, type SigningKey, signAssertion } from './signing-key.js'
 import { createTokenClient, type TokenClient } from './token-client.js'
 
 // The shared global setup provides a running Keycloak; without one this suite must fail, not skip.

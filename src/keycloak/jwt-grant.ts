@@ -1,6 +1,6 @@
 import type FederatedIdentityRepresentation from '@keycloak/keycloak-admin-client/lib/defs/federatedIdentityRepresentation.js'
 import type IdentityProviderRepresentation from '@keycloak/keycloak-admin-client/lib/defs/identityProviderRepresentation.js'
-import type { PublicJwk } from './signing-key.js'
+import type { PublicJwk } from './assertion-signing.js'
 
 /**
  * Admin API representations that let the sidecar mint user tokens with Keycloak's JWT
@@ -39,7 +39,7 @@ export const ASSERTION_CLOCK_SKEW_SECONDS = 10
 export interface IdentityProviderSpec {
   alias: string
   issuer: string
-  /** current key first; during a rotation the previous key too (see signing-key.ts) */
+  /** current key first; during a rotation the previous key too (see assertion-signing.ts) */
   publicJwks: { keys: PublicJwk[] }
 }
 

@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { execa } from 'execa'
-import type { ExitInfo } from './lifecycle.js'
+import type { ExitInfo } from './supervisor-states.js'
 
 export interface SpawnSpec {
   command: string

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { isAppError } from '../errors.js'
 import { silentLogger } from '../log.js'
-import { nextState, type SupervisorEvent, type SupervisorState } from './lifecycle.js'
 import { createRealmGuard, type RealmGuard } from './realm-guard.js'
 import type { KeycloakStatus, StatusListener } from './runtime.js'
+import { nextState, type SupervisorEvent, type SupervisorState } from './supervisor-states.js'
 
 /** A runtime whose status follows the supervisor's own transition table, event by event. */
 function fakeRuntime() {

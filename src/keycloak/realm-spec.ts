@@ -1,6 +1,6 @@
 import type { Config } from '../config/config.js'
 import { MANAGED_ATTRIBUTE, managedRoles, UID_ATTRIBUTE } from '../sync/model.js'
-import type { Jwks } from '../tokens/signing-keys.js'
+import type { Jwks } from '../tokens/signing-key-store.js'
 import type { RealmSpec } from './bootstrap.js'
 import {
   clientGrantAttributes,

@@ -2,20 +2,13 @@
  * Runs Keycloak as a supervised child. Supported Keycloak: the version pinned in
  * src/config/schema.ts (KEYCLOAK_VERSION, 26.7.x), started with `kc.sh start --optimized`.
  *
- * This module only executes what lifecycle.ts decides: it turns process exits, probe results and
+ * This module only executes what supervisor-states.ts decides: it turns process exits, probe results and
  * timers into events, and effects into spawns, signals and timers.
  */
 import { join } from 'node:path'
 import type { Config } from '../config/config.js'
 import { AppError } from '../errors.js'
 import type { Logger } from '../log.js'
-import {
-  type Effect,
-  nextState,
-  readiness,
-  type SupervisorEvent,
-  type SupervisorState,
-} from './lifecycle.js'
 import { startArgsFor, startEnvFor } from './options.js'
 import { removePidFile, stopLeftover, writePidFile } from './pid-file.js'
 import {
@@ -25,8 +18,15 @@ import {
   spawnProcessGroup,
 } from './process-group.js'
 import { pollReady } from './ready-probe.js'
+import {
+  type Effect,
+  nextState,
+  readiness,
+  type SupervisorEvent,
+  type SupervisorState,
+} from './supervisor-states.js'
 
-export type { SupervisorState } from './lifecycle.js'
+export type { SupervisorState } from './supervisor-states.js'
 
 export interface SupervisorOptions {
   command: string

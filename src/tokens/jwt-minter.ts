@@ -1,8 +1,8 @@
+import { signAssertion } from '../keycloak/assertion-signing.js'
 import { grantRejection } from '../keycloak/grant-errors.js'
 import { ASSERTION_TTL_SECONDS, JWT_GRANT_ISSUER } from '../keycloak/jwt-grant.js'
-import { signAssertion } from '../keycloak/signing-key.js'
 import type { TokenClient, TokenSet } from '../keycloak/token-client.js'
-import type { SigningKeys } from './signing-keys.js'
+import type { SigningKeys } from './signing-key-store.js'
 
 export interface JwtMinterOptions {
   keys: Pick<SigningKeys, 'key' | 'reload'>

@@ -2,11 +2,11 @@ import { pino } from 'pino'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { FakeKeycloak, fakeEngine, grantFailure, memoryStore } from '../../test/token-fakes.js'
 import { AppError } from '../errors.js'
+import type { StoredSigningKey } from '../keycloak/assertion-signing.js'
 import { JWT_GRANT_ISSUER } from '../keycloak/jwt-grant.js'
-import type { StoredSigningKey } from '../keycloak/signing-key.js'
 import type { TokenClient } from '../keycloak/token-client.js'
 import { createTokenService, type IssueRequest, normalizeScope } from './service.js'
-import { SIGNING_KEY_SECRET } from './signing-keys.js'
+import { SIGNING_KEY_SECRET } from './signing-key-store.js'
 
 const opentalk = { name: 'opentalk-app', clients: ['opentalk'] }
 

@@ -10,7 +10,7 @@ import { issuanceRecorder } from './issuance-log.js'
 import { createJwtMinter } from './jwt-minter.js'
 import { createPasswordMinter } from './password-minter.js'
 import { type FindNextcloudUser, provisioner } from './provision.js'
-import { type Jwks, SigningKeys } from './signing-keys.js'
+import { type Jwks, SigningKeys } from './signing-key-store.js'
 
 export interface TokenServiceDeps {
   config: Pick<Config['keycloak'], 'realm' | 'clients' | 'tokenMode'>

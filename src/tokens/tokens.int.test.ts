@@ -24,7 +24,7 @@ import { SyncEngine, type SyncSource } from '../sync/engine.js'
 import { KeycloakTarget } from '../sync/keycloak-target.js'
 import { MANAGED_ATTRIBUTE, UID_ATTRIBUTE } from '../sync/model.js'
 import { createTokenService, type TokenService, type TokenServiceDeps } from './service.js'
-import type { Jwks } from './signing-keys.js'
+import type { Jwks } from './signing-key-store.js'
 
 // The shared global setup provides a running Keycloak; without one this suite must fail, not skip.
 const KEYCLOAK_URL = process.env.TEST_KEYCLOAK_URL

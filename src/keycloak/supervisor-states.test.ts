@@ -11,7 +11,7 @@ import {
   STABLE_AFTER_MS,
   type SupervisorEvent,
   type SupervisorState,
-} from './lifecycle.js'
+} from './supervisor-states.js'
 
 const stopped: SupervisorState = { kind: 'stopped' }
 const starting = (failures = 0): SupervisorState => ({ kind: 'starting', since: 0, failures })

@@ -9,7 +9,7 @@ import {
   type PublicJwk,
   type StoredSigningKey,
   signAssertion,
-} from './signing-key.js'
+} from './assertion-signing.js'
 
 // RFC 7515 appendix A.3 (the ES256 example key); its thumbprint comes from an independent
 // implementation (jose's calculateJwkThumbprint).

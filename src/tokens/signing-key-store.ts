@@ -7,7 +7,7 @@ import {
   type PublicJwk,
   type SigningKey,
   type StoredSigningKey,
-} from '../keycloak/signing-key.js'
+} from '../keycloak/assertion-signing.js'
 import type { Logger } from '../log.js'
 
 /** Store names: the current key (private part, sealed by the store) and the retiring public key. */
