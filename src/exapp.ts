@@ -28,6 +28,7 @@ import { createTokenClient } from './keycloak/token-client.js'
 import { setUserPassword } from './keycloak/user-password.js'
 import type { Logger } from './log.js'
 import { Metrics, metricsRoutes } from './metrics.js'
+import { singleFlight } from './single-flight.js'
 import { readState, writeState } from './state.js'
 import { SyncEngine, type SyncTarget } from './sync/engine.js'
 import { KeycloakTarget } from './sync/keycloak-target.js'
@@ -154,19 +155,11 @@ export async function startExApp(
   })
 
   // Init and the start-up resume may both bootstrap; concurrent callers share one run.
-  let bootstrapping: Promise<BootstrapReport> | undefined
-  const bootstrap = () => {
-    bootstrapping ??= realmSpecFor(
-      config,
-      clientSecret,
-      jwtMode ? () => tokens.publicJwks() : undefined,
-    )
-      .then((spec) => bootstrapRealm(admin, spec, log))
-      .finally(() => {
-        bootstrapping = undefined
-      })
-    return bootstrapping
-  }
+  const bootstrap = singleFlight(() =>
+    realmSpecFor(config, clientSecret, jwtMode ? () => tokens.publicJwks() : undefined).then(
+      (spec) => bootstrapRealm(admin, spec, log),
+    ),
+  )
   const sync = new SyncEngine({
     realm: config.keycloak.realm,
     source,

@@ -1,6 +1,7 @@
 import KcAdminClient, { NetworkError } from '@keycloak/keycloak-admin-client'
 import { AppError, errorMessage } from '../errors.js'
 import type { Logger } from '../log.js'
+import { singleFlight } from '../single-flight.js'
 
 export type KcAdmin = KcAdminClient
 
@@ -25,7 +26,6 @@ const RENEW_BEFORE_MS = 15_000
 export function createKeycloakAdmin(conn: AdminConnection): KcAdmin {
   const client = new KcAdminClient({ baseUrl: conn.baseUrl, realmName: conn.realm })
   let current: { value: string; expiresAt: number } | undefined
-  let pending: Promise<{ value: string; expiresAt: number }> | undefined
 
   const fetchToken = async () => {
     const started = Date.now()
@@ -59,14 +59,13 @@ export function createKeycloakAdmin(conn: AdminConnection): KcAdmin {
     const json = (await res.json()) as { access_token: string; expires_in: number }
     return { value: json.access_token, expiresAt: started + json.expires_in * 1000 }
   }
+  // Concurrent requests that find the token expired share one login.
+  const fetchOnce = singleFlight(fetchToken)
 
   client.registerTokenProvider({
     getAccessToken: async () => {
       if (!current || Date.now() > current.expiresAt - RENEW_BEFORE_MS) {
-        pending ??= fetchToken().finally(() => {
-          pending = undefined
-        })
-        current = await pending
+        current = await fetchOnce()
       }
       return current.value
     },
