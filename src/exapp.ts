@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import { createAdaptorServer } from '@hono/node-server'
-import { Hono } from 'hono'
+import type { Hono } from 'hono'
 import { createApp } from './app.js'
 import { adminChecker } from './appapi/admin-checker.js'
 import { createLifecycle, type InitStep, type Lifecycle } from './appapi/lifecycle.js'
@@ -14,13 +14,13 @@ import { createStore, type Store } from './db/store.js'
 import { errorMessage } from './errors.js'
 import { apiRoutes } from './http/api.js'
 import { listen } from './http/listen.js'
+import { proxiedPages } from './http/pages.js'
 import type { AppEnv } from './http/types.js'
 import { createKeycloakAdmin, type KcAdmin, kc } from './keycloak/admin.js'
 import { type BootstrapReport, bootstrapRealm } from './keycloak/bootstrap.js'
 import { createEmbeddedKeycloak, prepareBundledKeycloak } from './keycloak/embedded.js'
 import { createExternalKeycloak } from './keycloak/external.js'
 import { identityProviderRep, JWT_GRANT_IDP_ALIAS, JWT_GRANT_ISSUER } from './keycloak/jwt-grant.js'
-import { keycloakProxy } from './keycloak/proxy.js'
 import { createRealmGuard } from './keycloak/realm-guard.js'
 import { realmSpecFor } from './keycloak/realm-spec.js'
 import type { KeycloakRuntime } from './keycloak/runtime.js'
@@ -35,7 +35,7 @@ import { KeycloakTarget } from './sync/keycloak-target.js'
 import { managedRoles } from './sync/model.js'
 import { NextcloudSource } from './sync/nextcloud-source.js'
 import { createTokenService, type TokenService } from './tokens/service.js'
-import { appAssets, registerTopMenu, unregisterTopMenu } from './ui/top-menu.js'
+import { registerTopMenu, unregisterTopMenu } from './ui/top-menu.js'
 
 /** Parts a test (or another composition) may replace. */
 export interface ExAppOverrides {
@@ -284,23 +284,7 @@ export async function startExApp(
     api,
     metrics: metricsRoutes(metrics),
     // The status page, the admin console and the realm's public endpoints, proxied to Keycloak.
-    ui: new Hono<AppEnv>()
-      .route(
-        '/app',
-        appAssets({
-          publicPath: new URL(config.keycloak.publicUrl).pathname,
-          isAdmin,
-        }),
-      )
-      .route(
-        '/',
-        keycloakProxy({
-          upstream: config.keycloak.url,
-          publicUrl: config.keycloak.publicUrl,
-          realm: config.keycloak.realm,
-          isAdmin,
-        }),
-      ),
+    ui: proxiedPages({ config, isAdmin }),
   })
   // Runs a killed process left `running` are marked, so the status page does not wait on them.
   void sync

@@ -1,19 +1,16 @@
-import { Hono } from 'hono'
 import { createApp } from '../src/app.js'
 import type { Lifecycle } from '../src/appapi/lifecycle.js'
 import type { Consumer } from '../src/config/config.js'
 import type { Store } from '../src/db/store.js'
 import { apiRoutes } from '../src/http/api.js'
 import { FailureLimiter } from '../src/http/failure-limiter.js'
-import type { AppEnv } from '../src/http/types.js'
-import { keycloakProxy } from '../src/keycloak/proxy.js'
+import { proxiedPages } from '../src/http/pages.js'
 import type { KeycloakRuntime } from '../src/keycloak/runtime.js'
 import { silentLogger } from '../src/log.js'
 import { Metrics, metricsRoutes } from '../src/metrics.js'
 import type { RunSummary, SyncEngine } from '../src/sync/engine.js'
 import { createTokenService } from '../src/tokens/service.js'
 import { asset } from '../src/ui/assets.js'
-import { appAssets } from '../src/ui/top-menu.js'
 import { testConfig } from './config.js'
 import { FakeKeycloak, fakeEngine, memoryStore } from './token-fakes.js'
 
@@ -125,33 +122,19 @@ export async function buildTestApp(opts: TestAppOptions = {}) {
     limiter: opts.limiter ?? new FailureLimiter(),
     api: apiRoutes({ config, keycloak: runtime, sync, store, tokens }),
     metrics: metricsRoutes(new Metrics(runtime)),
-    ui: new Hono<AppEnv>()
-      .route(
-        '/app',
-        appAssets({
-          publicPath: new URL(config.keycloak.publicUrl).pathname,
-          isAdmin,
-          files: new Map([
-            ['index.html', asset('<!DOCTYPE html><title>status</title>', 'text/html')],
-          ]),
-        }),
-      )
-      .route(
-        '/',
-        keycloakProxy({
-          upstream: 'http://127.0.0.1:9',
-          publicUrl: config.keycloak.publicUrl,
-          realm: config.keycloak.realm,
-          isAdmin,
-          fetch: async (input) => {
-            upstream.push(String(input instanceof Request ? input.url : input))
-            return new Response('keycloak', {
-              status: 200,
-              headers: { 'content-type': 'text/plain' },
-            })
-          },
-        }),
-      ),
+    ui: proxiedPages({
+      config,
+      isAdmin,
+      files: new Map([['index.html', asset('<!DOCTYPE html><title>status</title>', 'text/html')]]),
+      upstream: 'http://127.0.0.1:9',
+      fetch: async (input) => {
+        upstream.push(String(input instanceof Request ? input.url : input))
+        return new Response('keycloak', {
+          status: 200,
+          headers: { 'content-type': 'text/plain' },
+        })
+      },
+    }),
   })
   const as = (user: string, secret = config.app.secret, appId = config.app.id) => ({
     'EX-APP-ID': appId,
