@@ -1,6 +1,7 @@
 // In-memory doubles for the token service's unit and app tests (src/tokens/*.test.ts): a
 // Keycloak token endpoint that checks assertions the way 26.7.3 does, a store, and a sync engine.
 import { randomUUID } from 'node:crypto'
+import { compactVerify, importJWK } from 'jose'
 import type { Issuance, Store } from '../src/db/store.js'
 import { AppError } from '../src/errors.js'
 import type { PublicJwk } from '../src/keycloak/assertion-signing.js'
@@ -70,11 +71,11 @@ export class FakeKeycloak implements TokenClient {
     this.calls.jwt++
     await this.answerDelay()
     this.checkClient(req)
-    const [h, p, s] = req.assertion.split('.')
+    const [h, p] = req.assertion.split('.')
     const header = decodePart(h)
     const payload = decodePart(p)
     const jwk = this.trusted.get(String(header.kid))
-    if (!jwk || !(await verifyEs256(jwk, `${h}.${p}`, s ?? ''))) {
+    if (!jwk || !(await verifiesEs256(jwk, req.assertion))) {
       throw grantFailure('assertion_rejected', 'Invalid signature')
     }
     if (payload.aud !== this.issuerUrl) {
@@ -171,19 +172,12 @@ export class FakeKeycloak implements TokenClient {
   }
 }
 
-async function verifyEs256(jwk: PublicJwk, input: string, signature: string): Promise<boolean> {
-  const key = await crypto.subtle.importKey(
-    'jwk',
-    { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y },
-    { name: 'ECDSA', namedCurve: 'P-256' },
-    false,
-    ['verify'],
-  )
-  return crypto.subtle.verify(
-    { name: 'ECDSA', hash: 'SHA-256' },
-    key,
-    Buffer.from(signature, 'base64url'),
-    new TextEncoder().encode(input),
+/** Whether `jws` is a valid ES256 signature by `jwk`. */
+async function verifiesEs256(jwk: PublicJwk, jws: string): Promise<boolean> {
+  const key = await importJWK({ kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y }, 'ES256')
+  return compactVerify(jws, key, { algorithms: ['ES256'] }).then(
+    () => true,
+    () => false,
   )
 }
 

@@ -42,7 +42,7 @@ function decode(jws: string) {
   }
 }
 
-/** Verifies with node:crypto, independently of the WebCrypto code under test. */
+/** Verifies with node:crypto, independently of the jose code under test. */
 function verifiesWith(jwk: PublicJwk, jws: string): boolean {
   const { signingInput, signature } = decode(jws)
   const key = createPublicKey({

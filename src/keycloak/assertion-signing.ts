@@ -1,9 +1,9 @@
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose'
 import { AppError } from '../errors.js'
 
 /**
- * The sidecar's assertion signing key (EC P-256, ES256) for Keycloak's JWT Authorization Grant.
- * WebCrypto does all the work, so no JOSE library is needed: ES256 signatures from WebCrypto are
- * already the raw r||s form JWS expects.
+ * The sidecar's assertion signing key (EC P-256, ES256) for Keycloak's JWT Authorization Grant;
+ * jose signs and computes the key id.
  */
 
 /** A public key as the identity provider's JWKS carries it. */
@@ -46,19 +46,17 @@ export interface AssertionClaims {
   now?: Date
 }
 
-const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' } as const
-const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const
+const ALG = 'ES256'
 
 /** Generates a fresh P-256 key pair. */
 export async function generateSigningKey(now: Date = new Date()): Promise<SigningKey> {
-  const pair = await crypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])
-  const privateJwk = await crypto.subtle.exportKey('jwk', pair.privateKey)
-  return fromPrivateJwk(checkPrivateJwk(privateJwk), now)
+  const pair = await generateKeyPair(ALG, { extractable: true })
+  return fromPrivateJwk(checkPrivateJwk(await exportJWK(pair.privateKey)), now)
 }
 
 /** The storable form of `key`, private part included. */
 export async function exportSigningKey(key: SigningKey): Promise<StoredSigningKey> {
-  const privateJwk = checkPrivateJwk(await crypto.subtle.exportKey('jwk', key.privateKey))
+  const privateJwk = checkPrivateJwk(await exportJWK(key.privateKey))
   return { v: 1, kid: key.kid, createdAt: key.createdAt.toISOString(), privateJwk }
 }
 
@@ -78,11 +76,9 @@ export async function importSigningKey(stored: StoredSigningKey): Promise<Signin
   return key
 }
 
-/** RFC 7638 thumbprint: SHA-256 over the required EC members in lexicographic order. */
-export async function jwkThumbprint(jwk: { crv: string; kty: string; x: string; y: string }) {
-  const canonical = JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y })
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(canonical))
-  return Buffer.from(digest).toString('base64url')
+/** RFC 7638 thumbprint (SHA-256) of the public key: the key id Keycloak matches. */
+export function jwkThumbprint(jwk: { crv: string; kty: string; x: string; y: string }) {
+  return calculateJwkThumbprint({ kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y }, 'sha256')
 }
 
 /**
@@ -102,29 +98,19 @@ export async function signAssertion(key: SigningKey, claims: AssertionClaims): P
     )
   }
   const iat = Math.floor((claims.now ?? new Date()).getTime() / 1000)
-  const header = { alg: 'ES256', typ: 'JWT', kid: key.kid }
-  const payload = {
+  return new SignJWT({
     iss: claims.issuer,
     sub: claims.subject,
     aud: claims.audience,
     iat,
     exp: iat + claims.ttlSeconds,
     jti: crypto.randomUUID(),
-  }
-  const signingInput = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(payload))}`
-  const signature = await crypto.subtle.sign(
-    SIGN,
-    key.privateKey,
-    new TextEncoder().encode(signingInput),
-  )
-  return `${signingInput}.${Buffer.from(signature).toString('base64url')}`
+  })
+    .setProtectedHeader({ alg: ALG, typ: 'JWT', kid: key.kid })
+    .sign(key.privateKey)
 }
 
 type PrivateJwk = StoredSigningKey['privateJwk']
-
-function base64url(text: string): string {
-  return Buffer.from(text, 'utf8').toString('base64url')
-}
 
 function checkPrivateJwk(jwk: JsonWebKey | undefined): PrivateJwk {
   const { kty, crv, x, y, d } = jwk ?? {}
@@ -138,7 +124,7 @@ async function fromPrivateJwk(jwk: PrivateJwk, createdAt: Date): Promise<Signing
   let privateKey: CryptoKey
   try {
     // Extractable so exportSigningKey can hand it to the encrypted store; nothing else exports it.
-    privateKey = await crypto.subtle.importKey('jwk', jwk, ALGORITHM, true, ['sign'])
+    privateKey = await importJWK(jwk, ALG, { extractable: true })
   } catch (cause) {
     throw new AppError('INTERNAL', 'signing key cannot be imported', { cause })
   }
