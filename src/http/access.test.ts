@@ -134,6 +134,7 @@ describe('the access table', () => {
       ['GET', '/api/sync-runs'],
       ['GET', '/api/sync-status'],
       ['GET', '/api/ui/overview'],
+      ['GET', '/api/ui/vocabulary'],
       ['POST', '/api/ui/credentials'],
       ['POST', '/api/signing-key/rotate'],
       ['GET', '/metrics'],

@@ -130,6 +130,12 @@ export const ACCESS = [
       ['sync-run', 'GET', '/api/sync-runs/:id', 'one run and its changelog'],
       ['ui-overview', 'GET', '/api/ui/overview', 'the status page’s overview'],
       [
+        'ui-vocabulary',
+        'GET',
+        '/api/ui/vocabulary',
+        'the status page’s words for the sync’s vocabularies',
+      ],
+      [
         'ui-credentials',
         'POST',
         '/api/ui/credentials',

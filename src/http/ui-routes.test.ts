@@ -1,9 +1,12 @@
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { testConfig } from '../../test/config.js'
+import { RUN_STATUSES } from '../db/schema.js'
 import type { KeycloakRuntime } from '../keycloak/runtime.js'
 import { silentLogger } from '../log.js'
+import { CHANGE_KINDS } from '../sync/changes.js'
 import type { SyncEngine } from '../sync/engine.js'
+import { CONFLICT_LABELS, TRIGGER_LABELS, type Vocabulary } from '../ui/vocabulary.js'
 import { onError } from './errors.js'
 import type { AppEnv, Caller } from './types.js'
 import { tokenEndpoint, uiRoutes } from './ui-routes.js'
@@ -115,5 +118,23 @@ describe('/api/ui', () => {
   it('reveals only on POST', async () => {
     const { app } = setup({ kind: 'nextcloud', userId: 'admin', isAdmin: true })
     expect((await app.request('/ui/credentials')).status).toBe(404)
+  })
+
+  it("serves the sync's vocabularies as the server keeps them", async () => {
+    const { app } = setup({ kind: 'nextcloud', userId: 'admin', isAdmin: true })
+    const res = await app.request('/ui/vocabulary')
+    expect(res.status).toBe(200)
+    const body = (await res.json()) as Vocabulary
+    const keys = (terms: { key: string }[]) => terms.map((t) => t.key)
+    // The page sorts counts by this order, so it must be the sync's own.
+    expect(keys(body.changeKinds)).toEqual([...CHANGE_KINDS])
+    expect(keys(body.runStatuses)).toEqual([...RUN_STATUSES])
+    expect(Object.fromEntries(body.triggers.map((t) => [t.key, t.label]))).toEqual(TRIGGER_LABELS)
+    expect(Object.fromEntries(body.conflicts.map((t) => [t.key, t.label]))).toEqual(CONFLICT_LABELS)
+    for (const term of Object.values(body).flat()) {
+      expect(term.label, term.key).toMatch(/^[A-Z]/)
+    }
+    expect(body.changeKinds.find((t) => t.key === 'create-user')?.label).toBe('Users created')
+    expect(body.triggers.find((t) => t.key === 'init')?.label).toBe('Startup')
   })
 })

@@ -3,6 +3,7 @@ import type { Config } from '../config/config.js'
 import { AppError } from '../errors.js'
 import type { KeycloakRuntime } from '../keycloak/runtime.js'
 import type { SyncEngine } from '../sync/engine.js'
+import { vocabulary } from '../ui/vocabulary.js'
 import { errors, routes } from './openapi.js'
 
 export interface UiRoutesDeps {
@@ -24,6 +25,44 @@ export function tokenEndpoint(app: Config['app'], publicUrl: string): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${app.port}/api/token`
 }
 
+const progress = z.object({
+  phase: z.enum(['reading', 'applying']),
+  runId: z.number().int(),
+  trigger: z.string(),
+  done: z.number().int().optional(),
+  total: z.number().int().optional(),
+})
+
+const OverviewSchema = z.object({
+  app: z.object({ version: z.string() }),
+  keycloak: z.object({
+    status: z.enum(['stopped', 'starting', 'ready', 'stopping', 'crashed', 'installing']),
+    mode: z.enum(['embedded', 'external']),
+    version: z.string().nullable(),
+    restarts: z.number().int(),
+    realm: z.string(),
+    publicUrl: z.string(),
+    consolePath: z.string(),
+    issuer: z.string(),
+  }),
+  sync: z.object({
+    intervalSeconds: z.number(),
+    nextRun: z.string().nullable(),
+    running: progress.nullable(),
+    deletePolicy: z.enum(['disable', 'delete']),
+    guardPercent: z.number(),
+  }),
+  tokens: z.object({
+    mode: z.enum(['jwt', 'password']),
+    endpoint: z.string(),
+    clients: z.array(z.string()),
+    consumers: z.array(z.object({ name: z.string(), clients: z.array(z.string()) })),
+  }),
+})
+
+/** What `GET /api/ui/overview` answers. */
+export type Overview = z.infer<typeof OverviewSchema>
+
 const overview = createRoute({
   method: 'get',
   path: '/overview',
@@ -31,22 +70,21 @@ const overview = createRoute({
   responses: {
     200: {
       description: 'overview',
-      content: {
-        'application/json': {
-          schema: z.looseObject({
-            app: z.object({ version: z.string() }),
-            keycloak: z.looseObject({}),
-            sync: z.looseObject({}),
-            tokens: z.looseObject({}),
-          }),
-        },
-      },
+      content: { 'application/json': { schema: OverviewSchema } },
     },
     ...errors(401, 403, 429),
   },
 })
 
 const named = z.object({ name: z.string(), clients: z.array(z.string()) })
+
+const CredentialsSchema = z.object({
+  consumers: z.array(named.extend({ secret: z.string() })),
+  console: z.object({ username: z.string(), password: z.string(), url: z.string() }),
+})
+
+/** What `POST /api/ui/credentials` answers. */
+export type Credentials = z.infer<typeof CredentialsSchema>
 
 const credentials = createRoute({
   method: 'post',
@@ -56,10 +94,29 @@ const credentials = createRoute({
     200: {
       description: 'the secrets',
       content: {
+        'application/json': { schema: CredentialsSchema },
+      },
+    },
+    ...errors(401, 403, 429),
+  },
+})
+
+const term = z.object({ key: z.string(), label: z.string() })
+
+const vocabularyRoute = createRoute({
+  method: 'get',
+  path: '/vocabulary',
+  summary: "The labels of the sync's change kinds, triggers, conflicts and run statuses",
+  responses: {
+    200: {
+      description: 'lists in the order the server keeps them (change kinds: the order applied)',
+      content: {
         'application/json': {
           schema: z.object({
-            consumers: z.array(named.extend({ secret: z.string() })),
-            console: z.object({ username: z.string(), password: z.string(), url: z.string() }),
+            changeKinds: z.array(term),
+            triggers: z.array(term),
+            conflicts: z.array(term),
+            runStatuses: z.array(term),
           }),
         },
       },
@@ -70,7 +127,7 @@ const credentials = createRoute({
 
 /**
  * `/api/ui/*`, what the status page reads besides the sync routes: the state of Keycloak and the
- * schedule, and (on an admin's click) the secrets. Authentication is applied by the caller.
+ * schedule, the words for the sync's vocabularies, and (on an admin's click) the secrets. Authentication is applied by the caller.
  */
 export function uiRoutes({ config, keycloak, sync }: UiRoutesDeps) {
   const publicUrl = config.keycloak.publicUrl
@@ -108,6 +165,10 @@ export function uiRoutes({ config, keycloak, sync }: UiRoutesDeps) {
         },
         200,
       )
+    })
+    .openapi(vocabularyRoute, (c) => {
+      c.header('Cache-Control', 'no-cache')
+      return c.json(vocabulary(), 200)
     })
     .openapi(credentials, (c) => {
       // Only a person looking at the page, never a consumer holding one secret, sees them all.
