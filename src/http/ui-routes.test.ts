@@ -6,10 +6,10 @@ import type { KeycloakRuntime } from '../keycloak/runtime.js'
 import { silentLogger } from '../log.js'
 import { CHANGE_KINDS } from '../sync/changes.js'
 import type { SyncEngine } from '../sync/engine.js'
-import { CONFLICT_LABELS, TRIGGER_LABELS, type Vocabulary } from '../ui/vocabulary.js'
 import { onError } from './errors.js'
 import type { AppEnv, Caller } from './types.js'
 import { tokenEndpoint, uiRoutes } from './ui-routes.js'
+import { CONFLICT_LABELS, TRIGGER_LABELS, type Vocabulary } from './vocabulary.js'
 
 function setup(caller: Caller) {
   const config = testConfig({

@@ -3,8 +3,8 @@ import type { Config } from '../config/config.js'
 import { AppError } from '../errors.js'
 import type { KeycloakRuntime } from '../keycloak/runtime.js'
 import type { SyncEngine } from '../sync/engine.js'
-import { vocabulary } from '../ui/vocabulary.js'
 import { errors, routes } from './openapi.js'
+import { vocabulary } from './vocabulary.js'
 
 export interface UiRoutesDeps {
   config: Config
