@@ -1,13 +1,18 @@
 import type { Config } from '../config/config.js'
-import { MANAGED_ATTRIBUTE, managedRoles, UID_ATTRIBUTE } from '../sync/model.js'
-import type { Jwks } from '../tokens/signing-key-store.js'
-import type { RealmSpec } from './bootstrap.js'
+import type { RealmSpec } from '../keycloak/bootstrap.js'
 import {
   clientGrantAttributes,
   identityProviderRep,
   JWT_GRANT_IDP_ALIAS,
   JWT_GRANT_ISSUER,
-} from './jwt-grant.js'
+} from '../keycloak/jwt-grant.js'
+import {
+  MANAGED_ATTRIBUTE,
+  managedRoles,
+  NEXTCLOUD_UID_PATTERN,
+  UID_ATTRIBUTE,
+} from '../sync/model.js'
+import type { Jwks } from '../tokens/signing-key-store.js'
 
 /** The realm as the sidecar needs it; client secrets are generated once and kept in the store. */
 export async function realmSpecFor(
@@ -29,6 +34,7 @@ export async function realmSpecFor(
     profile: {
       markerAttributes: [MANAGED_ATTRIBUTE, UID_ATTRIBUTE],
       profileAttributes: config.sync.profileFields.map((f) => f.attribute),
+      usernamePattern: NEXTCLOUD_UID_PATTERN,
     },
     clients,
     roles: managedRoles(config.sync),

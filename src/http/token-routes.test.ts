@@ -2,8 +2,8 @@ import type { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { buildTestApp, TEST_APP_SECRET, TEST_CONSUMER_SECRET } from '../../test/app-builder.js'
 import type { Consumer } from '../config/config.js'
-import { FailureLimiter } from '../http/failure-limiter.js'
-import type { AppEnv } from '../http/types.js'
+import { FailureLimiter } from './failure-limiter.js'
+import type { AppEnv } from './types.js'
 
 const APP_ID = 'keycloak'
 const APP_SECRET = TEST_APP_SECRET

@@ -2,10 +2,10 @@ import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import type { Consumer } from '../config/config.js'
 import { AppError } from '../errors.js'
-import { errors, routes } from '../http/openapi.js'
-import { userIdSchema } from '../http/sync-routes.js'
-import type { AppEnv, Caller } from '../http/types.js'
-import type { IssueRequest, TokenService } from './service.js'
+import type { IssueRequest, TokenService } from '../tokens/service.js'
+import { errors, routes } from './openapi.js'
+import { userIdSchema } from './sync-routes.js'
+import type { AppEnv, Caller } from './types.js'
 
 export interface TokenRoutesDeps {
   tokens: Pick<TokenService, 'issue'>

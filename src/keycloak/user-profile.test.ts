@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { desiredUserProfile, NEXTCLOUD_UID_PATTERN } from './user-profile.js'
+import { NEXTCLOUD_UID_PATTERN } from '../sync/model.js'
+import { desiredUserProfile } from './user-profile.js'
 
 /** Keycloak 26.7's default user profile, as GET /users/profile returns it for a new realm. */
 const defaultProfile = {
@@ -39,6 +40,7 @@ const defaultProfile = {
 const spec = {
   markerAttributes: ['nextcloud_managed', 'nextcloud_uid'],
   profileAttributes: ['phone'],
+  usernamePattern: NEXTCLOUD_UID_PATTERN,
 }
 
 describe('desiredUserProfile', () => {

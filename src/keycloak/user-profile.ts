@@ -2,13 +2,9 @@ import type {
   UserProfileAttribute,
   UserProfileConfig,
 } from '@keycloak/keycloak-admin-client/lib/defs/userProfileMetadata.js'
-import { KEYCLOAK_NAME_MAX, NEXTCLOUD_UID_PATTERN } from '../sync/model.js'
 
-/**
- * Keycloak's defaults (3 characters minimum, its prohibited-characters and homograph validators)
- * refuse some valid Nextcloud uids, such as "jo" or "o'neil": usernames follow Nextcloud's rule.
- */
-export { NEXTCLOUD_UID_PATTERN }
+/** Keycloak's column and default validator limit for usernames, names and group names. */
+export const KEYCLOAK_NAME_MAX = 255
 
 const USERNAME_VALIDATORS_REPLACED = [
   'length',
@@ -21,6 +17,12 @@ const ADMIN_ONLY = { view: ['admin'], edit: ['admin'] }
 const ADMIN_EDIT_USER_VIEW = { view: ['admin', 'user'], edit: ['admin'] }
 
 export interface ProfileSpec {
+  /**
+   * the pattern every username must match (a regular expression's source): Keycloak's defaults
+   * (3 characters minimum, its prohibited-characters and homograph validators) refuse some valid
+   * Nextcloud uids, such as "jo" or "o'neil", so usernames follow Nextcloud's rule instead
+   */
+  usernamePattern: string
   /** marker attributes only the sidecar (an admin) writes */
   markerAttributes: string[]
   /** attributes filled from Nextcloud profile fields */
@@ -86,7 +88,7 @@ export function desiredUserProfile(
               ...rest.validations,
               length: { min: 1, max: KEYCLOAK_NAME_MAX },
               pattern: {
-                pattern: NEXTCLOUD_UID_PATTERN,
+                pattern: spec.usernamePattern,
                 'error-message': 'Use only the characters Nextcloud allows in a user id',
               },
             },

@@ -1,4 +1,5 @@
 import type { Config } from '../config/config.js'
+import { KEYCLOAK_NAME_MAX } from '../keycloak/user-profile.js'
 import { mapSteps, runSteps, type Steps } from './steps.js'
 
 /** Marker attributes on everything the sync creates: only marked objects are ever changed. */
@@ -23,12 +24,9 @@ export const RESERVED_ATTRIBUTES: ReadonlySet<string> = new Set([
   'lastName',
 ])
 
-/** Keycloak's column and default validator limit for usernames, names and group names. */
-export const KEYCLOAK_NAME_MAX = 255
-
 /**
  * Characters Nextcloud allows in a uid ("a-z", "A-Z", "0-9", spaces and "_.@-'"), one or more: the
- * realm's username pattern (see keycloak/user-profile.ts). Other user backends may hand Nextcloud
+ * realm's username pattern (given to keycloak/user-profile.ts by exapp/realm-spec.ts). Other user backends may hand Nextcloud
  * uids outside it; Keycloak refuses those.
  */
 export const NEXTCLOUD_UID_PATTERN = "^[a-zA-Z0-9 _.@'-]+$"

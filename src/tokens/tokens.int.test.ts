@@ -22,7 +22,7 @@ import { createTokenClient, type TokenClient } from '../keycloak/token-client.js
 import { silentLogger } from '../log.js'
 import { SyncEngine, type SyncSource } from '../sync/engine.js'
 import { KeycloakTarget } from '../sync/keycloak-target.js'
-import { MANAGED_ATTRIBUTE, UID_ATTRIBUTE } from '../sync/model.js'
+import { MANAGED_ATTRIBUTE, NEXTCLOUD_UID_PATTERN, UID_ATTRIBUTE } from '../sync/model.js'
 import { createTokenService, type TokenService, type TokenServiceDeps } from './service.js'
 import type { Jwks } from './signing-key-store.js'
 
@@ -216,7 +216,11 @@ beforeAll(async () => {
     admin,
     {
       realm,
-      profile: { markerAttributes: [MANAGED_ATTRIBUTE, UID_ATTRIBUTE], profileAttributes: [] },
+      profile: {
+        markerAttributes: [MANAGED_ATTRIBUTE, UID_ATTRIBUTE],
+        profileAttributes: [],
+        usernamePattern: NEXTCLOUD_UID_PATTERN,
+      },
       clients: [
         {
           clientId: CLIENT,

@@ -1,6 +1,6 @@
 import { AppError } from '../errors.js'
+import { type KcAdmin, kc } from '../keycloak/admin.js'
 import { UID_ATTRIBUTE } from '../sync/model.js'
-import { type KcAdmin, kc } from './admin.js'
 
 /** Password mode: sets a managed user's password (never temporary: that would block the grant). */
 export async function setUserPassword(
