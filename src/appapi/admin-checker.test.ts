@@ -19,23 +19,26 @@ function scripted(...answers: (string[] | AppError)[]) {
   }
 }
 
+/** a clock's start; lru-cache takes a start time of 0 for "no expiry" */
+const T0 = 1_000_000
+
 describe('adminChecker', () => {
   it('remembers an answer for the ttl', async () => {
-    let now = 0
+    let now = T0
     const nc = scripted(['admin'], [])
     const isAdmin = adminChecker(nc, 60_000, () => now)
     expect(await isAdmin('root')).toBe(true)
-    now = 59_999
+    now = T0 + 60_000
     expect(await isAdmin('root')).toBe(true)
     expect(nc.calls()).toBe(1)
-    now = 60_000
+    now = T0 + 60_001
     expect(await isAdmin('root')).toBe(false)
     expect(nc.calls()).toBe(2)
   })
 
   it('does not remember a failed call: the admin is refused once, then served', async () => {
     const nc = scripted(new AppError('NEXTCLOUD_UNAVAILABLE', 'timed out'), ['admin'])
-    const isAdmin = adminChecker(nc, 60_000, () => 0)
+    const isAdmin = adminChecker(nc, 60_000, () => T0)
     expect(await isAdmin('root')).toBe(false)
     expect(await isAdmin('root')).toBe(true)
     expect(await isAdmin('root')).toBe(true)
@@ -44,7 +47,7 @@ describe('adminChecker', () => {
 
   it('remembers "no such user" as an answer', async () => {
     const nc = scripted(new AppError('NOT_FOUND', 'no such user'))
-    const isAdmin = adminChecker(nc, 60_000, () => 0)
+    const isAdmin = adminChecker(nc, 60_000, () => T0)
     expect(await isAdmin('ghost')).toBe(false)
     expect(await isAdmin('ghost')).toBe(false)
     expect(nc.calls()).toBe(1)

@@ -1,5 +1,9 @@
+import { LRUCache } from 'lru-cache'
 import { isAppError } from '../errors.js'
 import type { NextcloudClient } from './nextcloud-client.js'
+
+/** Uids whose answer is remembered at once; past that the least recently asked is forgotten. */
+const MAX_REMEMBERED = 10_000
 
 /**
  * Asks Nextcloud whether a uid is an admin, remembering Nextcloud's answer for a minute. Only
@@ -11,10 +15,16 @@ export function adminChecker(
   ttlMs = 60_000,
   now: () => number = Date.now,
 ) {
-  const cache = new Map<string, { admin: boolean; until: number }>()
+  const answers = new LRUCache<string, { admin: boolean }>({
+    max: MAX_REMEMBERED,
+    ttl: ttlMs,
+    // an injected clock is read on every look-up, never cached
+    ttlResolution: 0,
+    perf: { now },
+  })
   return async (uid: string): Promise<boolean> => {
-    const hit = cache.get(uid)
-    if (hit && hit.until > now()) {
+    const hit = answers.get(uid)
+    if (hit) {
       return hit.admin
     }
     let admin: boolean
@@ -23,12 +33,12 @@ export function adminChecker(
       admin = user.groups.includes('admin')
     } catch (err) {
       if (!isAppError(err, 'NOT_FOUND')) {
-        cache.delete(uid)
+        answers.delete(uid)
         return false
       }
       admin = false
     }
-    cache.set(uid, { admin, until: now() + ttlMs })
+    answers.set(uid, { admin })
     return admin
   }
 }
