@@ -8,9 +8,9 @@ import { createApp } from '../src/app.js'
 import type { Lifecycle } from '../src/appapi/lifecycle.js'
 import { acceptEmptyContentLength } from '../src/http/empty-content-length.js'
 import type { AppEnv } from '../src/http/types.js'
-import { keycloakProxy } from '../src/keycloak/proxy.js'
 import type { KeycloakRuntime } from '../src/keycloak/runtime.js'
 import { createLogger } from '../src/log.js'
+import { keycloakProxy } from '../src/proxy/proxy.js'
 import { startHarpProxy } from './harp-proxy.js'
 import {
   closeServer,

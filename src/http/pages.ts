@@ -1,6 +1,6 @@
 import { Hono } from 'hono'
 import type { Config } from '../config/config.js'
-import { keycloakProxy } from '../keycloak/proxy.js'
+import { keycloakProxy } from '../proxy/proxy.js'
 import type { Asset, StatusPageFile } from '../ui/assets.js'
 import { appAssets } from '../ui/top-menu.js'
 import type { AppEnv } from './types.js'

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 
 /**
  * Keycloak's cookies, kept server-side per browser session behind one cookie of the proxy's
@@ -41,26 +42,35 @@ export interface JarStoreOptions {
 
 export class JarStore {
   private readonly idleMs: number
-  private readonly anonymousIdleMs: number
   private readonly perUser: number
-  private readonly anonymousMax: number
   readonly cookiesPerJar: number
   private readonly now: () => number
-  /** anonymous jars, least recently used first */
-  private readonly anonymous = new Map<string, Jar>()
-  /** each user's jars, least recently used first */
-  private readonly users = new Map<string, Map<string, Jar>>()
+  /** anonymous jars */
+  private readonly anonymous: LRUCache<string, Jar>
+  /** each user's jars */
+  private readonly users = new Map<string, LRUCache<string, Jar>>()
 
   constructor(opts: JarStoreOptions = {}) {
     this.idleMs = opts.idleMs ?? 12 * 3600_000
-    this.anonymousIdleMs = opts.anonymousIdleMs ?? 3600_000
     this.perUser = opts.perUser ?? 8
-    this.anonymousMax = opts.anonymous ?? 1000
     this.cookiesPerJar = opts.cookiesPerJar ?? 64
     this.now = opts.now ?? Date.now
+    this.anonymous = this.pool(opts.anonymous ?? 1000, opts.anonymousIdleMs ?? 3600_000)
   }
 
-  private poolOf(uid: string): Map<string, Jar> | undefined {
+  /** Jars by id, least recently used out first once `max` are held, and dropped when idle. */
+  private pool(max: number, idleMs: number): LRUCache<string, Jar> {
+    return new LRUCache<string, Jar>({
+      max,
+      ttl: idleMs,
+      updateAgeOnGet: true,
+      // an injected clock is read on every look-up, never cached
+      ttlResolution: 0,
+      perf: { now: this.now },
+    })
+  }
+
+  private poolOf(uid: string): LRUCache<string, Jar> | undefined {
     return uid === '' ? this.anonymous : this.users.get(uid)
   }
 
@@ -71,17 +81,11 @@ export class JarStore {
     }
     const pool = this.poolOf(uid)
     const jar = pool?.get(id)
-    if (!pool || !jar) {
-      return undefined
-    }
-    pool.delete(id)
-    const idle = uid === '' ? this.anonymousIdleMs : this.idleMs
-    if (this.now() - jar.lastUsed > idle) {
+    if (!jar) {
       this.dropEmpty(uid)
       return undefined
     }
     jar.lastUsed = this.now()
-    pool.set(id, jar)
     return jar
   }
 
@@ -90,15 +94,8 @@ export class JarStore {
     this.sweep()
     let pool = this.poolOf(uid)
     if (!pool) {
-      pool = new Map()
+      pool = this.pool(this.perUser, this.idleMs)
       this.users.set(uid, pool)
-    }
-    const max = uid === '' ? this.anonymousMax : this.perUser
-    for (const id of pool.keys()) {
-      if (pool.size < max) {
-        break
-      }
-      pool.delete(id)
     }
     const id = randomBytes(32).toString('base64url')
     const jar: Jar = { uid, cookies: new Map(), pending: new Map(), lastUsed: this.now() }
@@ -115,20 +112,11 @@ export class JarStore {
     return { anonymous: this.anonymous.size, users }
   }
 
-  /** Drops idle jars (each pool is in order of use, so the scan stops at the first live one). */
+  /** Drops idle jars. */
   private sweep() {
-    const t = this.now()
-    const expire = (pool: Map<string, Jar>, idle: number) => {
-      for (const [id, jar] of pool) {
-        if (t - jar.lastUsed <= idle) {
-          break
-        }
-        pool.delete(id)
-      }
-    }
-    expire(this.anonymous, this.anonymousIdleMs)
-    for (const uid of this.users.keys()) {
-      expire(this.users.get(uid) as Map<string, Jar>, this.idleMs)
+    this.anonymous.purgeStale()
+    for (const [uid, pool] of this.users) {
+      pool.purgeStale()
       this.dropEmpty(uid)
     }
   }

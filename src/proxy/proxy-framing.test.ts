@@ -19,9 +19,9 @@ import { createApp } from '../app.js'
 import type { Lifecycle } from '../appapi/lifecycle.js'
 import { acceptEmptyContentLength } from '../http/empty-content-length.js'
 import type { AppEnv } from '../http/types.js'
+import type { KeycloakRuntime } from '../keycloak/runtime.js'
 import type { Logger } from '../log.js'
 import { keycloakProxy } from './proxy.js'
-import type { KeycloakRuntime } from './runtime.js'
 
 /**
  * The proxy on a real socket, between a stand-in Keycloak and the stand-ins for Nextcloud's two
