@@ -40,6 +40,8 @@ export function describeStoreContract(label: string, open: () => Promise<Databas
           'sync_run_changes',
           'token_issuances',
           'user_passwords',
+          'sync_states',
+          'sync_state_objects',
         ]),
       )
       const ledger = await database.db.execute(
@@ -268,6 +270,87 @@ export function describeStoreContract(label: string, open: () => Promise<Databas
       const again = await database.tryLock(key)
       expect(again).not.toBeNull()
       await Promise.all([again?.(), other?.()])
+    })
+
+    it('keeps the sync state of a realm: header, objects by kind and key, only what changed rewritten', async () => {
+      const realm = unique('state')
+      expect(await store.getSyncState(realm)).toBeUndefined()
+      expect(await store.listSyncObjects(realm)).toEqual([])
+      const reconciledAt = new Date('2026-12-01T10:00:00.000Z')
+      const alice = { kind: 'user', key: 'alice', fingerprint: 'a1', state: { id: 'k-1' } }
+      const bob = { kind: 'user', key: 'bob', fingerprint: 'b1', state: { id: 'k-2' } }
+      const staff = { kind: 'group', key: 'staff', fingerprint: 's1', state: { id: 'g-1' } }
+      const cursor = { time: 1_700_000_000_123, seen: ['e-1'] }
+      await store.saveSyncState(realm, {
+        realmId: 'realm-1',
+        eventsCursor: cursor,
+        reconciledAt,
+        trusted: true,
+        put: [alice, bob, staff],
+        remove: [],
+      })
+      expect(await store.getSyncState(realm)).toEqual({
+        realmId: 'realm-1',
+        eventsCursor: cursor,
+        reconciledAt,
+        trusted: true,
+      })
+      await store.distrustSyncState(realm)
+      expect((await store.getSyncState(realm))?.trusted).toBe(false)
+      const renamed = { ...alice, fingerprint: 'a2', state: { id: 'k-1', firstName: 'Alicia' } }
+      await store.saveSyncState(realm, {
+        realmId: 'realm-1',
+        eventsCursor: null,
+        reconciledAt,
+        trusted: true,
+        put: [renamed],
+        remove: [{ kind: 'user', key: 'bob' }],
+      })
+      const byKey = (a: { key: string }, b: { key: string }) => a.key.localeCompare(b.key)
+      expect((await store.listSyncObjects(realm)).sort(byKey)).toEqual([renamed, staff])
+      expect(await store.getSyncState(realm)).toMatchObject({ eventsCursor: null, trusted: true })
+      // Another realm is untouched by a replace.
+      const other = unique('state')
+      await store.saveSyncState(other, {
+        realmId: 'realm-2',
+        eventsCursor: null,
+        reconciledAt,
+        trusted: false,
+        put: [bob],
+        remove: [],
+      })
+      await store.saveSyncState(realm, {
+        realmId: 'realm-3',
+        eventsCursor: null,
+        reconciledAt,
+        trusted: true,
+        put: [staff],
+        remove: [],
+        replace: true,
+      })
+      expect(await store.listSyncObjects(realm)).toEqual([staff])
+      expect(await store.listSyncObjects(other)).toEqual([bob])
+      expect((await store.getSyncState(realm))?.realmId).toBe('realm-3')
+    })
+
+    it('writes and removes thousands of sync state objects in one save', async () => {
+      const realm = unique('state')
+      const put = Array.from({ length: 1_203 }, (_, i) => ({
+        kind: 'user',
+        key: `u${i}`,
+        fingerprint: `f${i}`,
+        state: { n: i },
+      }))
+      const header = { realmId: 'r', eventsCursor: null, reconciledAt: new Date(), trusted: true }
+      await store.saveSyncState(realm, { ...header, put, remove: [] })
+      expect(await store.listSyncObjects(realm)).toHaveLength(1_203)
+      await store.saveSyncState(realm, {
+        ...header,
+        put: [],
+        remove: put.slice(0, 1_201).map(({ kind, key }) => ({ kind, key })),
+      })
+      const left = await store.listSyncObjects(realm)
+      expect(left.map((o) => o.key).sort()).toEqual(['u1201', 'u1202'])
     })
 
     it('lock waits for the holder to release', async () => {

@@ -108,6 +108,49 @@ export const userPasswords = pgTable(
   (t) => [primaryKey({ columns: [t.realm, t.userId] })],
 )
 
+/** Where the next run's read of the realm's admin events starts (Keycloak's clock, ms). */
+export interface EventsCursor {
+  time: number
+  /** ids of the events at exactly `time` already seen (several can share a millisecond) */
+  seen: string[]
+}
+
+/**
+ * Per realm, what the stored sync state (sync_state_objects) is worth. A run plans against the
+ * stored state instead of reading Keycloak while it is trusted, written for the same Keycloak realm
+ * (`realmId`) and reconciled recently enough; admin events since `eventsCursor` say which objects
+ * changed behind the sidecar's back.
+ */
+export const syncStates = pgTable('sync_states', {
+  realm: text('realm').primaryKey(),
+  /** Keycloak's id of the realm: another id means the realm was deleted and created again */
+  realmId: text('realm_id').notNull(),
+  eventsCursor: jsonb('events_cursor').$type<EventsCursor>(),
+  /** when a run last read the whole managed part of the realm from Keycloak */
+  reconciledAt: timestamp('reconciled_at', { withTimezone: true }).notNull(),
+  /** false while a run writes, and after one that failed or was interrupted */
+  trusted: boolean('trusted').notNull().default(false),
+  updatedAt: updatedAt(),
+})
+
+/**
+ * The realm's managed objects as the last run left them, one row each: kind `user` (key: uid),
+ * `group` (key: gid), or the names of unmanaged Keycloak objects (`unmanaged-user`,
+ * `unmanaged-group`; key: Keycloak id). `fingerprint` hashes `state`, so a run rewrites only the
+ * rows that changed.
+ */
+export const syncStateObjects = pgTable(
+  'sync_state_objects',
+  {
+    realm: text('realm').notNull(),
+    kind: text('kind').notNull(),
+    key: text('key').notNull(),
+    fingerprint: text('fingerprint').notNull(),
+    state: jsonb('state').$type<Record<string, unknown>>().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.realm, t.kind, t.key] })],
+)
+
 /**
  * drizzle's default ledger (`drizzle.__drizzle_migrations`) would be shared with any other
  * drizzle-based app on the same database, and its migrator only compares against the newest

@@ -10,6 +10,7 @@ import {
   tokenIssuances,
   userPasswords,
 } from './schema.js'
+import { createSyncStateStore, type SyncStateStore } from './sync-state-store.js'
 
 export interface SyncRunSummary {
   id: number
@@ -55,7 +56,7 @@ export interface Issuance {
 export type IssuanceFilter = Partial<Omit<Issuance, 'issuedAt'>> & { since?: Date }
 
 /** Queries by intent. Secrets and passwords go in and come out as plaintext; rows hold them sealed. */
-export interface Store {
+export interface Store extends SyncStateStore {
   getSecret(name: string): Promise<string | undefined>
   putSecret(name: string, value: string): Promise<void>
   /** The stored value, or `generate()`'s stored once: two processes racing get the same value. */
@@ -117,6 +118,7 @@ export function createStore(database: Pick<Database, 'db'>, box: SecretBox): Sto
   }
 
   return {
+    ...createSyncStateStore(db),
     getSecret,
     async putSecret(name, value) {
       const ciphertext = box.seal(value)

@@ -1,0 +1,129 @@
+import { and, eq, inArray, sql } from 'drizzle-orm'
+import type { Db } from './client.js'
+import { type EventsCursor, syncStateObjects, syncStates } from './schema.js'
+
+export type { EventsCursor } from './schema.js'
+
+/** One stored object of a realm's sync state (see schema.ts, sync_state_objects). */
+export interface StoredObject {
+  kind: string
+  key: string
+  fingerprint: string
+  state: Record<string, unknown>
+}
+
+export interface SyncStateHeader {
+  realmId: string
+  eventsCursor: EventsCursor | null
+  reconciledAt: Date
+  trusted: boolean
+}
+
+export interface SyncStateUpdate extends SyncStateHeader {
+  /** objects new or changed since the stored state */
+  put: readonly StoredObject[]
+  /** objects gone */
+  remove: readonly Pick<StoredObject, 'kind' | 'key'>[]
+  /** drop every stored object first (the realm was recreated) */
+  replace?: boolean
+}
+
+/** The stored state of what the last sync run left in a realm. */
+export interface SyncStateStore {
+  getSyncState(realm: string): Promise<SyncStateHeader | undefined>
+  /** Every stored object of `realm`. */
+  listSyncObjects(realm: string): Promise<StoredObject[]>
+  /** Writes the header and the changed objects in one transaction. */
+  saveSyncState(realm: string, update: SyncStateUpdate): Promise<void>
+  /** Marks the state untrusted (a run is about to write, or failed): the next run reads Keycloak. */
+  distrustSyncState(realm: string): Promise<void>
+}
+
+/** Rows per statement: a few milliseconds each, so PGlite (on the event loop) keeps serving. */
+const ROWS_PER_STATEMENT = 500
+const yieldToEventLoop = () => new Promise((resolve) => setImmediate(resolve))
+
+export function createSyncStateStore(db: Db): SyncStateStore {
+  return {
+    async getSyncState(realm) {
+      const [row] = await db
+        .select({
+          realmId: syncStates.realmId,
+          eventsCursor: syncStates.eventsCursor,
+          reconciledAt: syncStates.reconciledAt,
+          trusted: syncStates.trusted,
+        })
+        .from(syncStates)
+        .where(eq(syncStates.realm, realm))
+      return row
+    },
+    async listSyncObjects(realm) {
+      return db
+        .select({
+          kind: syncStateObjects.kind,
+          key: syncStateObjects.key,
+          fingerprint: syncStateObjects.fingerprint,
+          state: syncStateObjects.state,
+        })
+        .from(syncStateObjects)
+        .where(eq(syncStateObjects.realm, realm))
+    },
+    async saveSyncState(realm, update) {
+      const header = {
+        realmId: update.realmId,
+        eventsCursor: update.eventsCursor,
+        reconciledAt: update.reconciledAt,
+        trusted: update.trusted,
+      }
+      await db.transaction(async (tx) => {
+        if (update.replace) {
+          await tx.delete(syncStateObjects).where(eq(syncStateObjects.realm, realm))
+        }
+        const byKind = new Map<string, string[]>()
+        for (const { kind, key } of update.remove) {
+          byKind.set(kind, [...(byKind.get(kind) ?? []), key])
+        }
+        for (const [kind, keys] of byKind) {
+          for (let i = 0; i < keys.length; i += ROWS_PER_STATEMENT) {
+            await tx
+              .delete(syncStateObjects)
+              .where(
+                and(
+                  eq(syncStateObjects.realm, realm),
+                  eq(syncStateObjects.kind, kind),
+                  inArray(syncStateObjects.key, keys.slice(i, i + ROWS_PER_STATEMENT)),
+                ),
+              )
+          }
+        }
+        for (let i = 0; i < update.put.length; i += ROWS_PER_STATEMENT) {
+          const rows = update.put.slice(i, i + ROWS_PER_STATEMENT).map((o) => ({ realm, ...o }))
+          await tx
+            .insert(syncStateObjects)
+            .values(rows)
+            .onConflictDoUpdate({
+              target: [syncStateObjects.realm, syncStateObjects.kind, syncStateObjects.key],
+              set: {
+                fingerprint: sql`excluded.fingerprint`,
+                state: sql`excluded.state`,
+              },
+            })
+          await yieldToEventLoop()
+        }
+        await tx
+          .insert(syncStates)
+          .values({ realm, ...header })
+          .onConflictDoUpdate({
+            target: syncStates.realm,
+            set: { ...header, updatedAt: sql`now()` },
+          })
+      })
+    },
+    async distrustSyncState(realm) {
+      await db
+        .update(syncStates)
+        .set({ trusted: false, updatedAt: sql`now()` })
+        .where(eq(syncStates.realm, realm))
+    },
+  }
+}
