@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import { JarStore } from './cookie-jars.js'
 
+/** a clock's start; lru-cache takes a start time of 0 for "no expiry" */
+const T0 = 1_000_000
+
 describe('cookie jar store', () => {
   it('finds a jar only for its own user, and not once it has been idle too long', () => {
-    let t = 0
+    let t = T0
     const store = new JarStore({ idleMs: 100, anonymousIdleMs: 10, now: () => t })
     const alice = store.create('alice')
     const anon = store.create('')
@@ -11,10 +14,10 @@ describe('cookie jar store', () => {
     expect(store.get(alice.id, 'bob')).toBeUndefined()
     expect(store.get(alice.id, '')).toBeUndefined()
     expect(store.get(anon.id, 'alice')).toBeUndefined()
-    t = 50
+    t = T0 + 50
     expect(store.get(anon.id, '')).toBeUndefined()
     expect(store.get(alice.id, 'alice')).toBe(alice.jar)
-    t = 200
+    t = T0 + 200
     expect(store.get(alice.id, 'alice')).toBeUndefined()
     expect(store.size()).toEqual({ anonymous: 0, users: 0 })
   })
@@ -30,11 +33,11 @@ describe('cookie jar store', () => {
   })
 
   it('drops idle jars of everyone when a new one is made', () => {
-    let t = 0
+    let t = T0
     const store = new JarStore({ idleMs: 100, now: () => t })
     store.create('alice')
     store.create('bob')
-    t = 500
+    t = T0 + 500
     store.create('carol')
     expect(store.size()).toEqual({ anonymous: 0, users: 1 })
   })

@@ -27,7 +27,6 @@ export interface Jar {
   cookies: Map<string, JarCookie>
   /** mirrored cookies still to hand to the browser, by name (one per response) */
   pending: Map<string, string>
-  lastUsed: number
 }
 
 export interface JarStoreOptions {
@@ -85,7 +84,6 @@ export class JarStore {
       this.dropEmpty(uid)
       return undefined
     }
-    jar.lastUsed = this.now()
     return jar
   }
 
@@ -98,7 +96,7 @@ export class JarStore {
       this.users.set(uid, pool)
     }
     const id = randomBytes(32).toString('base64url')
-    const jar: Jar = { uid, cookies: new Map(), pending: new Map(), lastUsed: this.now() }
+    const jar: Jar = { uid, cookies: new Map(), pending: new Map() }
     pool.set(id, jar)
     return { id, jar }
   }
