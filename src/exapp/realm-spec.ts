@@ -1,11 +1,7 @@
 import type { Config } from '../config/config.js'
 import type { RealmSpec } from '../keycloak/bootstrap.js'
-import {
-  clientGrantAttributes,
-  identityProviderRep,
-  JWT_GRANT_IDP_ALIAS,
-  JWT_GRANT_ISSUER,
-} from '../keycloak/jwt-grant.js'
+import { clientGrantAttributes, JWT_GRANT_IDP_ALIAS } from '../keycloak/jwt-grant.js'
+import { sidecarIdentityProvider } from '../keycloak/trusted-keys.js'
 import {
   MANAGED_ATTRIBUTE,
   managedRoles,
@@ -38,14 +34,6 @@ export async function realmSpecFor(
     },
     clients,
     roles: managedRoles(config.sync),
-    ...(trustedKeys
-      ? {
-          identityProvider: identityProviderRep({
-            alias: JWT_GRANT_IDP_ALIAS,
-            issuer: JWT_GRANT_ISSUER,
-            publicJwks: await trustedKeys(),
-          }),
-        }
-      : {}),
+    ...(trustedKeys ? { identityProvider: sidecarIdentityProvider(await trustedKeys()) } : {}),
   }
 }

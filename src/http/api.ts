@@ -32,18 +32,31 @@ export interface ApiDeps {
   sync: SyncEngine
   store: Store
   tokens: Pick<TokenService, 'issue' | 'rotateSigningKey'>
+  /**
+   * resolves when tokens may be minted, throws (KEYCLOAK_UNAVAILABLE) when not: after a Keycloak
+   * restart, the realm must be re-asserted first
+   */
+  realmReady?(): Promise<void>
+  /** wraps every token issuance, e.g. to count and time it */
+  timeTokens?<A extends unknown[], R>(issue: (...args: A) => Promise<R>): (...args: A) => Promise<R>
 }
 
 /**
  * The routes under `/api`. They carry no authentication of their own: the app mounts them only
  * where the access table (src/http/access.ts) declares them, and checks every caller against it.
  */
-export function apiRoutes({ config, keycloak, sync, store, tokens }: ApiDeps): Hono<AppEnv> {
+export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
+  const { config, keycloak, sync, store, tokens } = deps
+  const guarded: TokenService['issue'] = async (req) => {
+    await deps.realmReady?.()
+    return tokens.issue(req)
+  }
+  const issue = deps.timeTokens ? deps.timeTokens(guarded) : guarded
   const api = routes()
     .route('/', syncRoutes({ sync, store, realm: config.keycloak.realm }))
     .route('/ui', uiRoutes({ config, keycloak, sync }))
     .openapi(rotate, async (c) => c.json(await tokens.rotateSigningKey(), 200))
-    .route('/', tokenRoutes({ tokens, consumers: config.consumers }))
+    .route('/', tokenRoutes({ tokens: { issue }, consumers: config.consumers }))
   let document: ReturnType<typeof openApiDocument> | undefined
   // Not declared itself: the document describes the API, not where it is served.
   return api.get('/openapi.json', (c) => {

@@ -3,6 +3,7 @@ import type IdentityProviderRepresentation from '@keycloak/keycloak-admin-client
 import type RealmRepresentation from '@keycloak/keycloak-admin-client/lib/defs/realmRepresentation.js'
 import { isAppError } from '../errors.js'
 import type { Logger } from '../log.js'
+import { singleFlight } from '../single-flight.js'
 import { type KcAdmin, kc } from './admin.js'
 import { desiredUserProfile, type ProfileSpec } from './user-profile.js'
 
@@ -89,6 +90,19 @@ export async function bootstrapRealm(
     'realm.bootstrapped',
   )
   return report
+}
+
+/**
+ * `bootstrapRealm` for the spec `spec()` gives at each run (client secrets and trusted keys are
+ * read then). Init, the start-up resume and the realm guard may all ask at once: concurrent
+ * callers share one run.
+ */
+export function realmBootstrapper(
+  admin: KcAdmin,
+  spec: () => Promise<RealmSpec>,
+  log: Logger,
+): () => Promise<BootstrapReport> {
+  return singleFlight(() => spec().then((s) => bootstrapRealm(admin, s, log)))
 }
 
 async function ensureRealm(admin: KcAdmin, realm: string, report: BootstrapReport): Promise<void> {

@@ -24,3 +24,23 @@ export interface KeycloakRuntime {
   /** subscribes to status changes; returns the unsubscribe function */
   onStatusChange?(listener: StatusListener): () => void
 }
+
+/**
+ * What a start may take besides Keycloak's own start timeout: a first start of the bundled
+ * Keycloak downloads and builds it before it starts it.
+ */
+export const INSTALL_ALLOWANCE_MS = 10 * 60_000
+
+/** The longest a start may take, an install included. */
+export function startDeadlineMs(startTimeoutMs: number): number {
+  return startTimeoutMs + INSTALL_ALLOWANCE_MS
+}
+
+/** Starts Keycloak (idempotent) and waits until it is ready, allowing for an install first. */
+export async function startAndWaitReady(
+  keycloak: Pick<KeycloakRuntime, 'start' | 'waitReady'>,
+  startTimeoutMs: number,
+): Promise<void> {
+  keycloak.start()
+  await keycloak.waitReady(startDeadlineMs(startTimeoutMs))
+}

@@ -1,0 +1,47 @@
+import { mkdir } from 'node:fs/promises'
+import type { Logger } from '../log.js'
+import { type Database, openDatabase } from './client.js'
+import { createSecretBox } from './crypto.js'
+import { checkEncryptionKey, type SecretsHealth } from './key-check.js'
+import { createStore, type Store } from './store.js'
+
+export interface StorageOptions {
+  /** the app's folder; PGlite keeps its files under it */
+  storageDir: string
+  /** a PostgreSQL URL, or undefined for the embedded PGlite */
+  databaseUrl?: string
+  /** the key the stored secrets are encrypted with */
+  encryptionKey: string
+}
+
+export interface Storage {
+  database: Database
+  store: Store
+  /** whether the key opens the secrets stored before */
+  secretsHealth: SecretsHealth
+  /** the database's and the stored secrets' state, as `/healthz` reports them */
+  health(): Record<'database' | 'secrets', { ok: boolean; status: string }>
+}
+
+/** The app's state: its folder, the database (migrated), and the store over it. */
+export async function openStorage(opts: StorageOptions, log: Logger): Promise<Storage> {
+  await mkdir(opts.storageDir, { recursive: true })
+  const database = await openDatabase({
+    url: opts.databaseUrl,
+    storageDir: opts.storageDir,
+    log,
+  })
+  const box = createSecretBox(opts.encryptionKey)
+  const store = createStore(database, box)
+  // A key that cannot open the stored secrets is logged once here and reported by /healthz.
+  const secretsHealth = await checkEncryptionKey(database, box, log)
+  return {
+    database,
+    store,
+    secretsHealth,
+    health: () => ({
+      database: { ok: database.health().status === 'ok', status: database.health().status },
+      secrets: { ok: secretsHealth.status === 'ok', status: secretsHealth.status },
+    }),
+  }
+}
