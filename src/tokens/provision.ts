@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import { AppError } from '../errors.js'
 import type { SyncEngine } from '../sync/engine.js'
 
@@ -33,6 +34,7 @@ export interface Provisioner {
   forget(uid: string): void
 }
 
+/** uids whose answers are remembered at once; past that the least recently asked goes first */
 const MAX_REMEMBERED = 10_000
 
 /**
@@ -48,29 +50,21 @@ export function provisioner(opts: ProvisionerOptions): Provisioner {
   // Nextcloud finds uids case-insensitively, so its answers are remembered per case-folded uid.
   const fold = (uid: string) => uid.toLowerCase()
   const looking = new Map<string, Promise<NextcloudUser | null>>()
-  const found = new Map<string, { until: number; user: NextcloudUser | null }>()
+  const answers = <V extends object>() =>
+    new LRUCache<string, V>({
+      max: MAX_REMEMBERED,
+      ttl: ttlMs,
+      // an injected clock is read on every look-up, never cached
+      ttlResolution: 0,
+      perf: { now: opts.now },
+    })
+  const found = answers<{ user: NextcloudUser | null }>()
   const running = new Map<string, Promise<boolean>>()
-  const ran = new Map<string, { until: number; present: boolean }>()
-
-  const remember = <V>(map: Map<string, V>, key: string, value: V) => {
-    if (map.size >= MAX_REMEMBERED) {
-      // Bounded the cheap way: forgetting early only costs a read or a run.
-      map.clear()
-    }
-    map.set(key, value)
-  }
-  const fresh = <V extends { until: number }>(map: Map<string, V>, key: string) => {
-    const entry = map.get(key)
-    if (entry && entry.until > opts.now()) {
-      return entry
-    }
-    map.delete(key)
-    return undefined
-  }
+  const ran = answers<{ present: boolean }>()
 
   const lookup = async (uid: string): Promise<NextcloudUser> => {
     const key = fold(uid)
-    const known = fresh(found, key)
+    const known = found.get(key)
     let user = known?.user
     if (!known) {
       let pending = looking.get(key)
@@ -79,7 +73,7 @@ export function provisioner(opts: ProvisionerOptions): Provisioner {
         looking.set(key, pending)
       }
       user = await pending
-      remember(found, key, { until: opts.now() + ttlMs, user })
+      found.set(key, { user })
     }
     if (!user) {
       throw unknownUser()
@@ -89,7 +83,7 @@ export function provisioner(opts: ProvisionerOptions): Provisioner {
 
   const provision = async (uid: string): Promise<void> => {
     const key = fold(uid)
-    let present = fresh(ran, key)?.present
+    let present = ran.get(key)?.present
     if (present === undefined) {
       let run = running.get(key)
       if (!run) {
@@ -101,9 +95,9 @@ export function provisioner(opts: ProvisionerOptions): Provisioner {
         running.set(key, run)
       }
       present = await run
-      remember(ran, key, { until: opts.now() + ttlMs, present })
+      ran.set(key, { present })
       if (!present) {
-        remember(found, key, { until: opts.now() + ttlMs, user: null })
+        found.set(key, { user: null })
       }
     }
     if (!present) {
