@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { escapeHtml } from '../src/proxy/proxy.js'
+import { escapeHtml } from '../src/proxy/redirect-page.js'
 import type { TopMenuRecord, UiResourceRecord } from './fake-nextcloud/exapps.js'
 import { harpProxyHandler } from './harp-proxy.js'
 import {

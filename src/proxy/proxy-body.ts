@@ -1,4 +1,5 @@
 import { gzipSync } from 'node:zlib'
+import { AppError } from '../errors.js'
 
 /**
  * How a Keycloak answer's body goes back through Nextcloud.
@@ -15,7 +16,23 @@ import { gzipSync } from 'node:zlib'
  * direct callers; the PHP proxy gets it only with a `Content-Length` Keycloak set itself. An
  * `.html` answer with scripts goes to the PHP proxy gzip-encoded: Guzzle decodes it and drops
  * the length, so the web server frames the longer page itself.
+ *
+ * An answer the caller cannot be given (Keycloak broke it off, or it is too large for the PHP
+ * proxy) is KEYCLOAK_UNAVAILABLE.
  */
+
+/** AppAPI's PHP proxy sets `X-Origin-IP` on everything it forwards; HaRP and direct callers do not. */
+export function viaPhpProxy(request: Headers): boolean {
+  return request.has('x-origin-ip')
+}
+
+/** `pathinfo($path, PATHINFO_EXTENSION)` as AppAPI uses it to decide on its `.html` rewrite. */
+export function extensionOf(path: string): string {
+  const base = path.slice(path.lastIndexOf('/') + 1)
+  const dot = base.lastIndexOf('.')
+  return dot < 0 ? '' : base.slice(dot + 1)
+}
+
 export interface BodyPlan {
   /** the request came through AppAPI's PHP proxy */
   phpProxy: boolean
@@ -28,7 +45,6 @@ export interface BodyPlan {
 
 export type Delivered =
   | { kind: 'body'; body: Uint8Array | ReadableStream<Uint8Array> | null; headers: Headers }
-  | { kind: 'too-large' }
   | { kind: 'aborted' }
 
 const SCRIPT = Buffer.from('<script', 'latin1')
@@ -65,7 +81,7 @@ export async function deliver(
     if (plan.signal.aborted) {
       return { kind: 'aborted' }
     }
-    throw err
+    throw new AppError('KEYCLOAK_UNAVAILABLE', 'Keycloak broke off its answer', { cause: err })
   }
   let body = Buffer.concat(chunks, size)
   headers.delete('content-encoding')
@@ -88,7 +104,10 @@ async function overflow(
   const framed = headers.has('content-length')
   if (plan.phpProxy && (plan.rewritten || !framed)) {
     await reader.cancel().catch(() => undefined)
-    return { kind: 'too-large' }
+    throw new AppError(
+      'KEYCLOAK_UNAVAILABLE',
+      `Keycloak's answer is too large for Nextcloud's proxy (over ${plan.maxBuffered} bytes)`,
+    )
   }
   const queued = [...head]
   const body = new ReadableStream<Uint8Array>({
