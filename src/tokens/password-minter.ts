@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 import type { Store } from '../db/store.js'
 import { AppError, isAppError } from '../errors.js'
 import { GrantError, grantRejection } from '../keycloak/grant-errors.js'
@@ -39,10 +40,10 @@ interface Session {
  * then does the user log in again (a login costs a password hash and a new user session).
  */
 export function createPasswordMinter(opts: PasswordMinterOptions) {
-  const sessions = new Map<string, Session>()
+  /** refresh tokens by request; past `maxSessions` the least recently used goes first */
+  const sessions = new LRUCache<string, Session>({ max: opts.maxSessions ?? 10_000 })
   const userQueues = new Map<string, Promise<unknown>>()
   const logins = semaphore(opts.maxConcurrentLogins ?? 4)
-  const maxSessions = opts.maxSessions ?? 10_000
   const log = opts.log
 
   const remember = (id: string, userId: string, tokens: TokenSet, askedAt: number) => {
@@ -55,13 +56,6 @@ export function createPasswordMinter(opts: PasswordMinterOptions) {
       refreshToken: tokens.refresh_token,
       refreshUntil: askedAt + tokens.refresh_expires_in * 1000,
     })
-    while (sessions.size > maxSessions) {
-      const oldest = sessions.keys().next().value
-      if (oldest === undefined) {
-        break
-      }
-      sessions.delete(oldest)
-    }
   }
 
   /** A fresh password, set in Keycloak first, then stored: a stored one is always one we set. */
@@ -153,7 +147,7 @@ export function createPasswordMinter(opts: PasswordMinterOptions) {
     },
     /** Drops the user's refresh tokens (the password stays: a re-enabled user logs in with it). */
     forget(userId: string): void {
-      for (const [id, session] of sessions) {
+      for (const [id, session] of [...sessions.entries()]) {
         if (session.userId === userId) {
           sessions.delete(id)
         }
