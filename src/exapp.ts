@@ -30,6 +30,7 @@ import { SyncEngine, type SyncTarget } from './sync/engine.js'
 import { KeycloakTarget } from './sync/keycloak-target.js'
 import { managedRoles } from './sync/model.js'
 import { NextcloudSource } from './sync/nextcloud-source.js'
+import { DirectoryPoller, pollEngine, withPoll } from './sync/poller.js'
 import { UserRevocations } from './sync/revocations.js'
 import { clientSecrets } from './tokens/client-secrets.js'
 import { createTokenService, type TokenService } from './tokens/service.js'
@@ -133,6 +134,15 @@ export async function startExApp(
     onUserRevoked: revocations.publish,
     onRunFinished: (run) => metrics.recordRun(run),
   })
+  // Cheap polls of Nextcloud between full runs; they start and stop with the schedule.
+  const poller = new DirectoryPoller({
+    source,
+    engine: pollEngine(sync),
+    intervalSeconds: config.sync.pollSeconds ?? 0,
+    pageSize: config.sync.pageSize,
+    log,
+  })
+  const scheduled = withPoll(sync, poller)
   const tokens = createTokenService({
     config: config.keycloak,
     store,
@@ -156,7 +166,7 @@ export async function startExApp(
     steps: initSteps({ keycloak, startTimeoutMs, bootstrap, sync, nextcloud }),
     reporter: progressToNextcloud(nextcloud),
     log,
-    onEnabled: setEnabled({ storageDir, keycloak, sync, nextcloud }),
+    onEnabled: setEnabled({ storageDir, keycloak, sync: scheduled, nextcloud }),
   })
   const isAdmin = adminChecker(nextcloud)
   // After every Keycloak (re)start the realm is re-asserted; tokens wait for that (or get 502).
@@ -188,7 +198,7 @@ export async function startExApp(
   const server = createAdaptorServer({ fetch: app.fetch })
   const url = await listen(server, config, overrides.port)
   log.info({ url, keycloak: keycloak.mode, realm }, 'exapp.listening')
-  await resume({ storageDir, keycloak, startTimeoutMs, bootstrap, sync, log })
+  await resume({ storageDir, keycloak, startTimeoutMs, bootstrap, sync: scheduled, log })
 
   return {
     url,
@@ -205,6 +215,7 @@ export async function startExApp(
     bootstrap,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()))
+      await poller.close()
       await sync.stop()
       // Before the database closes: the queued issuance records are written.
       await tokens.stop()

@@ -5,6 +5,7 @@ import {
   parseGroupsPage,
   parseStringList,
   parseUserDetails,
+  parseUserIds,
   parseUsersPage,
   type UserDetails,
   type UsersPage,
@@ -74,6 +75,12 @@ export interface NextcloudClient {
   groupsDetailsPage(asUser: string, page: PageRequest): Promise<{ groups: GroupDetails[] }>
   /** null when the user does not exist (or `asUser` may not see it) */
   userDetails(asUser: string, uid: string): Promise<UserDetails | null>
+  /** one page of uids (`cloud/users`): no details, so a page of thousands is cheap */
+  userIdsPage(asUser: string, page: PageRequest): Promise<string[]>
+  /** one page of the disabled users, with their details (`cloud/users/disabled`) */
+  disabledUsersPage(asUser: string, page: PageRequest): Promise<UsersPage>
+  /** the uids in a group (`cloud/groups/{gid}/users`); null when the group does not exist */
+  groupMemberIds(asUser: string, gid: string): Promise<string[] | null>
   /** Upserts by name. */
   registerTopMenu(entry: TopMenu): Promise<void>
   /** Also drops the entry's scripts and styles. Resolves false when there was none. */
@@ -190,6 +197,20 @@ export function createNextcloudClient(opts: NextcloudClientOptions): NextcloudCl
       ),
     userDetails: async (asUser, uid) =>
       optional(userAt(`${CLOUD}/users/${pathSegment(uid)}`, asUser)),
+    userIdsPage: (asUser, page) =>
+      decode({ method: 'GET', path: `${CLOUD}/users`, asUser, query: { ...page } }, parseUserIds),
+    disabledUsersPage: (asUser, page) =>
+      decode(
+        { method: 'GET', path: `${CLOUD}/users/disabled`, asUser, query: { ...page } },
+        parseUsersPage,
+      ),
+    groupMemberIds: async (asUser, gid) =>
+      optional(
+        decode(
+          { method: 'GET', path: `${CLOUD}/groups/${pathSegment(gid)}/users`, asUser },
+          parseUserIds,
+        ),
+      ),
     async registerTopMenu(entry) {
       await ui('POST', 'top-menu', {
         name: entry.name,

@@ -128,6 +128,11 @@ export function parseGroupsPage(data: unknown): { groups: GroupDetails[] } | nul
   return entries ? { groups } : null
 }
 
+/** Decodes `ocs.data` of `cloud/users` and `cloud/groups/{gid}/users`: `{"users": [uid, ...]}`. */
+export function parseUserIds(data: unknown): string[] | null {
+  return isRecord(data) ? (stringList(data.users) ?? null) : null
+}
+
 /** Decodes a PHP list of strings (`api/v1/users`, `{"groups": [...]}` values). */
 export function parseStringList(data: unknown): string[] | null {
   return stringList(data) ?? null

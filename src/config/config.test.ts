@@ -38,7 +38,8 @@ describe('parseEnv', () => {
       tokenMode: 'jwt',
     })
     expect(config.sync).toMatchObject({
-      intervalSeconds: 300,
+      intervalSeconds: 900,
+      pollSeconds: 30,
       deletePolicy: 'disable',
       guardPercent: 20,
     })

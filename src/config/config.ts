@@ -61,7 +61,10 @@ export interface Config {
   }
   consumers: Consumer[]
   sync: {
+    /** seconds between full runs; 0 = no periodic work at all (no poll either) */
     intervalSeconds: number
+    /** seconds between polls of Nextcloud's cheap lists; 0 or absent = no poll */
+    pollSeconds?: number
     deletePolicy: 'disable' | 'delete'
     guardPercent: number
     gateGroups: string[]
@@ -155,6 +158,7 @@ export function buildConfig(env: Env, secrets: GeneratedSecrets, packageVersion:
     consumers,
     sync: {
       intervalSeconds: env.SYNC_INTERVAL,
+      pollSeconds: env.SYNC_INTERVAL === 0 ? 0 : env.SYNC_POLL_INTERVAL,
       deletePolicy: env.SYNC_DELETE_POLICY,
       guardPercent: env.SYNC_DELETION_GUARD_PERCENT,
       gateGroups: env.SYNC_GATE_GROUPS,

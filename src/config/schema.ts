@@ -147,7 +147,8 @@ export const envSchema = z.object({
   JAVA_HOME: optionalString,
   // Nextcloud directory and sync
   NEXTCLOUD_ADMIN_USER: optionalString,
-  SYNC_INTERVAL: z.coerce.number().int().min(0).default(300),
+  SYNC_INTERVAL: z.coerce.number().int().min(0).default(900),
+  SYNC_POLL_INTERVAL: z.coerce.number().int().min(0).default(30),
   SYNC_DELETE_POLICY: z.enum(['disable', 'delete']).default('disable'),
   SYNC_DELETION_GUARD_PERCENT: z.coerce.number().min(0).max(100).default(20),
   SYNC_GATE_GROUPS: csv,

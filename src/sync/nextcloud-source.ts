@@ -10,8 +10,26 @@ export interface NextcloudSourceOptions {
   client: NextcloudClient
   /** NEXTCLOUD_ADMIN_USER, tried first when looking for an admin to act as */
   preferredAdmin?: string
+  /** users per `users/details` page, groups per `groups/details` page */
   pageSize: number
+  /** uids per page of the cheap lists `observe` reads (`cloud/users`, `users/disabled`); default 10 000 */
+  listPageSize?: number
 }
+
+/**
+ * What the cheap lists say about Nextcloud: every uid, the disabled ones, and each group with
+ * its member count. No user details: at 10 000 users this is a few requests.
+ */
+export interface DirectoryObservation {
+  userIds: string[]
+  disabledIds: string[]
+  groups: GroupDetails[]
+}
+
+/** A read the source finished: the whole directory, or one user (null: Nextcloud has none). */
+export type SourceRead =
+  | { kind: 'all'; directory: NextcloudDirectory }
+  | { kind: 'user'; uid: string; user: UserDetails | null }
 
 /**
  * Reads Nextcloud's directory the way the provisioning API allows it: as an admin (an empty user
@@ -21,8 +39,30 @@ export interface NextcloudSourceOptions {
  */
 export class NextcloudSource {
   private actingUser: string | undefined
+  private readonly listeners = new Set<(read: SourceRead) => void>()
+  /** set by `withGroups`: the group list `readUser` uses instead of reading it again */
+  private knownGroups: GroupDetails[] | undefined
 
   constructor(private readonly opts: NextcloudSourceOptions) {}
+
+  /** Tells `listener` about every read that completed; returns the unsubscribe function. */
+  onRead(listener: (read: SourceRead) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /**
+   * Runs `work` with `groups` (just read, e.g. by `observe`) standing in for the group list
+   * `readUser` would otherwise read with each user: one request less per user.
+   */
+  async withGroups<T>(groups: GroupDetails[], work: () => Promise<T>): Promise<T> {
+    this.knownGroups = groups
+    try {
+      return await work()
+    } finally {
+      this.knownGroups = undefined
+    }
+  }
 
   /** The admin uid the sync acts as; found once, then reused. */
   async admin(): Promise<string> {
@@ -72,6 +112,7 @@ export class NextcloudSource {
     }
     const groups = await this.readGroups(asUser)
     checkGroupCounts(users, groups)
+    this.tell({ kind: 'all', directory: { users, groups } })
     return { users, groups }
   }
 
@@ -79,7 +120,47 @@ export class NextcloudSource {
   async readUser(uid: string): Promise<{ user: UserDetails | null; groups: GroupDetails[] }> {
     const asUser = await this.admin()
     const user = await this.opts.client.userDetails(asUser, uid)
-    return { user, groups: await this.readGroups(asUser) }
+    const groups = this.knownGroups ?? (await this.readGroups(asUser))
+    this.tell({ kind: 'user', uid, user })
+    return { user, groups }
+  }
+
+  /**
+   * The cheap lists: uids (`cloud/users`), disabled users (`users/disabled`, details of those
+   * only) and groups with counts (`groups/details`). Pages may shift while they are read (a user
+   * created meanwhile): what this returns is a hint of what changed, to be read again in detail.
+   */
+  async observe(): Promise<DirectoryObservation> {
+    const asUser = await this.admin()
+    const limit = this.opts.listPageSize ?? 10_000
+    const userIds: string[] = []
+    for (let offset = 0; ; offset += limit) {
+      const page = await this.opts.client.userIdsPage(asUser, { offset, limit })
+      userIds.push(...page)
+      if (page.length < limit) {
+        break
+      }
+    }
+    const disabledIds: string[] = []
+    for (let offset = 0; ; offset += limit) {
+      const page = await this.opts.client.disabledUsersPage(asUser, { offset, limit })
+      disabledIds.push(...page.users.map((u) => u.id), ...page.hidden)
+      if (page.users.length + page.hidden.length < limit) {
+        break
+      }
+    }
+    return { userIds, disabledIds, groups: await this.readGroups(asUser) }
+  }
+
+  /** The uids in group `gid`; null when Nextcloud has no such group (any more). */
+  async groupMembers(gid: string): Promise<string[] | null> {
+    return this.opts.client.groupMemberIds(await this.admin(), gid)
+  }
+
+  private tell(read: SourceRead): void {
+    for (const listener of this.listeners) {
+      listener(read)
+    }
   }
 
   private async readGroups(asUser: string): Promise<GroupDetails[]> {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { aUser, type UserRecord } from '../builders.js'
 import { type Capture, type IndexEntry, loadFixture, replayHeaders } from './fixtures.js'
 import { createFakeNextcloud, type FakeNextcloud, FIXTURE_APP, fixtureDirectory } from './index.js'
 
@@ -7,6 +8,20 @@ const NOT_MODELLED: Record<string, string> = {
   'users-list.basic-auth.v1.json': 'basic auth: the ExApp only ever uses AppAPI auth',
   'appapi.nextcloud-url.v1.json': 'nextcloud_url: not used by the ExApp',
   'capabilities.v1.json': 'capabilities: not used by the ExApp',
+}
+
+// Captures recorded with a user the fixture directory lacks: present only while they replay.
+const EXTRA_USERS: Record<string, UserRecord[]> = {
+  'users-disabled.v1.json': [
+    aUser({
+      id: 'dave',
+      displayname: 'Dave Dijk',
+      email: 'dave@example.com',
+      enabled: false,
+      storageLocation: '/tmp/nc13/nc/data/dave',
+      groups: ['sales'],
+    }),
+  ],
 }
 
 const index = loadFixture<{ fixtures: IndexEntry[] }>('index.json')
@@ -37,10 +52,18 @@ describe('fake Nextcloud answers like the captured Nextcloud 31', () => {
     const capture = loadFixture<Capture>(file)
     const secret = file === 'appapi.auth.wrong-secret.json' ? 'not-the-secret' : FIXTURE_APP.secret
     const { method, path, headers, body } = capture.request
+    const extra = EXTRA_USERS[file] ?? []
+    for (const user of extra) {
+      nc.addUser(user)
+    }
     const res = await fetch(`${nc.url}${path}`, {
       method,
       headers: replayHeaders(headers, secret),
       body: body === null ? undefined : JSON.stringify(body),
+    }).finally(() => {
+      for (const user of extra) {
+        nc.removeUser(user.id)
+      }
     })
 
     expect(res.status).toBe(capture.response.status)

@@ -60,6 +60,15 @@ export function provisioningRoutes(v: OcsVersion, { directory, registry }: Deps)
     const { search, limit, offset } = listParams(c)
     return ocsOk(c, v, { users: detailsMap(c, directory.searchUsers(search, limit, offset)) })
   })
+  // Admins get every disabled user with details (the DB order; here by uid), others none.
+  r.get('/cloud/users/disabled', (c) => {
+    const { search, limit, offset } = listParams(c)
+    const disabled = viewer(c).admin
+      ? directory.searchUsers(search, undefined, 0).filter((u) => u.enabled === false)
+      : []
+    const page = disabled.slice(offset, limit === undefined ? undefined : offset + limit)
+    return ocsOk(c, v, { users: detailsMap(c, page) })
+  })
   r.get('/cloud/user', (c) => {
     const me = viewer(c)
     const user = directory.user(me.uid)

@@ -16,6 +16,8 @@ export interface RecordedRequest {
   user: string | undefined
   /** 0 while the request is pending */
   status: number
+  /** the response body's length in bytes, uncompressed (0 while pending) */
+  bytes: number
 }
 
 export type Fault =
@@ -68,6 +70,7 @@ export function createTraffic(): Traffic {
       appId: c.req.header('ex-app-id'),
       user: auth === undefined ? undefined : decodeAuth(auth).user,
       status: 0,
+      bytes: 0,
     }
     requests.push(entry)
     const fault = takeFault(entry.method, entry.path)
@@ -88,6 +91,7 @@ export function createTraffic(): Traffic {
     c.set('truncate', fault?.kind === 'truncate' ? { keep: fault.keep } : undefined)
     await next()
     entry.status = c.res.status
+    entry.bytes = (await c.res.clone().arrayBuffer()).byteLength
     return undefined
   }
 
