@@ -4,7 +4,8 @@ import { gunzipSync } from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import { testConfig } from '../../test/config.js'
 import { appWithUi } from '../../test/ui-app.js'
-import { accessFor } from './paths.js'
+import { isAppError } from '../errors.js'
+import { accessFor, checkMethod, upstreamUrl } from './paths.js'
 import { keycloakProxy } from './proxy.js'
 import { parseSetCookie } from './set-cookie.js'
 
@@ -69,6 +70,25 @@ describe('access', () => {
     expect((await app.request('/admin/master/console/', { headers: as('alice') })).status).toBe(403)
     expect((await app.request('/realms/master/x', { headers: as('alice') })).status).toBe(403)
     expect((await app.request('/admin/master/console/', { headers: as('admin') })).status).toBe(200)
+  })
+
+  it('refuses what Keycloak must not be asked for with AppErrors', () => {
+    const codeOf = (f: () => unknown) => {
+      try {
+        f()
+        return undefined
+      } catch (err) {
+        return isAppError(err) ? err.code : 'not an AppError'
+      }
+    }
+    const up = new URL('http://127.0.0.1:8080')
+    expect(codeOf(() => checkMethod('PROPFIND'))).toBe('METHOD_NOT_ALLOWED')
+    expect(codeOf(() => checkMethod('PATCH'))).toBeUndefined()
+    expect(codeOf(() => upstreamUrl(up, new URL('http://x//evil.example/a')))).toBe('INVALID_INPUT')
+    expect(codeOf(() => upstreamUrl(up, new URL('http://x/realms/a%2fb')))).toBe('INVALID_INPUT')
+    expect(upstreamUrl(up, new URL('https://x/realms/a/b?c=1')).href).toBe(
+      'http://127.0.0.1:8080/realms/a/b?c=1',
+    )
   })
 
   it('refuses requests without AppAPI credentials', async () => {
@@ -477,6 +497,38 @@ describe('responses', () => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
       'KEYCLOAK_UNAVAILABLE',
     )
+  })
+
+  it("answers Keycloak's failures through the app's error handler, with what went wrong", async () => {
+    type Failure = { error: { code: string; message: string } }
+    let reply: () => Response = () => {
+      throw new TypeError('fetch failed')
+    }
+    const { app, as } = setup(() => reply(), { maxBufferedBytes: 8 })
+    const failure = async (headers: Record<string, string>) => {
+      const res = await app.request('/resources/a.js', { headers })
+      expect(res.status).toBe(502)
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/)
+      return ((await res.json()) as Failure).error
+    }
+    expect(await failure(as(''))).toEqual({
+      code: 'KEYCLOAK_UNAVAILABLE',
+      message: 'Keycloak is not reachable',
+      requestId: expect.any(String),
+    })
+    reply = () =>
+      new Response(
+        new ReadableStream({
+          start(ctl) {
+            ctl.error(new Error('connection reset'))
+          },
+        }),
+      )
+    expect((await failure(as(''))).message).toBe('Keycloak broke off its answer')
+    reply = () => new Response(new Blob(['x'.repeat(20)]).stream())
+    const tooLarge = await failure(as('', { 'X-Origin-IP': '10.0.0.1' }))
+    expect(tooLarge.code).toBe('KEYCLOAK_UNAVAILABLE')
+    expect(tooLarge.message).toMatch(/too large for Nextcloud's proxy/)
   })
 })
 
