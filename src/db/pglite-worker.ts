@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
+import { setFlagsFromString } from 'node:v8'
 import { Worker } from 'node:worker_threads'
 
 /** A request to the thread that runs PGlite. */
@@ -43,6 +44,9 @@ interface Reply {
  */
 const SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
+const { existsSync } = require('node:fs')
+const { join } = require('node:path')
+const { execFileSync } = require('node:child_process')
 const serialize = (err) => {
   const out = { message: String((err && err.message) || err) }
   if (err && typeof err === 'object') {
@@ -58,8 +62,19 @@ const raw = (value) => value
 ;(async () => {
   let db
   try {
+    const inMemory = workerData.dataDir.startsWith('memory://')
+    if (!inMemory && !existsSync(join(workerData.dataDir, 'PG_VERSION'))) {
+      // A new database is set up (initdb) by a process of its own: the setup needs several
+      // hundred MiB that the app's process would otherwise keep for its whole life.
+      execFileSync(process.execPath, ['--input-type=module', '-e', workerData.setup], {
+        env: { ...process.env, PGLITE_MODULE: workerData.pglite, PGLITE_DATA: workerData.dataDir },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      })
+    }
     const { PGlite } = await import(workerData.pglite)
-    db = new PGlite(workerData.dataDir)
+    db = new PGlite(workerData.dataDir, {
+      startParams: [...PGlite.defaultStartParams, ...workerData.settings],
+    })
     await db.waitReady
   } catch (err) {
     parentPort.postMessage({ id: 0, failed: serialize(err) })
@@ -86,6 +101,29 @@ const raw = (value) => value
 })()
 `
 
+/** The setup of a new database, run by `node -e` in a process that ends when it is done. */
+const SETUP = `
+const { PGlite } = await import(process.env.PGLITE_MODULE)
+const db = await PGlite.create(process.env.PGLITE_DATA)
+await db.close()
+`
+
+/**
+ * Postgres settings for a small, single-session store. Postgres's default shared_buffers is
+ * 128 MB, all of it touched at start inside WebAssembly memory; a few MB hold this app's working
+ * set, and the OS page cache keeps the rest of the files warm.
+ */
+export const PGLITE_SETTINGS = [
+  '-c',
+  'shared_buffers=4MB',
+  '-c',
+  'temp_buffers=2MB',
+  '-c',
+  'work_mem=2MB',
+  '-c',
+  'maintenance_work_mem=16MB',
+]
+
 const PGLITE_MODULE = pathToFileURL(
   createRequire(import.meta.url).resolve('@electric-sql/pglite'),
 ).href
@@ -108,9 +146,10 @@ export interface PgliteThread {
  * keeps answering whatever it does. The thread keeps the process alive only while requests wait.
  */
 export function startPgliteThread(dataDir: string): PgliteThread {
+  useBaselineWasmCompiler()
   const worker = new Worker(SOURCE, {
     eval: true,
-    workerData: { pglite: PGLITE_MODULE, dataDir },
+    workerData: { pglite: PGLITE_MODULE, dataDir, settings: PGLITE_SETTINGS, setup: SETUP },
   })
   const waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>()
   let nextId = 1
@@ -172,6 +211,17 @@ export function startPgliteThread(dataDir: string): PgliteThread {
       await worker.terminate()
     },
   }
+}
+
+/**
+ * V8 compiles WebAssembly twice by default: at once with its baseline compiler, then again,
+ * optimized, in the background. For Postgres's 9 MB module the optimized code and the compiler's
+ * work cost ~50 MiB of resident memory for speed this store does not need. PGlite is the only
+ * WebAssembly the app runs; the flag is read when a module is compiled, so setting it before the
+ * thread starts is enough.
+ */
+function useBaselineWasmCompiler(): void {
+  setFlagsFromString('--liftoff-only')
 }
 
 /** The thread's error as an Error with the same message and fields (Postgres `code` and so on). */
