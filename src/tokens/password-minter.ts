@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
+import pLimit from 'p-limit'
 import type { Store } from '../db/store.js'
 import { AppError, isAppError } from '../errors.js'
 import { GrantError, grantRejection } from '../keycloak/grant-errors.js'
@@ -43,7 +44,7 @@ export function createPasswordMinter(opts: PasswordMinterOptions) {
   /** refresh tokens by request; past `maxSessions` the least recently used goes first */
   const sessions = new LRUCache<string, Session>({ max: opts.maxSessions ?? 10_000 })
   const userQueues = new Map<string, Promise<unknown>>()
-  const logins = semaphore(opts.maxConcurrentLogins ?? 4)
+  const logins = pLimit(opts.maxConcurrentLogins ?? 4)
   const log = opts.log
 
   const remember = (id: string, userId: string, tokens: TokenSet, askedAt: number) => {
@@ -164,27 +165,4 @@ export type PasswordMinter = ReturnType<typeof createPasswordMinter>
  */
 function randomPassword(): string {
   return `${randomBytes(30).toString('base64url')}aA1!`
-}
-
-/** Runs at most `limit` tasks at once; the rest wait in order. */
-function semaphore(limit: number) {
-  let active = 0
-  const waiting: Array<() => void> = []
-  return async <T>(task: () => Promise<T>): Promise<T> => {
-    if (active >= limit) {
-      await new Promise<void>((resolve) => waiting.push(resolve))
-    } else {
-      active++
-    }
-    try {
-      return await task()
-    } finally {
-      const next = waiting.shift()
-      if (next) {
-        next()
-      } else {
-        active--
-      }
-    }
-  }
 }
