@@ -13,7 +13,6 @@ import { initSteps, progressToNextcloud } from './exapp/init-steps.js'
 import { realmSpecFor } from './exapp/realm-spec.js'
 import { apiRoutes } from './http/api.js'
 import { listen } from './http/listen.js'
-import { proxiedPages } from './http/pages.js'
 import type { AppEnv } from './http/types.js'
 import { createKeycloakAdmin, type KcAdmin } from './keycloak/admin.js'
 import { type BootstrapReport, realmBootstrapper } from './keycloak/bootstrap.js'
@@ -35,6 +34,7 @@ import { UserRevocations } from './sync/revocations.js'
 import { clientSecrets } from './tokens/client-secrets.js'
 import { createTokenService, type TokenService } from './tokens/service.js'
 import { setUserPassword } from './tokens/user-password.js'
+import { proxiedPages } from './ui/pages.js'
 
 /** Parts a test (or another composition) may replace. */
 export interface ExAppOverrides {

@@ -1,9 +1,9 @@
 import { Hono } from 'hono'
 import type { Config } from '../config/config.js'
+import type { AppEnv } from '../http/types.js'
 import { keycloakProxy } from '../proxy/proxy.js'
-import type { Asset, StatusPageFile } from '../ui/assets.js'
-import { appAssets } from '../ui/top-menu.js'
-import type { AppEnv } from './types.js'
+import type { Asset, StatusPageFile } from './assets.js'
+import { appAssets } from './top-menu.js'
 
 export interface PagesOptions {
   config: Config
