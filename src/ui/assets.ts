@@ -10,11 +10,30 @@ export interface Asset {
   etag: string
 }
 
-/** The status page's files: a fixed list, so no request path ever reaches the file system. */
+const JS = 'text/javascript; charset=utf-8'
+
+/**
+ * The status page's files: a fixed list, so no request path ever reaches the file system.
+ * `status.js` is the entry module; the others are the ES modules it imports (a module script
+ * needs a JavaScript type, and the page's CSP takes scripts from the app itself only).
+ */
 export const STATUS_PAGE_FILES = {
   'index.html': 'text/html; charset=utf-8',
   'status.css': 'text/css; charset=utf-8',
-  'status.js': 'text/javascript; charset=utf-8',
+  'status.js': JS,
+  'api.js': JS,
+  'credentials.js': JS,
+  'dom.js': JS,
+  'dry-run.js': JS,
+  'errors.js': JS,
+  'format.js': JS,
+  'overview.js': JS,
+  'results.js': JS,
+  'runs.js': JS,
+  'state.js': JS,
+  'sync.js': JS,
+  'theme.js': JS,
+  'vocabulary.js': JS,
 } as const
 
 export type StatusPageFile = keyof typeof STATUS_PAGE_FILES
