@@ -1,5 +1,5 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { mulberry32 } from '../../test/builders.js'
 import { MemoryDirectory } from '../../test/memory-directory.js'
 import { applyPlan } from './apply.js'
 import type { Change, Conflict } from './changes.js'
@@ -13,10 +13,38 @@ import {
 } from './model.js'
 import { planSync, type SyncPlan, type SyncPolicy } from './plan.js'
 
-type Random = () => number
-const pick = <T>(rand: Random, items: readonly T[]): T =>
-  items[Math.floor(rand() * items.length)] as T
-const chance = (rand: Random, p: number) => rand() < p
+/**
+ * The random choices a case is made of. Each one is a fast-check draw, so a failing case shrinks
+ * (towards fewer users, first items, "no" to each chance) before it is reported.
+ */
+interface Draw {
+  pick<T>(items: readonly T[]): T
+  /** true with probability `p` */
+  chance(p: number): boolean
+  /** a whole number from 0 to `max` */
+  int(max: number): number
+}
+
+function drawsFrom(g: fc.GeneratorValue): Draw {
+  return {
+    pick: <T>(items: readonly T[]) => items[g(fc.nat, { max: items.length - 1 })] as T,
+    chance: (p) => g(fc.nat, { max: 99 }) >= 100 - Math.round(p * 100),
+    int: (max) => g(fc.nat, { max }),
+  }
+}
+
+/** Runs `property` on `RUNS` cases drawn by fast-check; a failure is shrunk, then reported. */
+const RUNS = 5
+const forAll = (property: (d: Draw) => void) =>
+  fc.assert(
+    fc.property(fc.gen(), (g) => property(drawsFrom(g))),
+    { numRuns: RUNS },
+  )
+const forAllAsync = (property: (d: Draw) => Promise<void>) =>
+  fc.assert(
+    fc.asyncProperty(fc.gen(), (g) => property(drawsFrom(g))),
+    { numRuns: RUNS },
+  )
 
 interface Directory {
   users: NextcloudUser[]
@@ -26,9 +54,9 @@ interface Directory {
 const GIDS = Array.from({ length: 14 }, (_, i) => `g${i}`)
 const NAMES = ['', 'Solo', 'Ann Lee', '  Jo  de  Vries ', 'Zoë Ünal', 'x'.repeat(300)]
 
-function randomEmail(rand: Random, uid: string, users: readonly NextcloudUser[]): string | null {
-  const other = users.length > 0 ? pick(rand, users).id : uid
-  return pick(rand, [
+function randomEmail(d: Draw, uid: string, users: readonly NextcloudUser[]): string | null {
+  const other = users.length > 0 ? d.pick(users).id : uid
+  return d.pick([
     `${uid}@example.org`,
     `${uid}@example.org`,
     `${uid.toUpperCase()}@Example.org`,
@@ -39,79 +67,82 @@ function randomEmail(rand: Random, uid: string, users: readonly NextcloudUser[])
   ])
 }
 
-function randomUser(rand: Random, uid: string, users: readonly NextcloudUser[]): NextcloudUser {
+function randomUser(d: Draw, uid: string, users: readonly NextcloudUser[]): NextcloudUser {
   return {
     id: uid,
-    enabled: pick(rand, [true, true, true, true, 'true', false]),
-    email: randomEmail(rand, uid, users),
-    displayname: chance(rand, 0.5) ? `Name${Math.floor(rand() * 9)} ${uid}` : pick(rand, NAMES),
-    groups: [...GIDS, 'ghost'].filter(() => chance(rand, 0.15)),
-    organisation: pick(rand, ['', 'ACME', 'Initech']),
-    phone: chance(rand, 0.3) ? `+49 ${Math.floor(rand() * 1e6)}` : '',
+    enabled: d.pick([true, true, true, true, 'true', false]),
+    email: randomEmail(d, uid, users),
+    displayname: d.chance(0.5) ? `Name${d.int(8)} ${uid}` : d.pick(NAMES),
+    groups: [...GIDS, 'ghost'].filter(() => d.chance(0.15)),
+    organisation: d.pick(['', 'ACME', 'Initech']),
+    phone: d.chance(0.3) ? `+49 ${d.int(999_999)}` : '',
   }
 }
 
-function randomDirectory(rand: Random, size: number): Directory {
+/** Between 60 and 300 Nextcloud users. */
+const directorySize = (d: Draw) => 60 + d.int(240)
+
+function randomDirectory(d: Draw, size: number): Directory {
   const users: NextcloudUser[] = []
   for (let i = 0; i < size; i += 1) {
-    users.push(randomUser(rand, `u${i}`, users))
+    users.push(randomUser(d, `u${i}`, users))
     // Uids equal but for case share one Keycloak username.
     if (i % 60 === 0) {
-      users.push(randomUser(rand, `U${i}`, users))
+      users.push(randomUser(d, `U${i}`, users))
     }
   }
-  const groups = GIDS.map((id) => ({ id, displayname: chance(rand, 0.8) ? `Group ${id}` : '' }))
+  const groups = GIDS.map((id) => ({ id, displayname: d.chance(0.8) ? `Group ${id}` : '' }))
   return { users, groups }
 }
 
 /** Nextcloud a few minutes later: users come and go, rename, move emails, change groups. */
-function mutate(rand: Random, directory: Directory, round: number): Directory {
+function mutate(d: Draw, directory: Directory, round: number): Directory {
   const users = directory.users
-    .filter(() => !chance(rand, 0.05))
+    .filter(() => !d.chance(0.05))
     .map((user) => {
       const changed = { ...user }
-      if (chance(rand, 0.05)) {
-        changed.displayname = pick(rand, NAMES)
+      if (d.chance(0.05)) {
+        changed.displayname = d.pick(NAMES)
       }
-      if (chance(rand, 0.08)) {
-        changed.email = randomEmail(rand, `${user.id}.r${round}`, directory.users)
+      if (d.chance(0.08)) {
+        changed.email = randomEmail(d, `${user.id}.r${round}`, directory.users)
       }
-      if (chance(rand, 0.05)) {
+      if (d.chance(0.05)) {
         changed.enabled = !(user.enabled === true || user.enabled === 'true')
       }
-      if (chance(rand, 0.1)) {
-        changed.groups = [...GIDS, 'g-new'].filter(() => chance(rand, 0.15))
+      if (d.chance(0.1)) {
+        changed.groups = [...GIDS, 'g-new'].filter(() => d.chance(0.15))
       }
-      if (chance(rand, 0.05)) {
-        changed.organisation = pick(rand, ['', 'ACME', 'Globex'])
+      if (d.chance(0.05)) {
+        changed.organisation = d.pick(['', 'ACME', 'Globex'])
       }
       return changed
     })
-  swapEmails(rand, users)
+  swapEmails(d, users)
   for (let i = 0; i < 15; i += 1) {
-    users.push(randomUser(rand, `n${round}.${i}`, users))
+    users.push(randomUser(d, `n${round}.${i}`, users))
   }
   const groups: NextcloudGroup[] = directory.groups
     .filter((g) => g.id !== 'g13')
-    .map((g) => (chance(rand, 0.2) ? { ...g, displayname: `Renamed ${g.id} ${round}` } : g))
+    .map((g) => (d.chance(0.2) ? { ...g, displayname: `Renamed ${g.id} ${round}` } : g))
   return { users, groups: [...groups, { id: 'g-new', displayname: 'New' }] }
 }
 
 /** A few pairs trade addresses and a few chains pass one along: the cases that need ordering. */
-function swapEmails(rand: Random, users: NextcloudUser[]): void {
+function swapEmails(d: Draw, users: NextcloudUser[]): void {
   for (let i = 0; i < 4; i += 1) {
-    const a = pick(rand, users)
-    const b = pick(rand, users)
-    const c = pick(rand, users)
+    const a = d.pick(users)
+    const b = d.pick(users)
+    const c = d.pick(users)
     ;[a.email, b.email] = [b.email, a.email]
-    if (chance(rand, 0.5)) {
+    if (d.chance(0.5)) {
       ;[b.email, c.email] = [c.email, `fresh.${c.id}@example.org`]
     }
   }
 }
 
-const desiredPolicy = (rand: Random): DesiredPolicy => ({
-  gateGroups: chance(rand, 0.5) ? ['g3', 'g4', 'g5', 'g6', 'g7'] : [],
+const desiredPolicy = (d: Draw): DesiredPolicy => ({
+  gateGroups: d.chance(0.5) ? ['g3', 'g4', 'g5', 'g6', 'g7'] : [],
   roleMappings: [
     { group: 'g0', role: 'crm' },
     { group: 'g1', role: 'ops' },
@@ -172,50 +203,46 @@ function realizable(desired: Desired): Desired {
   return { ...desired, users }
 }
 
-const SEEDS = [1, 7, 42, 1234, 987654]
-
 describe('planSync properties', () => {
-  it.each(SEEDS)('plans nothing for a realm that already mirrors Nextcloud (seed %i)', (seed) => {
-    const rand = mulberry32(seed)
-    const nc = randomDirectory(rand, 300)
-    const desired = realizable(toDesired(nc.users, nc.groups, desiredPolicy(rand)))
-    const mirror: Actual = {
-      users: desired.users.map((user) => ({ id: `id-${user.uid}`, ...user, linked: true })),
-      groups: desired.groups.map((g) => ({ id: `id-${g.gid}`, ...g })),
-      unmanagedUsernames: new Set(),
-      unmanagedEmails: new Set(),
-      unmanagedGroupNames: new Set(),
-    }
-    const plan = planSync(desired, mirror, {
-      deletePolicy: 'delete',
-      guardPercent: 20,
-      force: false,
-      managedRoles: ['crm', 'ops'],
-    })
-    expect(plan.conflicts).toEqual([])
-    expect(plan.changes).toEqual([])
-  })
+  it('plans nothing for a realm that already mirrors Nextcloud', () =>
+    forAll((d) => {
+      const nc = randomDirectory(d, directorySize(d))
+      const desired = realizable(toDesired(nc.users, nc.groups, desiredPolicy(d)))
+      const mirror: Actual = {
+        users: desired.users.map((user) => ({ id: `id-${user.uid}`, ...user, linked: true })),
+        groups: desired.groups.map((g) => ({ id: `id-${g.gid}`, ...g })),
+        unmanagedUsernames: new Set(),
+        unmanagedEmails: new Set(),
+        unmanagedGroupNames: new Set(),
+      }
+      const plan = planSync(desired, mirror, {
+        deletePolicy: 'delete',
+        guardPercent: 20,
+        force: false,
+        managedRoles: ['crm', 'ops'],
+      })
+      expect(plan.conflicts).toEqual([])
+      expect(plan.changes).toEqual([])
+    }))
 
-  it.each(SEEDS)(
-    'converges: apply then re-plan gives no changes, and no writes (seed %i)',
-    async (seed) => {
-      const rand = mulberry32(seed)
-      const shape = desiredPolicy(rand)
+  it('converges: apply then re-plan gives no changes, and no writes', () =>
+    forAllAsync(async (d) => {
+      const shape = desiredPolicy(d)
       const policy: SyncPolicy = {
-        deletePolicy: seed % 2 === 0 ? 'delete' : 'disable',
+        deletePolicy: d.pick(['delete', 'disable'] as const),
         guardPercent: 20,
         force: true,
         managedRoles: ['crm', 'ops'],
       }
       const directory = seededDirectory()
-      let nc = randomDirectory(rand, 300)
+      let nc = randomDirectory(d, directorySize(d))
       await syncOnce(directory, toDesired(nc.users, nc.groups, shape), policy)
       expect(
         planSync(toDesired(nc.users, nc.groups, shape), directory.snapshot(), policy).changes,
       ).toEqual([])
 
       for (let round = 1; round <= 3; round += 1) {
-        nc = mutate(rand, nc, round)
+        nc = mutate(d, nc, round)
         const desired = toDesired(nc.users, nc.groups, shape)
         const first = await syncOnce(directory, desired, policy)
         const pending = pendingUids(first.conflicts)
@@ -227,54 +254,53 @@ describe('planSync properties', () => {
         expect(settled.changes).toEqual([])
         expect(directory.writeCount - writes).toBe(0)
       }
-    },
-  )
+    }))
 
-  it.each(SEEDS)('never lets an unmanaged name into a plan (seed %i)', (seed) => {
-    const rand = mulberry32(seed)
-    const nc = randomDirectory(rand, 300)
-    const desired = toDesired(nc.users, nc.groups, desiredPolicy(rand))
-    const clashing = desired.users.filter(() => chance(rand, 0.2))
-    const actual: Actual = {
-      users: [],
-      groups: [],
-      unmanagedUsernames: new Set(clashing.map((u) => u.username)),
-      unmanagedEmails: new Set(
-        desired.users.flatMap((u) => (u.email && chance(rand, 0.2) ? [u.email] : [])),
-      ),
-      unmanagedGroupNames: new Set(
-        desired.groups.filter(() => chance(rand, 0.3)).map((g) => g.gid),
-      ),
-    }
-    const plan = planSync(desired, actual, {
-      deletePolicy: 'delete',
-      guardPercent: 20,
-      force: false,
-      managedRoles: ['crm'],
-    })
-    // Matching by username also catches the other uid of a pair differing only by case.
-    const clashingUids = new Set(
-      desired.users.filter((u) => actual.unmanagedUsernames.has(u.username)).map((u) => u.uid),
-    )
-    for (const change of plan.changes) {
-      expect('uid' in change && clashingUids.has(change.uid), JSON.stringify(change)).toBe(false)
-      expect(
-        'gid' in change && actual.unmanagedGroupNames.has(change.gid),
-        JSON.stringify(change),
-      ).toBe(false)
-      const email =
-        change.kind === 'create-user'
-          ? change.user.email
-          : change.kind === 'update-user'
-            ? change.after.email
-            : null
-      expect(email != null && actual.unmanagedEmails.has(email), JSON.stringify(change)).toBe(false)
-    }
-    const reported = new Set(
-      plan.conflicts.flatMap((c) =>
-        c.kind === 'username-taken' && c.holder === null ? [c.uid] : [],
-      ),
-    )
-    expect(reported).toEqual(clashingUids)
-  })
+  it('never lets an unmanaged name into a plan', () =>
+    forAll((d) => {
+      const nc = randomDirectory(d, directorySize(d))
+      const desired = toDesired(nc.users, nc.groups, desiredPolicy(d))
+      const clashing = desired.users.filter(() => d.chance(0.2))
+      const actual: Actual = {
+        users: [],
+        groups: [],
+        unmanagedUsernames: new Set(clashing.map((u) => u.username)),
+        unmanagedEmails: new Set(
+          desired.users.flatMap((u) => (u.email && d.chance(0.2) ? [u.email] : [])),
+        ),
+        unmanagedGroupNames: new Set(desired.groups.filter(() => d.chance(0.3)).map((g) => g.gid)),
+      }
+      const plan = planSync(desired, actual, {
+        deletePolicy: 'delete',
+        guardPercent: 20,
+        force: false,
+        managedRoles: ['crm'],
+      })
+      // Matching by username also catches the other uid of a pair differing only by case.
+      const clashingUids = new Set(
+        desired.users.filter((u) => actual.unmanagedUsernames.has(u.username)).map((u) => u.uid),
+      )
+      for (const change of plan.changes) {
+        expect('uid' in change && clashingUids.has(change.uid), JSON.stringify(change)).toBe(false)
+        expect(
+          'gid' in change && actual.unmanagedGroupNames.has(change.gid),
+          JSON.stringify(change),
+        ).toBe(false)
+        const email =
+          change.kind === 'create-user'
+            ? change.user.email
+            : change.kind === 'update-user'
+              ? change.after.email
+              : null
+        expect(email != null && actual.unmanagedEmails.has(email), JSON.stringify(change)).toBe(
+          false,
+        )
+      }
+      const reported = new Set(
+        plan.conflicts.flatMap((c) =>
+          c.kind === 'username-taken' && c.holder === null ? [c.uid] : [],
+        ),
+      )
+      expect(reported).toEqual(clashingUids)
+    }))
 })
