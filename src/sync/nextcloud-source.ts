@@ -17,12 +17,11 @@ export interface NextcloudSourceOptions {
 }
 
 /**
- * What the cheap lists say about Nextcloud: every uid, the disabled ones, and each group with
- * its member count. No user details: at 10 000 users this is a few requests.
+ * What the cheap lists say about Nextcloud: every uid, and each group with its member and
+ * disabled-member counts. No user details: at 10 000 users this is a few requests.
  */
 export interface DirectoryObservation {
   userIds: string[]
-  disabledIds: string[]
   groups: GroupDetails[]
 }
 
@@ -126,13 +125,13 @@ export class NextcloudSource {
   }
 
   /**
-   * The cheap lists: uids (`cloud/users`), disabled users (`users/disabled`, details of those
-   * only) and groups with counts (`groups/details`). Pages may shift while they are read (a user
-   * created meanwhile): what this returns is a hint of what changed, to be read again in detail.
+   * The cheap lists: uids (`cloud/users`) and groups with counts (`groups/details`). Pages may
+   * shift while they are read (a user created meanwhile): what this returns is a hint of what
+   * changed, to be read again in detail.
    */
   async observe(): Promise<DirectoryObservation> {
     const asUser = await this.admin()
-    const limit = this.opts.listPageSize ?? 10_000
+    const limit = this.listPageSize()
     const userIds: string[] = []
     for (let offset = 0; ; offset += limit) {
       const page = await this.opts.client.userIdsPage(asUser, { offset, limit })
@@ -141,15 +140,28 @@ export class NextcloudSource {
         break
       }
     }
-    const disabledIds: string[] = []
+    return { userIds, groups: await this.readGroups(asUser) }
+  }
+
+  /**
+   * The uids of the disabled users (`users/disabled`). Nextcloud sends each one's details, so
+   * this costs about as much per disabled user as a details page does per user.
+   */
+  async disabledIds(): Promise<string[]> {
+    const asUser = await this.admin()
+    const limit = this.listPageSize()
+    const ids: string[] = []
     for (let offset = 0; ; offset += limit) {
       const page = await this.opts.client.disabledUsersPage(asUser, { offset, limit })
-      disabledIds.push(...page.users.map((u) => u.id), ...page.hidden)
+      ids.push(...page.users.map((u) => u.id), ...page.hidden)
       if (page.users.length + page.hidden.length < limit) {
-        break
+        return ids
       }
     }
-    return { userIds, disabledIds, groups: await this.readGroups(asUser) }
+  }
+
+  private listPageSize(): number {
+    return this.opts.listPageSize ?? 10_000
   }
 
   /** The uids in group `gid`; null when Nextcloud has no such group (any more). */

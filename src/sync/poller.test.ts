@@ -9,6 +9,7 @@ import {
   diffUsers,
   groupStructureChange,
   movedMembers,
+  needsDisabledList,
   type PollEngine,
   targetedLimit,
   withPoll,
@@ -105,14 +106,28 @@ describe('DirectoryPoller against the fake Nextcloud', () => {
     expect(requests.filter((r) => r.includes('details') && !r.includes('groups/details'))).toEqual(
       [],
     )
-    // 5 users in pages of 3: two id pages; one disabled page; 3 groups in pages of 2: two pages
+    // 5 users in pages of 3: two id pages; 3 groups in pages of 2: two pages; dave is in no
+    // group, so no count would show him disabled: one page of disabled users
     expect(requests).toEqual([
       'GET /cloud/users',
       'GET /cloud/users',
+      'GET /cloud/groups/details',
+      'GET /cloud/groups/details',
       'GET /cloud/users/disabled',
-      'GET /cloud/groups/details',
-      'GET /cloud/groups/details',
     ])
+  })
+
+  it('lists the disabled users only when a disabled count moved, once every user is in a group', async () => {
+    nc.setMembership('dave', ['sales'])
+    expect((await poller.pollOnce()).changes).toEqual([{ uid: 'dave', kind: 'groups' }])
+    requestsSince()
+
+    expect(await poller.pollOnce()).toEqual({ outcome: 'unchanged', changes: [] })
+    expect(requestsSince()).not.toContain('GET /cloud/users/disabled')
+
+    nc.updateUser('alice', { enabled: false })
+    expect((await poller.pollOnce()).changes).toEqual([{ uid: 'alice', kind: 'disabled' }])
+    expect(requestsSince()).toContain('GET /cloud/users/disabled')
   })
 
   it('syncs a created user alone, re-read in detail', async () => {
@@ -326,10 +341,10 @@ describe('the poll at 10 000 users', () => {
 
       expect(await poller.pollOnce()).toEqual({ outcome: 'unchanged', changes: [] })
       const poll = nc.requests().slice(before)
+      // every user is in a group: the disabled counts stand in for the list of disabled users
       expect(poll.map((r) => r.path.replace(/^\/ocs\/v2\.php/, ''))).toEqual([
         '/cloud/users',
         '/cloud/users',
-        '/cloud/users/disabled',
         '/cloud/groups/details',
       ])
       await poller.close()
@@ -358,6 +373,19 @@ describe('change detection', () => {
     expect(diffUsers(known, { userIds: ['alice', 'bob', 'carol'], disabledIds: ['bob'] })).toEqual(
       [],
     )
+  })
+
+  it('leaves enabled states alone without a list of disabled users', () => {
+    expect(diffUsers(known, { userIds: ['alice', 'bob', 'carol'] })).toEqual([])
+  })
+
+  it('asks for the disabled users when a disabled count moved or a user is in no group', () => {
+    const sales = aGroup({ id: 'sales', usercount: 1, disabled: 1 })
+    const grouped = new Map([['bob', { enabled: false, groups: ['sales'] }]])
+    const groups = new Map([['sales', sales]])
+    expect(needsDisabledList({ users: grouped, groups }, [sales])).toBe(false)
+    expect(needsDisabledList({ users: grouped, groups }, [{ ...sales, disabled: 0 }])).toBe(true)
+    expect(needsDisabledList({ users: known, groups }, [sales])).toBe(true)
   })
 
   it('names the users who joined or left a group', () => {

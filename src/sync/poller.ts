@@ -7,6 +7,7 @@ import type { DirectoryObservation, SourceRead } from './nextcloud-source.js'
 /** The Nextcloud side the poller reads: cheap lists, group members, and the reads of full runs. */
 export interface PollSource {
   observe(): Promise<DirectoryObservation>
+  disabledIds(): Promise<string[]>
   groupMembers(gid: string): Promise<string[] | null>
   withGroups<T>(groups: GroupDetails[], work: () => Promise<T>): Promise<T>
   onRead(listener: (read: SourceRead) => void): () => void
@@ -62,15 +63,17 @@ interface Baseline {
 
 /**
  * Brings changes in Nextcloud over quickly without reading every user's details: every
- * `intervalSeconds` it reads the cheap lists (uids, disabled users, groups with member counts),
- * compares them with what the last reads said, reads the members of the groups whose count moved,
- * and syncs exactly the users that were created, deleted, disabled, enabled or moved between
- * groups, one by one (each re-read in detail). A group created, renamed or deleted, or more
- * changed users than a full read would cost, gets a full run instead. Profile changes (names,
- * emails) show in none of these lists: they arrive with the next full run.
+ * `intervalSeconds` it reads the cheap lists (uids, groups with member and disabled counts),
+ * compares them with what the last reads said, reads the members of the groups whose member count
+ * moved and the disabled users when a disabled count moved (or some user is in no group, where no
+ * count would show it), and syncs exactly the users that were created, deleted, disabled, enabled
+ * or moved between groups, one by one (each re-read in detail). A group created, renamed or
+ * deleted, or more changed users than a full read would cost, gets a full run instead. Profile
+ * changes (names, emails) show in none of these lists: they arrive with the next full run.
  *
- * Blind spot: two changes that cancel out in one group's count within one interval (one member
- * leaves, another joins) show in neither count nor lists; the next full run brings them.
+ * Blind spot: changes that cancel out in every count they touch within one interval (one member
+ * of a group leaves as another joins; one is disabled as another of the same groups is enabled)
+ * show in no list; the next full run brings them.
  */
 export class DirectoryPoller {
   private baseline: Baseline | undefined
@@ -138,7 +141,10 @@ export class DirectoryPoller {
     if (structural) {
       return this.full([], structural)
     }
-    const changes = diffUsers(baseline.users, observed)
+    const disabledIds = needsDisabledList(baseline, observed.groups)
+      ? await this.opts.source.disabledIds()
+      : undefined
+    const changes = diffUsers(baseline.users, { userIds: observed.userIds, disabledIds })
     const seen = new Set(changes.map((c) => c.uid))
     for (const group of observed.groups) {
       if (group.usercount === baseline.groups.get(group.id)?.usercount) {
@@ -248,19 +254,41 @@ function byId(groups: readonly GroupDetails[]): Map<string, GroupDetails> {
   return new Map(groups.map((g) => [g.id, g]))
 }
 
-/** Users created, deleted, enabled or disabled since the baseline, per the lists. */
+/**
+ * Whether the disabled users must be listed: a group's disabled count moved, or a user is in no
+ * group, so no count would show it disabled.
+ */
+export function needsDisabledList(
+  baseline: { users: ReadonlyMap<string, KnownUser>; groups: ReadonlyMap<string, GroupDetails> },
+  observed: readonly GroupDetails[],
+): boolean {
+  if (observed.some((g) => g.disabled !== baseline.groups.get(g.id)?.disabled)) {
+    return true
+  }
+  for (const user of baseline.users.values()) {
+    if (user.groups.length === 0) {
+      return true
+    }
+  }
+  return false
+}
+
+/**
+ * Users created, deleted, enabled or disabled since the baseline, per the lists; without a list
+ * of disabled users, enabled states are not compared.
+ */
 export function diffUsers(
   known: ReadonlyMap<string, KnownUser>,
-  observed: Pick<DirectoryObservation, 'userIds' | 'disabledIds'>,
+  observed: { userIds: readonly string[]; disabledIds?: readonly string[] },
 ): { uid: string; kind: ChangeKind }[] {
   const changes: { uid: string; kind: ChangeKind }[] = []
   const ids = new Set(observed.userIds)
-  const disabled = new Set(observed.disabledIds)
+  const disabled = observed.disabledIds ? new Set(observed.disabledIds) : undefined
   for (const uid of ids) {
     const before = known.get(uid)
     if (!before) {
       changes.push({ uid, kind: 'created' })
-    } else if (before.enabled === disabled.has(uid)) {
+    } else if (disabled && before.enabled === disabled.has(uid)) {
       changes.push({ uid, kind: before.enabled ? 'disabled' : 'enabled' })
     }
   }
