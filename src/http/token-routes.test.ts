@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import type { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { buildTestApp, TEST_APP_SECRET, TEST_CONSUMER_SECRET } from '../../test/app-builder.js'
@@ -255,64 +256,83 @@ describe('POST /api/token', () => {
   })
 })
 
-/** mulberry32: a seeded generator, so a failing case can be replayed. */
-function random(seed: number) {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 describe('POST /api/token with junk', () => {
-  const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 100_000)
-
-  it(`never answers 5xx (seed ${seed})`, async () => {
-    const rnd = random(seed)
-    const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)] as T
-    const junk = (max: number, alphabet: string) =>
-      Array.from({ length: Math.floor(rnd() * max) }, () => pick([...alphabet])).join('')
+  it('never answers 5xx', async () => {
     const latin1 = Array.from({ length: 0xff - 0x20 }, (_, i) => String.fromCharCode(0x20 + i))
       .filter((ch) => ch !== '\x7f')
       .join('')
-    const queryJunk = `${latin1}%&=+#?/\\;`
+    const junk = (maxLength: number, alphabet: string) =>
+      fc.string({ unit: fc.constantFrom(...alphabet), maxLength })
     const value = (valid: string[]) =>
-      rnd() < 0.6
-        ? pick(valid)
-        : pick([junk(8, latin1), junk(300, latin1), '', ' ', 'alice\u00a0', '%zz'])
+      fc.oneof(
+        { weight: 6, arbitrary: fc.constantFrom(...valid) },
+        {
+          weight: 4,
+          arbitrary: fc.oneof(
+            junk(8, latin1),
+            junk(300, latin1),
+            fc.constantFrom('', ' ', 'alice\u00a0', '%zz'),
+          ),
+        },
+      )
+    /** `arb` with probability `p`, else undefined (which a failing case shrinks to) */
+    const sometimes = <T>(p: number, arb: fc.Arbitrary<T>) =>
+      fc.oneof(
+        { weight: Math.round((1 - p) * 100), arbitrary: fc.constant(undefined) },
+        { weight: Math.round(p * 100), arbitrary: arb },
+      )
+    const param = fc.record({
+      name: fc.oneof(
+        fc.constantFrom('client_id', 'scope', 'client_id'),
+        junk(5, `${latin1}%&=+#?/\\;`),
+      ),
+      raw: fc.boolean(),
+      value: value(['opentalk', 'files', 'openid email', 'offline_access']),
+    })
+    const request = fc.record({
+      secret: sometimes(0.85, value([SECRET])),
+      user: sometimes(0.8, value(['alice', 'bob', 'nobody', "o'neil", 'a b'])),
+      appApi: sometimes(
+        0.3,
+        fc.record({
+          uid: value(['alice', '', 'x:y']),
+          appSecret: fc.constantFrom(APP_SECRET, 'x'),
+          forged: sometimes(0.3, junk(40, latin1)),
+        }),
+      ),
+      params: fc.array(param, { maxLength: 3 }),
+      bareQuery: fc.constantFrom('', '?', '?&&='),
+    })
 
     // failures from one source would soon be 429s; this run is about the rest of the pipeline
     const { app } = await makeApp({ limiter: new FailureLimiter(Number.MAX_SAFE_INTEGER) })
-    for (let i = 0; i < 400; i++) {
-      const headers: Record<string, string> = {}
-      if (rnd() < 0.85) {
-        headers['X-API-SECRET'] = value([SECRET])
-      }
-      if (rnd() < 0.8) {
-        headers['X-NC-USER-ID'] = value(['alice', 'bob', 'nobody', "o'neil", 'a b'])
-      }
-      if (rnd() < 0.3) {
-        Object.assign(headers, appApiHeaders(value(['alice', '', 'x:y']), pick([APP_SECRET, 'x'])))
-        if (rnd() < 0.3) {
-          headers['AUTHORIZATION-APP-API'] = junk(40, latin1)
+    await fc.assert(
+      fc.asyncProperty(request, async (r) => {
+        const headers: Record<string, string> = {}
+        if (r.secret !== undefined) {
+          headers['X-API-SECRET'] = r.secret
         }
-      }
-      const params: string[] = []
-      for (let p = Math.floor(rnd() * 4); p > 0; p--) {
-        const name = pick(['client_id', 'scope', 'client_id', junk(5, queryJunk)])
-        const raw = rnd() < 0.5
-        const v = value(['opentalk', 'files', 'openid email', 'offline_access'])
-        params.push(`${name}=${raw ? v.replace(/[#\s]/g, '') : encodeURIComponent(v)}`)
-      }
-      const query = params.length > 0 ? `?${params.join('&')}` : pick(['', '?', '?&&='])
-      const res = await app.request(`/api/token${query}`, { method: 'POST', headers })
-      const context = `${query} ${JSON.stringify(headers)}`
-      expect(res.status, context).toBeLessThan(500)
-      if (res.status >= 400) {
-        expect(await res.json(), context).toMatchObject({ error: { code: expect.any(String) } })
-      }
-    }
+        if (r.user !== undefined) {
+          headers['X-NC-USER-ID'] = r.user
+        }
+        if (r.appApi !== undefined) {
+          Object.assign(headers, appApiHeaders(r.appApi.uid, r.appApi.appSecret))
+          if (r.appApi.forged !== undefined) {
+            headers['AUTHORIZATION-APP-API'] = r.appApi.forged
+          }
+        }
+        const params = r.params.map(
+          (p) => `${p.name}=${p.raw ? p.value.replace(/[#\s]/g, '') : encodeURIComponent(p.value)}`,
+        )
+        const query = params.length > 0 ? `?${params.join('&')}` : r.bareQuery
+        const res = await app.request(`/api/token${query}`, { method: 'POST', headers })
+        const context = `${query} ${JSON.stringify(headers)}`
+        expect(res.status, context).toBeLessThan(500)
+        if (res.status >= 400) {
+          expect(await res.json(), context).toMatchObject({ error: { code: expect.any(String) } })
+        }
+      }),
+      { numRuns: 400 },
+    )
   })
 })
