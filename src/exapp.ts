@@ -14,10 +14,9 @@ import { realmSpecFor } from './exapp/realm-spec.js'
 import { apiRoutes } from './http/api.js'
 import { listen } from './http/listen.js'
 import type { AppEnv } from './http/types.js'
-import { createKeycloakAdmin, type KcAdmin } from './keycloak/admin.js'
+import type { KcAdmin } from './keycloak/admin.js'
 import { type BootstrapReport, realmBootstrapper } from './keycloak/bootstrap.js'
-import { createEmbeddedKeycloak, prepareBundledKeycloak } from './keycloak/embedded.js'
-import { createExternalKeycloak } from './keycloak/external.js'
+import { keycloakAdmin, keycloakRuntime } from './keycloak/from-config.js'
 import { JWT_GRANT_IDP_ALIAS } from './keycloak/jwt-grant.js'
 import { createRealmGuard } from './keycloak/realm-guard.js'
 import type { KeycloakRuntime } from './keycloak/runtime.js'
@@ -76,16 +75,9 @@ export async function startExApp(
 ): Promise<RunningExApp> {
   const { realm, startTimeoutMs } = config.keycloak
   const storageDir = config.app.storageDir
-  const storage = await openStorage(
-    { storageDir, databaseUrl: config.databaseUrl, encryptionKey: config.encryptionKey },
-    log,
-  )
+  const storage = await openStorage(config, log)
   const { database, store } = storage
-  const keycloak =
-    overrides.keycloak ??
-    (config.keycloak.mode === 'external'
-      ? createExternalKeycloak(config.keycloak.url, log)
-      : createEmbeddedKeycloak(prepareBundledKeycloak(config, log), log))
+  const keycloak = overrides.keycloak ?? keycloakRuntime(config, log)
   const nextcloud =
     overrides.nextcloud ??
     createNextcloudClient({
@@ -96,13 +88,7 @@ export async function startExApp(
       aaVersion: config.nextcloud.aaVersion,
       log,
     })
-  const admin = createKeycloakAdmin({
-    baseUrl: config.keycloak.url,
-    username: config.keycloak.adminUser,
-    password: config.keycloak.adminPassword,
-    realm,
-    log,
-  })
+  const admin = keycloakAdmin(config.keycloak, log)
   const source = new NextcloudSource({
     client: nextcloud,
     preferredAdmin: config.nextcloud.adminUser,

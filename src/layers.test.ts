@@ -32,7 +32,7 @@ export const LAYERS: Layer[] = [
   {
     name: 'base',
     nodes: ['errors.ts', 'log.ts', 'config', 'single-flight.ts', 'state.ts', 'storage-modes.ts'],
-    within: { config: ['errors.ts', 'log.ts'], 'storage-modes.ts': ['log.ts'] },
+    within: { 'storage-modes.ts': ['log.ts'] },
   },
   { name: 'adapters', nodes: ['db', 'appapi', 'keycloak'] },
   { name: 'domain', nodes: ['sync', 'tokens'], within: { tokens: ['sync'] } },

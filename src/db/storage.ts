@@ -1,17 +1,14 @@
 import { mkdir } from 'node:fs/promises'
+import type { Config } from '../config/config.js'
 import type { Logger } from '../log.js'
 import { type Database, openDatabase } from './client.js'
 import { createSecretBox } from './crypto.js'
 import { checkEncryptionKey, type SecretsHealth } from './key-check.js'
 import { createStore, type Store } from './store.js'
 
-export interface StorageOptions {
-  /** the app's folder; PGlite keeps its files under it */
-  storageDir: string
-  /** a PostgreSQL URL, or undefined for the embedded PGlite */
-  databaseUrl?: string
-  /** the key the stored secrets are encrypted with */
-  encryptionKey: string
+/** The app's folder (PGlite keeps its files under it), the database URL (none: PGlite), the key. */
+export type StorageOptions = Pick<Config, 'databaseUrl' | 'encryptionKey'> & {
+  app: Pick<Config['app'], 'storageDir'>
 }
 
 export interface Storage {
@@ -25,12 +22,9 @@ export interface Storage {
 
 /** The app's state: its folder, the database (migrated), and the store over it. */
 export async function openStorage(opts: StorageOptions, log: Logger): Promise<Storage> {
-  await mkdir(opts.storageDir, { recursive: true })
-  const database = await openDatabase({
-    url: opts.databaseUrl,
-    storageDir: opts.storageDir,
-    log,
-  })
+  const storageDir = opts.app.storageDir
+  await mkdir(storageDir, { recursive: true })
+  const database = await openDatabase({ url: opts.databaseUrl, storageDir, log })
   const box = createSecretBox(opts.encryptionKey)
   const store = createStore(database, box)
   // A key that cannot open the stored secrets is logged once here and reported by /healthz.
