@@ -21,14 +21,14 @@ import { describe, expect, it } from 'vitest'
  * So `keycloak/` knows nothing of `sync/`, `tokens/` or `http/`: what it needs from them is
  * passed in by its callers.
  */
-export interface Layer {
+interface Layer {
   name: string
   nodes: string[]
   /** edges allowed inside this layer: node → the nodes of the same layer it may import */
   within?: Record<string, string[]>
 }
 
-export const LAYERS: Layer[] = [
+const LAYERS: Layer[] = [
   {
     name: 'base',
     nodes: ['errors.ts', 'log.ts', 'config', 'single-flight.ts', 'state.ts', 'storage-modes.ts'],
@@ -49,13 +49,13 @@ export const LAYERS: Layer[] = [
 ]
 
 /** The node of a path relative to src/ (posix): its first folder, or the file itself. */
-export function nodeOf(path: string): string {
+function nodeOf(path: string): string {
   const slash = path.indexOf('/')
   return slash < 0 ? path : path.slice(0, slash)
 }
 
 /** The relative specifiers a file imports: `import … from`, `export … from`, `import()`. */
-export function relativeImports(source: string): string[] {
+function relativeImports(source: string): string[] {
   return ts
     .preProcessFile(source, true, true)
     .importedFiles.map((f) => f.fileName)
@@ -66,7 +66,7 @@ export function relativeImports(source: string): string[] {
  * Every import that crosses the layers the wrong way, as `file → specifier (from → to)`.
  * `files` maps paths relative to src/ (posix) to their source.
  */
-export function forbiddenEdges(files: Map<string, string>, layers: Layer[] = LAYERS): string[] {
+function forbiddenEdges(files: Map<string, string>, layers: Layer[] = LAYERS): string[] {
   const layerOf = new Map<string, number>()
   layers.forEach((layer, index) => {
     for (const node of layer.nodes) {
@@ -104,26 +104,6 @@ export function forbiddenEdges(files: Map<string, string>, layers: Layer[] = LAY
     }
   }
   return found
-}
-
-/** Which node imports which, from the files as they are (for reading, not for checking). */
-export function nodeGraph(files: Map<string, string>): Map<string, Set<string>> {
-  const graph = new Map<string, Set<string>>()
-  for (const [path, source] of files) {
-    if (path.endsWith('.test.ts')) {
-      continue
-    }
-    const from = nodeOf(path)
-    const edges = graph.get(from) ?? new Set<string>()
-    graph.set(from, edges)
-    for (const spec of relativeImports(source)) {
-      const to = nodeOf(posix.normalize(posix.join(posix.dirname(path), spec)).replace(/\.js$/, '.ts'))
-      if (to !== from) {
-        edges.add(to)
-      }
-    }
-  }
-  return graph
 }
 
 const SRC = fileURLToPath(new URL('.', import.meta.url))
