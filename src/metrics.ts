@@ -54,6 +54,12 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  private readonly droppedIssuances = new Counter({
+    name: 'keycloak_exapp_token_issuances_dropped_total',
+    help: 'Issuance log records dropped because the database could not keep up',
+    registers: [this.registry],
+  })
+
   constructor(keycloak: KeycloakRuntime) {
     collectDefaultMetrics({ register: this.registry, prefix: 'keycloak_exapp_' })
     new Gauge({
@@ -88,6 +94,10 @@ export class Metrics {
       }
     }
     this.conflicts.inc(run.conflicts.length)
+  }
+
+  issuancesDropped(count: number): void {
+    this.droppedIssuances.inc(count)
   }
 
   /** Wraps a token-issuing function so each call is counted and timed by outcome. */

@@ -82,6 +82,8 @@ export async function buildTestApp(opts: TestAppOptions = {}) {
     findUser: engine.findUser,
     clientSecret: async (id) => keycloak.clientSecrets.get(id) ?? '',
     log: silentLogger(),
+    // Each issuance record reaches the memory store as it is made, so tests read it at once.
+    issuanceLog: { batchSize: 1 },
   })
   keycloak.trust(await tokens.publicJwks())
   const store = {

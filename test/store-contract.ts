@@ -206,10 +206,11 @@ export function describeStoreContract(label: string, open: () => Promise<Databas
     it('records, counts and prunes token issuances', async () => {
       const consumer = unique('consumer')
       const base = { consumer, clientId: 'opentalk', outcome: 'issued' }
-      for (const userId of ['u1', 'u2', 'u3', 'u4', 'u5']) {
-        await store.recordIssuance({ ...base, userId })
-      }
-      await store.recordIssuance({ ...base, userId: 'u1', outcome: 'denied' })
+      await store.recordIssuances(
+        ['u1', 'u2', 'u3', 'u4', 'u5'].map((userId) => ({ ...base, userId })),
+      )
+      await store.recordIssuances([])
+      await store.recordIssuances([{ ...base, userId: 'u1', outcome: 'denied' }])
       expect(await store.countIssuances({ consumer })).toBe(6)
       expect(await store.countIssuances({ consumer, userId: 'u1' })).toBe(2)
       expect(await store.countIssuances({ consumer, outcome: 'denied' })).toBe(1)
@@ -225,9 +226,11 @@ export function describeStoreContract(label: string, open: () => Promise<Databas
     it('prunes issuances older than a date', async () => {
       const consumer = unique('consumer')
       const base = { consumer, userId: 'u', clientId: 'c', outcome: 'issued' }
-      await store.recordIssuance({ ...base, issuedAt: new Date('2020-01-01T00:00:00Z') })
-      await store.recordIssuance({ ...base, issuedAt: new Date('2020-06-01T00:00:00Z') })
-      await store.recordIssuance(base)
+      await store.recordIssuances([
+        { ...base, issuedAt: new Date('2020-01-01T00:00:00Z') },
+        { ...base, issuedAt: new Date('2020-06-01T00:00:00Z') },
+        base,
+      ])
       expect(await store.pruneIssuances({ olderThan: new Date('2021-01-01T00:00:00Z') })).toBe(2)
       expect(await store.countIssuances({ consumer })).toBe(1)
     })

@@ -186,6 +186,9 @@ export function memoryStore() {
   const secrets = new Map<string, string>()
   const passwords = new Map<string, string>()
   const issuances: Issuance[] = []
+  /** when each record in `issuances` was made, apart so tests can compare records with toEqual */
+  const issuedAt: (Date | undefined)[] = []
+  let writes = 0
   let prunes = 0
   const notUsed = () => Promise.reject(new Error('not used by the token service'))
   const store: Store & { failWrites: boolean } = {
@@ -205,17 +208,22 @@ export function memoryStore() {
       secrets.set(name, winner)
       return winner
     },
-    recordIssuance: async (issuance) => {
+    recordIssuances: async (rows) => {
       if (store.failWrites) {
         throw new Error('database is read-only')
       }
-      issuances.push(issuance)
+      writes++
+      for (const { issuedAt: at, ...row } of rows) {
+        issuances.push(row)
+        issuedAt.push(at)
+      }
     },
     pruneIssuances: async (opts) => {
       prunes++
       const keep = 'keep' in opts ? opts.keep : 0
       const gone = Math.max(0, issuances.length - keep)
       issuances.splice(0, gone)
+      issuedAt.splice(0, gone)
       return gone
     },
     countIssuances: async () => issuances.length,
@@ -230,8 +238,21 @@ export function memoryStore() {
     getRun: notUsed,
     pruneRuns: notUsed,
     interruptRuns: notUsed,
+    getSyncState: notUsed,
+    listSyncObjects: notUsed,
+    saveSyncState: notUsed,
+    distrustSyncState: notUsed,
   }
-  return { store, secrets, passwords, issuances, prunes: () => prunes }
+  return {
+    store,
+    secrets,
+    passwords,
+    issuances,
+    issuedAt,
+    prunes: () => prunes,
+    /** inserts made (one per batch) */
+    writes: () => writes,
+  }
 }
 
 /**

@@ -75,7 +75,8 @@ export interface Store extends SyncStateStore {
   getRun(id: number, opts?: { limit?: number }): Promise<SyncRun | undefined>
   /** Deletes all but the newest `keep` runs (of `realm` when given); returns how many went. */
   pruneRuns(opts: { keep: number; realm?: string }): Promise<number>
-  recordIssuance(issuance: Issuance): Promise<void>
+  /** Writes the issuances in one insert (none: nothing happens). */
+  recordIssuances(issuances: readonly Issuance[]): Promise<void>
   /** Deletes all but the newest `keep` issuances, or those issued before `olderThan`. */
   pruneIssuances(opts: { keep: number } | { olderThan: Date }): Promise<number>
   countIssuances(filter?: IssuanceFilter): Promise<number>
@@ -260,8 +261,10 @@ export function createStore(database: Pick<Database, 'db'>, box: SecretBox): Sto
       return deleted.length
     },
 
-    async recordIssuance(issuance) {
-      await db.insert(tokenIssuances).values(issuance)
+    async recordIssuances(issuances) {
+      if (issuances.length > 0) {
+        await db.insert(tokenIssuances).values([...issuances])
+      }
     },
     async pruneIssuances(opts) {
       let where: SQL

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import type { TokenSet } from '../keycloak/token-client.js'
 
 /** What a cached token is for: one Nextcloud user, one client, one (normalized) scope string. */
@@ -41,18 +42,29 @@ interface Flight {
  * a consumer that caches on its side must not keep a token longer than Keycloak honours it.
  */
 export class TokenCache {
-  private readonly entries = new Map<string, Entry>()
+  /** fresh entries, the least recently used evicted first, each expiring when it stops being fresh */
+  private readonly entries: LRUCache<string, Entry>
   private readonly flights = new Map<string, Flight>()
   /** cache ids of a user's entries and flights, so dropping a user is not a scan */
   private readonly byUser = new Map<string, Set<string>>()
   private readonly skewSeconds: number
-  private readonly maxEntries: number
   private readonly now: () => number
 
   constructor(opts: TokenCacheOptions = {}) {
     this.skewSeconds = Math.max(0, opts.skewSeconds ?? 30)
-    this.maxEntries = Math.max(1, opts.maxEntries ?? 10_000)
     this.now = opts.now ?? Date.now
+    this.entries = new LRUCache<string, Entry>({
+      max: Math.max(1, opts.maxEntries ?? 10_000),
+      // Lifetimes are counted on the injected clock, read at every lookup (no cached time).
+      perf: { now: this.now },
+      ttlResolution: 0,
+      dispose: (entry, id, reason) => {
+        // Replacing an entry keeps its id in use; every other way out may free the user's index.
+        if (reason !== 'set') {
+          this.unindexIfUnused(entry.userId, id)
+        }
+      },
+    })
   }
 
   get size(): number {
@@ -71,13 +83,10 @@ export class TokenCache {
     const now = this.now()
     const entry = this.entries.get(id)
     if (entry && now < entry.freshUntil) {
-      // Re-inserting moves the entry to the end of the Map's order: eviction takes the front.
-      this.entries.delete(id)
-      this.entries.set(id, entry)
       return { tokens: aged(entry.tokens, entry.obtainedAt, now), source: 'cache' }
     }
     if (entry) {
-      this.removeEntry(id, entry.userId)
+      this.entries.delete(id)
     }
     const joined = this.flights.get(id)
     if (joined) {
@@ -116,7 +125,7 @@ export class TokenCache {
     if (!ids) {
       return
     }
-    for (const id of ids) {
+    for (const id of [...ids]) {
       this.entries.delete(id)
       const flight = this.flights.get(id)
       if (flight) {
@@ -148,21 +157,12 @@ export class TokenCache {
     if (freshUntil <= this.now()) {
       return
     }
-    this.entries.delete(id)
-    this.entries.set(id, { userId, tokens, obtainedAt, freshUntil })
     this.index(userId, id)
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.entries().next().value
-      if (!oldest) {
-        break
-      }
-      this.removeEntry(oldest[0], oldest[1].userId)
-    }
-  }
-
-  private removeEntry(id: string, userId: string): void {
-    this.entries.delete(id)
-    this.unindexIfUnused(userId, id)
+    this.entries.set(
+      id,
+      { userId, tokens, obtainedAt, freshUntil },
+      { ttl: freshUntil - this.now() },
+    )
   }
 
   private index(userId: string, id: string): void {

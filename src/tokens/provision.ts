@@ -62,18 +62,44 @@ export function provisioner(opts: ProvisionerOptions): Provisioner {
   const running = new Map<string, Promise<boolean>>()
   const ran = answers<{ present: boolean }>()
 
+  /**
+   * One read of Nextcloud per uid at a time; its answer is remembered unless `forget` came while
+   * it ran (the sync changed the user: an answer read before that must not outlive it).
+   */
+  const read = (uid: string, key: string): Promise<NextcloudUser | null> => {
+    const running = looking.get(key)
+    if (running) {
+      return running
+    }
+    const pending: Promise<NextcloudUser | null> = opts
+      .findUser(uid)
+      .then((user) => {
+        if (looking.get(key) === pending) {
+          found.set(key, { user })
+        }
+        return user
+      })
+      .finally(() => {
+        if (looking.get(key) === pending) {
+          looking.delete(key)
+        }
+      })
+    looking.set(key, pending)
+    return pending
+  }
+
   const lookup = async (uid: string): Promise<NextcloudUser> => {
     const key = fold(uid)
     const known = found.get(key)
     let user = known?.user
-    if (!known) {
-      let pending = looking.get(key)
-      if (!pending) {
-        pending = opts.findUser(uid).finally(() => looking.delete(key))
-        looking.set(key, pending)
+    if (known) {
+      // Past half its life, an answer is read again behind the request that used it: a user who
+      // keeps asking never waits for Nextcloud, and no answer is used longer than `ttlMs`.
+      if (found.getRemainingTTL(key) < ttlMs / 2 && !looking.has(key)) {
+        read(uid, key).catch(() => undefined)
       }
-      user = await pending
-      found.set(key, { user })
+    } else {
+      user = await read(uid, key)
     }
     if (!user) {
       throw unknownUser()
@@ -108,6 +134,7 @@ export function provisioner(opts: ProvisionerOptions): Provisioner {
   const forget = (uid: string) => {
     found.delete(fold(uid))
     ran.delete(fold(uid))
+    looking.delete(fold(uid))
   }
 
   return { lookup, provision, forget }

@@ -31,6 +31,17 @@ interface SetupOptions {
   keycloak?: FakeKeycloak
   pruneEvery?: number
   keyGraceMs?: number
+  /** holds every Nextcloud lookup until the returned promise's gate is opened */
+  gatedLookups?: boolean
+}
+
+/** A gate a test opens by hand. */
+function gate() {
+  let open!: () => void
+  const opened = new Promise<void>((resolve) => {
+    open = resolve
+  })
+  return { open, opened }
 }
 
 async function setup(opts: SetupOptions = {}) {
@@ -45,6 +56,16 @@ async function setup(opts: SetupOptions = {}) {
     Object.entries(opts.nextcloud ?? { alice: { enabled: true }, bob: { enabled: true } }),
   )
   const engine = fakeEngine(keycloak, nextcloud)
+  const lookups = gate()
+  if (!opts.gatedLookups) {
+    lookups.open()
+  }
+  let lookupsAsked = 0
+  const findUser = async (uid: string) => {
+    lookupsAsked++
+    await lookups.opened
+    return engine.findUser(uid)
+  }
   const memory = opts.store ?? memoryStore()
   const c = clock()
   const { log, text } = capturedLog()
@@ -63,7 +84,7 @@ async function setup(opts: SetupOptions = {}) {
     store: memory.store,
     tokenClient: opts.tokenClient ? opts.tokenClient(keycloak) : keycloak,
     engine,
-    findUser: engine.findUser,
+    findUser,
     clientSecret: async (id) => keycloak.clientSecrets.get(id) ?? '',
     setPassword,
     onKeysChanged,
@@ -71,6 +92,8 @@ async function setup(opts: SetupOptions = {}) {
     now: c.now,
     pruneEvery: opts.pruneEvery,
     keyGraceMs: opts.keyGraceMs,
+    // Each record is written as it is made, so a test reads it at once (batching has its own tests).
+    issuanceLog: { batchSize: 1 },
   })
   if (mode === 'jwt' && keycloak.trusted.size === 0) {
     // what the lead's bootstrap does: the IdP gets publicJwks() before the first grant
@@ -88,6 +111,8 @@ async function setup(opts: SetupOptions = {}) {
     issue,
     setPassword,
     onKeysChanged,
+    openLookups: lookups.open,
+    lookupsAsked: () => lookupsAsked,
     logText: text,
   }
 }
@@ -425,7 +450,7 @@ describe('token service, JWT mode', () => {
     expect(t.onKeysChanged.mock.calls[1]?.[0].keys.map((k) => k.kid)).toEqual([kid])
     t.service.revokeUser('alice')
     await t.issue()
-    t.service.stop()
+    await t.service.stop()
   })
 
   it('keeps the old key when the IdP cannot be told about the new one', async () => {
@@ -453,6 +478,7 @@ describe('token service, JWT mode', () => {
     const t = await setup()
     t.memory.store.failWrites = true
     await t.issue()
+    await new Promise((resolve) => setImmediate(resolve))
     expect(t.logText()).toContain('tokens.record_failed')
   })
 
@@ -465,6 +491,32 @@ describe('token service, JWT mode', () => {
     expect(t.memory.prunes()).toBe(2)
   })
 
+  it("asks Keycloak while Nextcloud answers a consumer's check, and hands out only what it allows", async () => {
+    const t = await setup({
+      gatedLookups: true,
+      keycloakUsers: ['alice', 'root'],
+      nextcloud: {
+        alice: { enabled: true, groups: ['staff'] },
+        root: { enabled: true, groups: ['admin'] },
+      } as Record<string, { enabled: boolean }>,
+    })
+    const users = { allowAdmins: false }
+    const alice = t.issue({ userId: 'alice', users })
+    const root = t.issue({ userId: 'root', users })
+    const refused = errorOf(root)
+    // Both grants go out while Nextcloud has not answered anything.
+    await vi.waitFor(() => expect(t.keycloak.calls.jwt).toBe(2), { timeout: 10_000 })
+    expect(t.engine.lookups).toEqual([])
+
+    t.openLookups()
+    expect((await alice).access_token).toMatch(/^at-alice-/)
+    expect(await refused).toMatchObject({ code: 'FORBIDDEN' })
+    expect(t.memory.issuances.map((i) => [i.userId, i.outcome]).sort()).toEqual([
+      ['alice', 'issued'],
+      ['root', 'denied'],
+    ])
+  })
+
   it('never logs a token, a secret or an assertion', async () => {
     const assertions: string[] = []
     const t = await setup({ tokenClient: (kc) => recordingAssertions(kc, assertions) })
@@ -474,7 +526,7 @@ describe('token service, JWT mode', () => {
     t.service.revokeUser('alice')
     await errorOf(t.issue())
     await t.service.rotateSigningKey()
-    t.service.stop()
+    await t.service.stop()
 
     const logged = t.logText()
     expect(logged).toContain('token.refused')
@@ -499,6 +551,25 @@ describe('token service, password mode', () => {
     const password = t.memory.passwords.get('test alice')
     expect(password).toBe(t.keycloak.users.get('alice')?.password)
     expect(password?.length).toBeGreaterThanOrEqual(40)
+  })
+
+  it("checks a consumer's request with Nextcloud before it logs in", async () => {
+    const t = await passwordSetup({
+      gatedLookups: true,
+      nextcloud: { alice: { enabled: true, groups: ['staff'] } } as Record<
+        string,
+        { enabled: boolean }
+      >,
+    })
+    const alice = t.issue({ users: { allowAdmins: false } })
+    // The lookup is asked for, and nothing goes to Keycloak while it has no answer.
+    await vi.waitFor(() => expect(t.lookupsAsked()).toBe(1), { timeout: 10_000 })
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(t.keycloak.calls.password).toBe(0)
+    expect(t.setPassword).not.toHaveBeenCalled()
+    t.openLookups()
+    expect((await alice).refresh_token).not.toBe('')
+    expect(t.keycloak.calls.password).toBe(1)
   })
 
   it('refreshes once the cached token is stale, instead of logging in again', async () => {

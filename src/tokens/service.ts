@@ -6,7 +6,7 @@ import type { TokenClient, TokenSet } from '../keycloak/token-client.js'
 import type { Logger } from '../log.js'
 import type { SyncEngine } from '../sync/engine.js'
 import { TokenCache, type TokenCacheOptions } from './cache.js'
-import { issuanceRecorder } from './issuance-log.js'
+import { createIssuanceLog, type IssuanceLogOptions } from './issuance-log.js'
 import { createJwtMinter } from './jwt-minter.js'
 import { createPasswordMinter } from './password-minter.js'
 import { type FindNextcloudUser, provisioner } from './provision.js'
@@ -37,6 +37,10 @@ export interface TokenServiceDeps {
   /** issuances kept; default 10 000, pruned every `pruneEvery` (1000) records */
   keepIssuances?: number
   pruneEvery?: number
+  /** how the issuance log batches its writes (see createIssuanceLog) */
+  issuanceLog?: Pick<IssuanceLogOptions, 'flushEveryMs' | 'batchSize' | 'maxQueued'>
+  /** counts issuance records dropped because the store could not keep up */
+  onIssuancesDropped?(count: number): void
   maxConcurrentLogins?: number
 }
 
@@ -73,8 +77,8 @@ export interface TokenService {
   rotateSigningKey(): Promise<{ kid: string; previousKid: string }>
   /** JWT mode: the keys the realm's IdP must trust; creates the key on first use. */
   publicJwks(): Promise<Jwks>
-  /** Cancels timers (at shutdown). */
-  stop(): void
+  /** Writes the issuance records still queued and cancels timers (at shutdown). */
+  stop(): Promise<void>
 }
 
 const MAX_SCOPES = 16
@@ -130,11 +134,22 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
    */
   const spelled = new Map<string, string>()
   const fold = (uid: string) => uid.toLowerCase()
-  const record = issuanceRecorder(deps.store, log, {
+  const issuances = createIssuanceLog(deps.store, log, {
+    ...deps.issuanceLog,
     keep: deps.keepIssuances,
     pruneEvery: deps.pruneEvery,
+    onDropped: deps.onIssuancesDropped,
+    now,
   })
   const configured = new Set(deps.config.clients)
+  /**
+   * JWT mode asks Keycloak for a first token while Nextcloud is asked whether the consumer may
+   * have it, rather than one after the other: a JWT grant uses a transient session and writes
+   * nothing, so a token minted for a refused request costs Keycloak one grant and nothing more
+   * (it waits in the cache for a request allowed to see it). Password mode logs in, which creates
+   * a session and may set a password: there the check comes first.
+   */
+  const speculative = deps.config.tokenMode === 'jwt'
 
   const dropTokens = (userId: string) => {
     cache.dropUser(fold(userId))
@@ -235,19 +250,30 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
           throw new AppError('FORBIDDEN', `consumer "${consumer.name}" may not use this client`)
         }
         const scope = normalizeScope(req.scope)
-        if (req.users) {
-          await checkAudience(userId, req.users)
-        }
         const key = { userId: fold(userId), clientId, scope }
-        const { tokens, source } = await cache.get(key, () => mint(userId, clientId, scope))
-        await record(req, source === 'minted' ? 'issued' : 'cached')
+        const fromCache = () => cache.get(key, () => mint(userId, clientId, scope))
+        let answer: ReturnType<typeof fromCache>
+        if (!req.users) {
+          answer = fromCache()
+        } else if (speculative) {
+          answer = fromCache()
+          // Nothing is handed out before the check passed. When it refuses, the refusal is the
+          // answer, and whatever the mint does is left to the cache.
+          answer.catch(() => undefined)
+          await checkAudience(userId, req.users)
+        } else {
+          await checkAudience(userId, req.users)
+          answer = fromCache()
+        }
+        const { tokens, source } = await answer
+        issuances.record(req, source === 'minted' ? 'issued' : 'cached')
         const durationMs = Math.round(performance.now() - started)
         log.debug({ consumer: consumer.name, userId, clientId, source, durationMs }, 'token.issued')
         return tokens
       } catch (err) {
         const code = isAppError(err) ? err.code : 'INTERNAL'
         const denied = ['FORBIDDEN', 'NOT_FOUND', 'INVALID_INPUT'].includes(code)
-        await record(req, denied ? 'denied' : 'failed')
+        issuances.record(req, denied ? 'denied' : 'failed')
         log[denied ? 'info' : 'warn'](
           { consumer: consumer.name, userId, clientId, code, rejection: grantRejection(err) },
           'token.refused',
@@ -263,7 +289,10 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
       return keys.rotate()
     },
     publicJwks: () => keys.publicJwks(),
-    stop: () => keys.stop(),
+    async stop() {
+      keys.stop()
+      await issuances.stop()
+    },
   }
 }
 

@@ -263,7 +263,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const s of services) {
-    s.stop()
+    await s.stop()
   }
   if (admin) {
     await admin.realms.del({ realm }).catch(() => undefined)
@@ -287,6 +287,8 @@ describe('tokens against Keycloak, JWT mode', () => {
       preferred_username: 'alice',
     })
     expect(await userinfoStatus(set.access_token)).toBe(200)
+    // The issuance record is queued off the request path; a clean stop writes it.
+    await tokens.stop()
     expect(await store.countIssuances({ userId: 'alice', outcome: 'issued' })).toBe(1)
   })
 
