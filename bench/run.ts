@@ -15,6 +15,7 @@ import {
   rssSampler,
   secs,
 } from './lib.js'
+import { pollCost } from './poll.js'
 import { type StartupResult, startupWorkload } from './startup.js'
 import {
   applyDelta,
@@ -167,6 +168,20 @@ async function main(): Promise<void> {
       keycloakRssPeak: peaks.otherPeak,
       note: 'the ExApp and the fake Nextcloud run inside the bench process, sampled every 100 ms',
     }
+
+    // The Nextcloud side of the periodic poll, at 10 000 users whatever the scale: only the fake
+    // Nextcloud's traffic recorder is involved.
+    loadAt['nc-poll'] = loadAverage()
+    const poll = await pollCost(10_000)
+    const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`
+    rows.push({
+      workload: `nc-poll (${poll.users - 1} users)`,
+      measured: `${poll.idle.requests} requests, ${kib(poll.idle.bytes)} (idle poll)`,
+      baseline: `full read: ${poll.fullRead.requests} requests, ${kib(poll.fullRead.bytes)}`,
+      ratio: `${ratio(poll.idle.requests, poll.fullRead.requests)} requests, ${ratio(poll.idle.bytes, poll.fullRead.bytes)} bytes`,
+      notes: `after 4 changes (created, disabled, deleted, moved): ${poll.changed.requests} requests, ${kib(poll.changed.bytes)}, ${poll.changed.outcome} ${JSON.stringify(poll.changed.byPath)}`,
+    })
+    figures.sync = { ...(figures.sync as object), poll }
 
     if (!skip.has('tokens')) {
       const changedSet = new Set(changed)
