@@ -67,6 +67,28 @@ describe('Nextcloud client', () => {
     })
   })
 
+  it("reads the cheap lists: uids in pages, disabled users, a group's members", async () => {
+    const directory = fixtureDirectory()
+    directory.users.push(aUser({ id: 'dave', enabled: false, groups: ['sales'] }))
+    const client = await setup(directory)
+
+    expect(await client.userIdsPage('admin', { offset: 0, limit: 3 })).toEqual([
+      'admin',
+      'alice',
+      'bob',
+    ])
+    expect(await client.userIdsPage('admin', { offset: 3, limit: 3 })).toEqual(['carol', 'dave'])
+    const disabled = await client.disabledUsersPage('admin', { offset: 0, limit: 10 })
+    expect(disabled.users.map((u) => [u.id, u.enabled])).toEqual([['dave', false]])
+    expect(await client.groupMemberIds('admin', 'sales')).toEqual(['bob', 'carol', 'dave'])
+    expect(await client.groupMemberIds('admin', 'nope')).toBeNull()
+    // a non-admin is shown no disabled users, as Nextcloud does
+    expect(await client.disabledUsersPage('alice', { offset: 0, limit: 10 })).toEqual({
+      users: [],
+      hidden: [],
+    })
+  })
+
   it('ignores /index.php and trailing slashes in NEXTCLOUD_URL', async () => {
     await setup()
     const client = createNextcloudClient({
@@ -79,11 +101,10 @@ describe('Nextcloud client', () => {
     expect(await client.listAppApiUsers()).toEqual(['admin', 'alice', 'bob', 'carol'])
   })
 
-  it('reads the enabled state and the user list in the system context', async () => {
+  it('reads the user list in the system context', async () => {
     const client = await setup()
-    expect(await client.isEnabled()).toBe(true)
     expect(await client.listAppApiUsers()).toEqual(['admin', 'alice', 'bob', 'carol'])
-    expect(nc.requests().map((r) => r.user)).toEqual(['', ''])
+    expect(nc.requests().map((r) => r.user)).toEqual([''])
   })
 
   it('reads single users, and null for a missing one', async () => {
