@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { JWT_GRANT_IDP_ALIAS } from '../src/keycloak/jwt-grant.js'
 import { sharedKeycloak } from './config.js'
 import { type CountingProxy, startCountingProxy } from './counting-proxy.js'
@@ -9,16 +9,6 @@ import { fixtureDirectory } from './fake-nextcloud/index.js'
 // provider's new key (an embedded H2 loses its last second). Here the ExApp reaches the shared
 // Keycloak through a proxy: cutting it is, to the app, Keycloak going away and coming back, and
 // the key's loss is written into the realm directly, as the crash would have left it.
-
-async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > deadline) {
-      throw new Error(`${what}: not within ${timeoutMs} ms`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 describe('after Keycloak comes back without what it had not written', () => {
   let t: TestExApp
@@ -63,14 +53,20 @@ describe('after Keycloak comes back without what it had not written', () => {
     expect((await token('alice')).status, 'the lost key breaks minting').not.toBe(200)
 
     proxy.breakAfter(0)
-    await until('Keycloak seen gone', () => t.exapp.keycloak.status() === 'crashed')
+    await vi.waitFor(
+      () => expect(t.exapp.keycloak.status(), 'Keycloak seen gone').toBe('crashed'),
+      { timeout: 60_000, interval: 50 },
+    )
     const down = await token('alice')
     expect(down.status).toBe(502)
     expect(((await down.json()) as { error: { code: string } }).error.code).toBe(
       'KEYCLOAK_UNAVAILABLE',
     )
     proxy.heal()
-    await until('Keycloak seen back', () => t.exapp.keycloak.status() === 'ready')
+    await vi.waitFor(() => expect(t.exapp.keycloak.status(), 'Keycloak seen back').toBe('ready'), {
+      timeout: 60_000,
+      interval: 50,
+    })
 
     const res = await token('alice')
     expect(res.status, await res.clone().text()).toBe(200)

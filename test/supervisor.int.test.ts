@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { createConnection } from 'node:net'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type RunningExApp, startExApp } from '../src/exapp.js'
 import { silentLogger } from '../src/log.js'
 import { tempDir, testConfig } from './config.js'
@@ -26,17 +26,6 @@ async function portOpen(port: number): Promise<boolean> {
 
 async function heartbeat(exapp: RunningExApp): Promise<{ keycloak: string }> {
   return (await (await fetch(`${exapp.url}/heartbeat`)).json()) as { keycloak: string }
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check()) {
-      return
-    }
-    await new Promise((r) => setTimeout(r, 250))
-  }
-  throw new Error(`${what} did not happen within ${timeoutMs} ms`)
 }
 
 /** Pids of Java processes whose command line mentions `mark`. */
@@ -103,15 +92,13 @@ describe('the bundled Keycloak under the supervisor', () => {
     const [pid] = javaPids(storage)
     expect(pid, 'a Java process using this storage').toBeDefined()
     process.kill(pid as number, 'SIGKILL')
-    await until(
-      'the crash is noticed',
-      async () => (await heartbeat(exapp)).keycloak !== 'ready',
-      30_000,
+    await vi.waitFor(
+      async () => expect((await heartbeat(exapp)).keycloak, 'the crash noticed').not.toBe('ready'),
+      { timeout: 30_000, interval: 250 },
     )
-    await until(
-      'Keycloak is ready again',
-      async () => (await heartbeat(exapp)).keycloak === 'ready',
-      180_000,
+    await vi.waitFor(
+      async () => expect((await heartbeat(exapp)).keycloak, 'Keycloak ready again').toBe('ready'),
+      { timeout: 180_000, interval: 250 },
     )
     expect(exapp.keycloak.restarts()).toBe(1)
     expect(javaPids(storage)).toHaveLength(1)
@@ -127,10 +114,9 @@ describe('the bundled Keycloak under the supervisor', () => {
     expect(javaPids(storage)).toEqual([])
 
     expect(await nc.enable(exapp.config.app.id)).toEqual({ error: '' })
-    await until(
-      'Keycloak is ready again',
-      async () => (await heartbeat(exapp)).keycloak === 'ready',
-      180_000,
+    await vi.waitFor(
+      async () => expect((await heartbeat(exapp)).keycloak, 'Keycloak ready again').toBe('ready'),
+      { timeout: 180_000, interval: 250 },
     )
     expect(await portOpen(HTTP_PORT)).toBe(true)
   })

@@ -1,7 +1,7 @@
 // The store and the run lock on a real PostgreSQL. Independent of global setup: ensurePostgres()
 // reuses a cluster that setup (or an earlier run) left running.
 import { sql } from 'drizzle-orm'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createTestDatabase, ensurePostgres, type RunningPostgres } from '../../test/postgres.js'
 import { describeStoreContract, rowsOf, unique } from '../../test/store-contract.js'
 import { silentLogger } from '../log.js'
@@ -102,7 +102,14 @@ describe('PostgreSQL database', () => {
           where locktype = 'advisory' and classid = ${classid} and objid = ${objid} and objsubid = 1`,
     )
     expect(rowsOf(killed)).toEqual([{ ok: true }])
-    const taken = await eventually(() => b.tryLock(key))
+    const taken = await vi.waitFor(
+      async () => {
+        const release = await b.tryLock(key)
+        expect(release, 'the lock free again').not.toBeNull()
+        return release as NonNullable<typeof release>
+      },
+      { timeout: 30_000, interval: 50 },
+    )
     await expect(held?.()).resolves.toBeUndefined()
     await expect(a.db.execute(sql`select 1 as one`)).resolves.toBeDefined()
     await taken()
@@ -124,18 +131,4 @@ describe('PostgreSQL database', () => {
 function advisoryLockParts(key: string): [number, number] {
   const unsigned = BigInt.asUintN(64, BigInt(advisoryLockId(key)))
   return [Number(unsigned >> 32n), Number(unsigned & 0xffffffffn)]
-}
-
-async function eventually<T>(attempt: () => Promise<T | null>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await attempt()
-    if (value !== null) {
-      return value
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`still null after ${timeoutMs} ms`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
 }

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pino } from 'pino'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { freePort } from '../../test/net.js'
 import { isAppError } from '../errors.js'
 import { findGroupMembers, parseStatPgrp } from './process-group.js'
@@ -29,16 +29,6 @@ const alive = (pid: number) => {
     return true
   } catch {
     return false
-  }
-}
-
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 5_000) {
-  const deadline = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > deadline) {
-      throw new Error('condition not met in time')
-    }
-    await new Promise((r) => setTimeout(r, 20))
   }
 }
 
@@ -105,7 +95,14 @@ describe('supervisor with fixture children', () => {
     const seen: SupervisorState[] = []
     s.onChange((state) => seen.push(state))
     process.kill(first, 'SIGKILL')
-    await until(() => seen.some((state) => state.kind === 'crashed'))
+    await vi.waitFor(
+      () =>
+        expect(
+          seen.some((state) => state.kind === 'crashed'),
+          'a crash seen',
+        ).toBe(true),
+      { timeout: 30_000, interval: 20 },
+    )
     await s.waitReady(5_000)
     expect(seen.map((state) => state.kind)).toEqual(['crashed', 'starting', 'ready'])
     expect(seen[0]).toMatchObject({ exit: { code: null, signal: 'SIGKILL' }, retryInMs: 1_000 })
@@ -176,7 +173,14 @@ describe('supervisor with fixture children', () => {
       stopTimeoutMs: 200,
     })
     await s.start()
-    await until(() => !alive(pid) || leftover.exitCode !== null || leftover.signalCode !== null)
+    await vi.waitFor(
+      () =>
+        expect(
+          !alive(pid) || leftover.exitCode !== null || leftover.signalCode !== null,
+          'the leftover child gone',
+        ).toBe(true),
+      { timeout: 30_000, interval: 20 },
+    )
     expect(leftover.signalCode ?? leftover.exitCode).not.toBeNull()
   })
 
