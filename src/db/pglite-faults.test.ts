@@ -3,7 +3,7 @@ import { chmod, mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sql } from 'drizzle-orm'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import { rowsOf } from '../../test/store-contract.js'
 import { silentLogger } from '../log.js'
 import { type Database, openDatabase } from './client.js'
@@ -34,16 +34,6 @@ async function freeze(dir: string, frozen: boolean): Promise<void> {
     }
   }
   await walk(dir)
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 90_000) {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) {
-      throw new Error(`${what}: not within ${ms / 1000} s`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
 }
 
 const count = async (database: Database) =>
@@ -111,16 +101,14 @@ describe('PGlite whose files stop being writable', () => {
 
       await freeze(frozenDir, false)
       frozenDir = undefined
-      await until(async () => {
-        if (database.health().status !== 'ok') {
-          return false
-        }
-        // a write goes through again
-        return store.putSecret('written-after', 'new').then(
-          () => true,
-          () => false,
-        )
-      }, 'the database works again')
+      await vi.waitFor(
+        async () => {
+          expect(database.health().status, 'the database works again').toBe('ok')
+          // a write goes through again
+          await store.putSecret('written-after', 'new')
+        },
+        { timeout: 90_000, interval: 100 },
+      )
 
       expect(await count(database)).toBe(2000)
       expect(await store.getSecret('written-before')).toBe('kept')
