@@ -99,7 +99,7 @@ describe('Nextcloud client failures', () => {
   it('maps a refused connection to NEXTCLOUD_UNAVAILABLE', async () => {
     const client = await setup()
     await nc.close()
-    const err = await failure(client.isEnabled())
+    const err = await failure(client.listAppApiUsers())
     expect(err.code).toBe('NEXTCLOUD_UNAVAILABLE')
     expect(err.message).toContain('ECONNREFUSED')
   })
@@ -109,7 +109,7 @@ describe('Nextcloud client failures', () => {
       fetch: async () =>
         new Response(null, { status: 302, headers: { Location: 'https://sso.example/login' } }),
     })
-    const err = await failure(client.isEnabled())
+    const err = await failure(client.listAppApiUsers())
     expect(err.code).toBe('NEXTCLOUD_UNAVAILABLE')
     expect(err.message).toContain('https://sso.example/login')
   })
@@ -136,7 +136,7 @@ describe('Nextcloud client failures', () => {
       await client.currentUser('admin').then(() => ''),
       (await failure(client.listAppApiUsers())).message,
       (await failure(client.usersDetailsPage('', { offset: 0, limit: 1 }))).message,
-      (await failure(bad.isEnabled())).message,
+      (await failure(bad.listAppApiUsers())).message,
     ]
 
     const everything = [...lines, ...messages].join('\n')

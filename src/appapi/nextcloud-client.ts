@@ -61,8 +61,6 @@ export interface NextcloudClient {
    * `/heartbeat` and `/enabled`, so those must be served meanwhile.
    */
   setInitProgress(progress: number, error?: string): Promise<void>
-  /** Whether AppAPI has this ExApp enabled; allowed even while disabled. */
-  isEnabled(): Promise<boolean>
   /** All uids, through AppAPI's own helper, which works without a user. */
   listAppApiUsers(): Promise<string[]>
   currentUser(asUser: string): Promise<UserDetails>
@@ -176,10 +174,6 @@ export function createNextcloudClient(opts: NextcloudClientOptions): NextcloudCl
         timeoutMs: statusTimeoutMs,
       })
     },
-    isEnabled: () =>
-      decode({ method: 'GET', path: `${APPAPI}/ex-app/state`, asUser: SYSTEM }, (data) =>
-        typeof data === 'number' || typeof data === 'boolean' ? Boolean(data) : null,
-      ),
     listAppApiUsers: () =>
       decode({ method: 'GET', path: `${APPAPI}/api/v1/users`, asUser: SYSTEM }, parseStringList),
     currentUser: (asUser) => userAt(`${CLOUD}/user`, asUser),

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { createNextcloudClient, type NextcloudClient } from '../../src/appapi/nextcloud-client.js'
 import { silentLogger } from '../../src/log.js'
-import { decodeAuth } from './auth.js'
+import { decodeAuth, encodeAuth } from './auth.js'
 import { loadFixture, replayHeaders } from './fixtures.js'
 import {
   createFakeNextcloud,
@@ -51,6 +51,20 @@ async function start(init: (client: NextcloudClient) => ExAppStubOptions['init']
   })
   stub = await startExAppStub({ init: init(client) })
   nc.registerExApp({ ...FIXTURE_APP, url: stub.url })
+}
+
+/** AppAPI's `ex-app/state` read as the ExApp would (system context): 1 enabled, 0 disabled. */
+async function exAppState(): Promise<unknown> {
+  const res = await fetch(`${nc.url}/ocs/v1.php/apps/app_api/ex-app/state?format=json`, {
+    headers: {
+      'EX-APP-ID': FIXTURE_APP.appId,
+      'EX-APP-VERSION': FIXTURE_APP.version,
+      'AUTHORIZATION-APP-API': encodeAuth('', FIXTURE_APP.secret),
+      'OCS-APIRequest': 'true',
+    },
+  })
+  expect(res.status).toBe(200)
+  return ((await res.json()) as { ocs: { data: unknown } }).ocs.data
 }
 
 describe('AppAPI driver', () => {
@@ -207,7 +221,7 @@ describe('AppAPI driver', () => {
     await start(() => undefined)
     await nc.disable(FIXTURE_APP.appId)
 
-    expect(await client.isEnabled()).toBe(false)
+    expect(await exAppState()).toBe(0)
     await expect(client.listAppApiUsers()).rejects.toMatchObject({ code: 'UNAUTHORIZED' })
   })
 })
