@@ -263,14 +263,14 @@ describe('the image path: build stage, production prune, node dist/main.js', () 
       app.kill('SIGKILL')
     }
     await nc?.close()
-    const kc = createKeycloakAdmin({
+    const admin = createKeycloakAdmin({
       baseUrl: shared.url,
       username: shared.admin,
       password: shared.password,
       realm,
       log: silentLogger(),
     })
-    await kc.realms.del({ realm }).catch(() => undefined)
+    await admin.realms.del({ realm }).catch(() => undefined)
     if (root) {
       await rm(root, { recursive: true, force: true })
     }
@@ -348,14 +348,14 @@ describe('the image path: build stage, production prune, node dist/main.js', () 
     const result: InstallResult = await nc.install('keycloak', { timeoutMs: 180_000 })
     expect(result, output).toMatchObject({ init: 100, error: '', enabled: true, timedOut: false })
 
-    const kc = createKeycloakAdmin({
+    const admin = createKeycloakAdmin({
       baseUrl: shared.url,
       username: shared.admin,
       password: shared.password,
       realm,
       log: silentLogger(),
     })
-    const users = await kc.users.find({ realm, max: 100 })
+    const users = await admin.users.find({ realm, max: 100 })
     expect(users.map((u) => u.username).sort()).toEqual(['admin', 'alice', 'bob', 'carol'])
   }, 240_000)
 

@@ -44,32 +44,32 @@ export async function startProxiedKeycloak(opts: {
     await writeFile(passwordFile, fresh, { mode: 0o600 })
     return fresh
   })
-  const kc = await startOwnKeycloak(
+  const keycloak = await startOwnKeycloak(
     opts.port,
     NAME,
     { home, javaHome },
     { keep: true, password, hostname: opts.hostname ?? 'dynamic' },
   )
   return {
-    url: kc.url,
-    admin: kc.admin,
+    url: keycloak.url,
+    admin: keycloak.admin,
     password,
-    config: kc.config,
+    config: keycloak.config,
     async adminToken() {
-      const res = await fetch(`${kc.url}/realms/master/protocol/openid-connect/token`, {
+      const res = await fetch(`${keycloak.url}/realms/master/protocol/openid-connect/token`, {
         method: 'POST',
         body: new URLSearchParams({
           grant_type: 'password',
           client_id: 'admin-cli',
-          username: kc.admin,
+          username: keycloak.admin,
           password,
         }),
       })
       if (!res.ok) {
-        throw new Error(`admin login to ${kc.url} failed: ${res.status} ${await res.text()}`)
+        throw new Error(`admin login to ${keycloak.url} failed: ${res.status} ${await res.text()}`)
       }
       return ((await res.json()) as { access_token: string }).access_token
     },
-    stop: () => kc.stop(),
+    stop: () => keycloak.stop(),
   }
 }

@@ -128,7 +128,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
   let nc: RealNextcloud
   let app: ExAppProcess
   let secrets: AppSecrets
-  let kc: KcAdmin
+  let admin: KcAdmin
   let chromium: RunningBrowser | undefined
   const appEnv: Record<string, string> = {}
   const results: string[] = []
@@ -248,7 +248,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
 
   async function connectKeycloak() {
     secrets = await app.secrets()
-    kc = createKeycloakAdmin({
+    admin = createKeycloakAdmin({
       baseUrl: app.keycloakUrl,
       username: 'admin',
       password: secrets.KC_BOOTSTRAP_ADMIN_PASSWORD,
@@ -278,7 +278,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
   }
 
   async function expectMirror(when: string) {
-    const diff = differences(await nextcloudSide(nc), await keycloakSide(kc, REALM))
+    const diff = differences(await nextcloudSide(nc), await keycloakSide(admin, REALM))
     expect(diff, `realm vs Nextcloud ${when}`).toEqual([])
   }
 
@@ -363,7 +363,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
         const first = await syncAll()
         expect(first).toMatchObject({ status: 'success', failed: 0, errors: [], conflicts: [] })
         await expectMirror('after a run')
-        const seen = await keycloakSide(kc, REALM)
+        const seen = await keycloakSide(admin, REALM)
         expect(seen.users.get('MaxMustermann')?.username).toBe('maxmustermann')
         expect(seen.users.get('noemail')).toMatchObject({ email: null, firstName: 'Nomail' })
 
@@ -374,7 +374,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
         expect(changed).toMatchObject({ status: 'success', failed: 0, errors: [], conflicts: [] })
         expect(changed.synced, JSON.stringify(changed.counts)).toBeGreaterThan(0)
         await expectMirror(`after ${server}'s changes`)
-        const gone = (await keycloakSide(kc, REALM)).users.get(ROUNDS[server].deleted)
+        const gone = (await keycloakSide(admin, REALM)).users.get(ROUNDS[server].deleted)
         expect(gone?.enabled, `${ROUNDS[server].deleted}, deleted in Nextcloud`).toBe(false)
 
         const noop = await syncAll()
@@ -395,7 +395,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
     it(
       `${server}: tokens for a real user, direct and through the proxy (own token only)`,
       check(server, 'tokens', async () => {
-        const ids = (await keycloakSide(kc, REALM)).ids
+        const ids = (await keycloakSide(admin, REALM)).ids
         const direct = await directToken('john doe')
         expect(direct.status, await direct.clone().text()).toBe(200)
         const claims = await claimsOf(

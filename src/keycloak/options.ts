@@ -33,15 +33,15 @@ export function h2Path(storageDir: string): string {
  * show up in `ps` and in the supervisor's spawn log line.
  */
 export function startArgsFor(config: StartConfig): string[] {
-  const kc = config.keycloak
+  const keycloak = config.keycloak
   const args = [
     '--http-enabled=true',
     // Both interfaces on loopback: only the sidecar talks to Keycloak; browsers go through it.
     '--http-host=127.0.0.1',
-    `--http-port=${kc.httpPort}`,
+    `--http-port=${keycloak.httpPort}`,
     '--http-management-host=127.0.0.1',
-    `--http-management-port=${kc.managementPort}`,
-    `--hostname=${kc.publicUrl}`,
+    `--http-management-port=${keycloak.managementPort}`,
+    `--hostname=${keycloak.publicUrl}`,
     // Lets the sidecar call token/JWKS endpoints on 127.0.0.1 while `iss` stays the public URL.
     '--hostname-backchannel-dynamic=true',
     '--proxy-headers=xforwarded',
@@ -49,7 +49,7 @@ export function startArgsFor(config: StartConfig): string[] {
     // One supervised node: no Infinispan cluster, no JGroups discovery through the database.
     '--cache=local',
   ]
-  if (kc.db.kind === 'dev-file') {
+  if (keycloak.db.kind === 'dev-file') {
     // The default dev-file URL points into the install's data/ dir, which a reinstall replaces.
     // The two properties are the ones Keycloak appends to its own default H2 URL. H2 flushes
     // commits within ~1 s, so a SIGKILL can lose the last second of writes; WRITE_DELAY=0 closes
@@ -71,19 +71,19 @@ export function startEnvFor(
   config: StartConfig,
   javaHome: string,
 ): Record<string, string | undefined> {
-  const kc = config.keycloak
+  const keycloak = config.keycloak
   const env: Record<string, string | undefined> = {
     JAVA_HOME: javaHome,
-    JAVA_OPTS_KC_HEAP: kc.heap,
-    KC_BOOTSTRAP_ADMIN_USERNAME: kc.adminUser,
+    JAVA_OPTS_KC_HEAP: keycloak.heap,
+    KC_BOOTSTRAP_ADMIN_USERNAME: keycloak.adminUser,
     KC_BOOTSTRAP_ADMIN_PASSWORD: undefined,
-    KCRAW_BOOTSTRAP_ADMIN_PASSWORD: kc.adminPassword,
+    KCRAW_BOOTSTRAP_ADMIN_PASSWORD: keycloak.adminPassword,
     KC_DB_PASSWORD: undefined,
   }
-  if (kc.db.kind !== 'dev-file') {
-    env.KC_DB_URL = kc.db.url
-    env.KC_DB_USERNAME = kc.db.username
-    env.KCRAW_DB_PASSWORD = kc.db.password
+  if (keycloak.db.kind !== 'dev-file') {
+    env.KC_DB_URL = keycloak.db.url
+    env.KC_DB_USERNAME = keycloak.db.username
+    env.KCRAW_DB_PASSWORD = keycloak.db.password
   }
   return env
 }

@@ -26,7 +26,7 @@ interface SetupOptions {
   mode?: 'jwt' | 'password'
   nextcloud?: Record<string, { enabled: boolean }>
   keycloakUsers?: string[]
-  tokenClient?: (kc: FakeKeycloak) => TokenClient
+  tokenClient?: (keycloak: FakeKeycloak) => TokenClient
   store?: ReturnType<typeof memoryStore>
   keycloak?: FakeKeycloak
   pruneEvery?: number
@@ -131,15 +131,15 @@ function claimsOf(jwt: string) {
 }
 
 /** Records the assertions a token client is sent. */
-function recordingAssertions(kc: FakeKeycloak, assertions: string[]): TokenClient {
+function recordingAssertions(keycloak: FakeKeycloak, assertions: string[]): TokenClient {
   return {
-    issuer: () => kc.issuer(),
+    issuer: () => keycloak.issuer(),
     jwtGrant: (req) => {
       assertions.push(req.assertion)
-      return kc.jwtGrant(req)
+      return keycloak.jwtGrant(req)
     },
-    passwordGrant: (req) => kc.passwordGrant(req),
-    refreshGrant: (req) => kc.refreshGrant(req),
+    passwordGrant: (req) => keycloak.passwordGrant(req),
+    refreshGrant: (req) => keycloak.refreshGrant(req),
   }
 }
 
@@ -175,7 +175,7 @@ describe('normalizeScope', () => {
 describe('token service, JWT mode', () => {
   it('mints with an assertion for the uid, aimed at the realm issuer, with a fresh jti', async () => {
     const assertions: string[] = []
-    const t = await setup({ tokenClient: (kc) => recordingAssertions(kc, assertions) })
+    const t = await setup({ tokenClient: (keycloak) => recordingAssertions(keycloak, assertions) })
 
     const tokens = await t.issue()
     t.service.revokeUser('alice')
@@ -385,8 +385,8 @@ describe('token service, JWT mode', () => {
 
   it('turns a scope Keycloak refuses into INVALID_INPUT', async () => {
     const t = await setup({
-      tokenClient: (kc) => ({
-        ...recordingAssertions(kc, []),
+      tokenClient: (keycloak) => ({
+        ...recordingAssertions(keycloak, []),
         jwtGrant: async () => {
           throw grantFailure('invalid_scope', 'Invalid scopes: nope')
         },
@@ -519,7 +519,7 @@ describe('token service, JWT mode', () => {
 
   it('never logs a token, a secret or an assertion', async () => {
     const assertions: string[] = []
-    const t = await setup({ tokenClient: (kc) => recordingAssertions(kc, assertions) })
+    const t = await setup({ tokenClient: (keycloak) => recordingAssertions(keycloak, assertions) })
     const tokens = await t.issue()
     await errorOf(t.issue({ userId: 'mallory' }))
     t.keycloak.users.get('alice')!.enabled = false

@@ -80,9 +80,9 @@ export interface KeycloakSide extends Mirror {
 }
 
 /** The managed users and groups of `realm`, by Nextcloud uid and gid. */
-export async function keycloakSide(kc: KcAdmin, realm: string): Promise<KeycloakSide> {
+export async function keycloakSide(admin: KcAdmin, realm: string): Promise<KeycloakSide> {
   const side: KeycloakSide = { users: new Map(), groups: new Map(), ids: new Map() }
-  const users = await kc.users.find({ realm, max: 1000, briefRepresentation: false })
+  const users = await admin.users.find({ realm, max: 1000, briefRepresentation: false })
   const uidOf = new Map<string, string>()
   for (const u of users) {
     if (u.attributes?.nextcloud_managed?.[0] !== 'true') {
@@ -100,13 +100,13 @@ export async function keycloakSide(kc: KcAdmin, realm: string): Promise<Keycloak
       groups: [],
     })
   }
-  const groups = await kc.groups.find({ realm, max: 1000, briefRepresentation: false })
+  const groups = await admin.groups.find({ realm, max: 1000, briefRepresentation: false })
   for (const g of groups) {
     if (g.attributes?.nextcloud_managed?.[0] !== 'true') {
       continue
     }
     const gid = String(g.name)
-    const members = await kc.groups.listMembers({ realm, id: String(g.id), max: 1000 })
+    const members = await admin.groups.listMembers({ realm, id: String(g.id), max: 1000 })
     const uids = members.map((m) => uidOf.get(String(m.id)) ?? `unmanaged:${m.username}`)
     side.groups.set(gid, {
       displayName: String(g.attributes?.nextcloud_display_name?.[0]),
