@@ -127,7 +127,8 @@ const vocabularyRoute = createRoute({
 
 /**
  * `/api/ui/*`, what the status page reads besides the sync routes: the state of Keycloak and the
- * schedule, the words for the sync's vocabularies, and (on an admin's click) the secrets. Authentication is applied by the caller.
+ * schedule, the words for the sync's vocabularies, and (on an admin's click) the secrets.
+ * Authentication is applied by the caller.
  */
 export function uiRoutes({ config, keycloak, sync }: UiRoutesDeps) {
   const publicUrl = config.keycloak.publicUrl
