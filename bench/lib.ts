@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { loadavg } from 'node:os'
+import { Worker } from 'node:worker_threads'
 import { errorMessage } from '../src/errors.js'
 
 const t0 = Date.now()
@@ -138,3 +139,139 @@ export const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`
 export const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`
 export const ratio = (a: number, b: number) =>
   Number.isFinite(a / b) && b > 0 ? `${(a / b).toFixed(2)}×` : 'n/a'
+
+/**
+ * GETs `url` every `everyMs` from a thread of its own, so what it measures is how long the server
+ * (busy in this process) takes to answer, not how long this thread waits to send. Plain JS:
+ * workers get no TypeScript loader.
+ */
+const LATENCY_POLLER = `
+const { parentPort, workerData } = require('node:worker_threads')
+const { url, everyMs } = workerData
+const latencies = []
+let failed = 0
+let stopped = false
+parentPort.on('message', () => { stopped = true })
+;(async () => {
+  while (!stopped) {
+    const started = performance.now()
+    try {
+      const res = await fetch(url)
+      await res.arrayBuffer()
+      if (res.status >= 500 && res.status !== 503) failed++
+      latencies.push(performance.now() - started)
+    } catch {
+      failed++
+    }
+    await new Promise((r) => setTimeout(r, Math.max(0, everyMs - (performance.now() - started))))
+  }
+  parentPort.postMessage({ latencies, failed })
+})()
+`
+
+export interface PollResult {
+  polls: number
+  failed: number
+  p50: number
+  p99: number
+  max: number
+}
+
+export function latencyPoller(url: string, everyMs = 20): { stop(): Promise<PollResult> } {
+  const worker = new Worker(LATENCY_POLLER, { eval: true, workerData: { url, everyMs } })
+  const done = new Promise<{ latencies: number[]; failed: number }>((resolve, reject) => {
+    worker.once('message', resolve)
+    worker.once('error', reject)
+  })
+  return {
+    async stop() {
+      worker.postMessage('stop')
+      const { latencies, failed } = await done
+      await worker.terminate()
+      latencies.sort((a, b) => a - b)
+      return {
+        polls: latencies.length,
+        failed,
+        p50: percentile(latencies, 50),
+        p99: percentile(latencies, 99),
+        max: latencies.at(-1) ?? Number.NaN,
+      }
+    },
+  }
+}
+
+/** One HTTP request of a load; the body is read, a status other than `expect` is a failure. */
+export interface HttpRequestSpec {
+  url: string
+  method: string
+  headers: Record<string, string>
+}
+
+const HTTP_LOAD = `
+const { parentPort, workerData } = require('node:worker_threads')
+const { requests, concurrency, expect } = workerData
+const latencies = []
+let failed = 0
+let firstError
+let next = 0
+;(async () => {
+  const started = performance.now()
+  const worker = async () => {
+    while (next < requests.length) {
+      const r = requests[next++]
+      const at = performance.now()
+      try {
+        const res = await fetch(r.url, { method: r.method, headers: r.headers })
+        const body = await res.text()
+        if (res.status !== expect) {
+          throw new Error('HTTP ' + res.status + ' ' + body.slice(0, 200))
+        }
+        latencies.push(performance.now() - at)
+      } catch (err) {
+        failed++
+        firstError ??= String(err && err.message ? err.message : err)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, requests.length) }, worker))
+  parentPort.postMessage({ latencies, failed, firstError, ms: performance.now() - started })
+})()
+`
+
+/**
+ * Sends `requests` with `concurrency` at a time from a thread of its own: the server under test
+ * runs in this thread, and a load generator sharing its event loop would be measured with it.
+ */
+export async function httpLoad(
+  requests: readonly HttpRequestSpec[],
+  concurrency: number,
+  expect = 200,
+): Promise<LoadResult> {
+  const worker = new Worker(HTTP_LOAD, {
+    eval: true,
+    workerData: { requests, concurrency, expect },
+  })
+  try {
+    const out = await new Promise<{
+      latencies: number[]
+      failed: number
+      firstError?: string
+      ms: number
+    }>((resolve, reject) => {
+      worker.once('message', resolve)
+      worker.once('error', reject)
+    })
+    out.latencies.sort((a, b) => a - b)
+    return {
+      requests: requests.length,
+      failed: out.failed,
+      ...(out.firstError ? { firstError: out.firstError } : {}),
+      ms: out.ms,
+      rps: (requests.length - out.failed) / (out.ms / 1000),
+      p50: percentile(out.latencies, 50),
+      p99: percentile(out.latencies, 99),
+    }
+  } finally {
+    await worker.terminate()
+  }
+}

@@ -1,17 +1,24 @@
+import type { AddressInfo } from 'node:net'
+import { createAdaptorServer } from '@hono/node-server'
 import type GroupRepresentation from '@keycloak/keycloak-admin-client/lib/defs/groupRepresentation.js'
 import type UserRepresentation from '@keycloak/keycloak-admin-client/lib/defs/userRepresentation.js'
+import { Hono } from 'hono'
+import { createApp } from '../src/app.js'
 import { randomSecret } from '../src/config/secrets.js'
+import { AppError } from '../src/errors.js'
+import type { AppEnv } from '../src/http/types.js'
 import { createKeycloakAdmin, type KcAdmin } from '../src/keycloak/admin.js'
 import { signAssertion } from '../src/keycloak/assertion-signing.js'
 import { ASSERTION_TTL_SECONDS, JWT_GRANT_ISSUER } from '../src/keycloak/jwt-grant.js'
 import { createTokenClient } from '../src/keycloak/token-client.js'
-import { silentLogger } from '../src/log.js'
+import { type Logger, silentLogger } from '../src/log.js'
+import { Metrics, metricsRoutes } from '../src/metrics.js'
 import type { RunSummary } from '../src/sync/engine.js'
 import { SigningKeys } from '../src/tokens/signing-key-store.js'
 import type { Directory, UserRecord } from '../test/builders.js'
 import type { CountingProxy } from '../test/counting-proxy.js'
 import type { TestExApp } from '../test/exapp-harness.js'
-import { type LoadResult, load, progress, timed } from './lib.js'
+import { httpLoad, type LoadResult, load, progress, timed } from './lib.js'
 
 export interface SyncResult {
   ms: number
@@ -25,6 +32,7 @@ export interface SyncResult {
   status: string
 }
 
+/** One full run through the ExApp's real sync engine, Keycloak requests counted by the proxy. */
 /** One full run through the ExApp's real sync engine, Keycloak requests counted by the proxy. */
 export async function syncRun(t: TestExApp, proxy: CountingProxy, name: string) {
   proxy.reset()
@@ -138,26 +146,26 @@ export function applyDelta(t: TestExApp, directory: Directory, disabledCount: nu
   return changed
 }
 
-/** `count` requests to `POST /api/token` at `concurrency`, for `users` round-robin. */
+/**
+ * `count` requests to `POST /api/token` at `concurrency`, for `users` round-robin, to the ExApp
+ * or (`url`) to another server that takes the same request, such as the HTTP floor. The requests
+ * go out from a thread of their own (httpLoad).
+ */
 export function tokenLoad(
   t: TestExApp,
   users: readonly string[],
   count: number,
   concurrency: number,
+  url = t.exapp.url,
 ): Promise<LoadResult> {
   const secret = t.exapp.config.consumers[0]?.secret ?? ''
   const clientId = t.exapp.config.keycloak.clients[0] ?? 'opentalk'
-  const items = Array.from({ length: count }, (_, i) => users[i % users.length] as string)
-  return load(items, concurrency, async (uid) => {
-    const res = await fetch(`${t.exapp.url}/api/token?client_id=${clientId}`, {
-      method: 'POST',
-      headers: { 'X-API-SECRET': secret, 'X-NC-USER-ID': uid },
-    })
-    const body = await res.text()
-    if (res.status !== 200) {
-      throw new Error(`token for ${uid}: HTTP ${res.status} ${body.slice(0, 200)}`)
-    }
-  })
+  const requests = Array.from({ length: count }, (_, i) => ({
+    url: `${url}/api/token?client_id=${clientId}`,
+    method: 'POST',
+    headers: { 'X-API-SECRET': secret, 'X-NC-USER-ID': users[i % users.length] as string },
+  }))
+  return httpLoad(requests, concurrency)
 }
 
 /** Bare JWT grants against Keycloak's token endpoint, signed with the ExApp's stored key. */
@@ -222,4 +230,58 @@ export async function barePasswordLoad(
   return load(users, concurrency, async (username) => {
     await client.passwordGrant({ clientId, clientSecret, scope: 'openid', username, password })
   })
+}
+
+/** One token answer from the ExApp, as a consumer gets it: the floor serves a body this size. */
+export async function aTokenBody(t: TestExApp, uid: string): Promise<Record<string, unknown>> {
+  const clientId = t.exapp.config.keycloak.clients[0] ?? 'opentalk'
+  const res = await fetch(`${t.exapp.url}/api/token?client_id=${clientId}`, {
+    method: 'POST',
+    headers: {
+      'X-API-SECRET': t.exapp.config.consumers[0]?.secret ?? '',
+      'X-NC-USER-ID': uid,
+    },
+  })
+  if (res.status !== 200) {
+    throw new Error(`token for ${uid}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`)
+  }
+  return (await res.json()) as Record<string, unknown>
+}
+
+/**
+ * The token API's floor: the app's own HTTP stack (createApp: the access log, the access table
+ * and its consumer-secret check, the token metrics) on a server of its own, with a
+ * `POST /api/token` that answers `body` without doing anything else. What the real route costs
+ * beyond this is the token path's own.
+ */
+export async function startHttpFloor(
+  t: TestExApp,
+  body: Record<string, unknown>,
+  log: Logger,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const metrics = new Metrics(t.exapp.keycloak)
+  const answer = metrics.timeTokens(async () => body)
+  const api = new Hono<AppEnv>().post('/token', async (c) => {
+    if (c.get('caller')?.kind !== 'consumer') {
+      throw new AppError('FORBIDDEN', 'the floor answers consumers only')
+    }
+    c.header('Cache-Control', 'no-store')
+    c.header('Pragma', 'no-cache')
+    return c.json(await answer(), 200)
+  })
+  const app = createApp({
+    config: t.exapp.config,
+    log,
+    keycloak: t.exapp.keycloak,
+    lifecycle: t.exapp.lifecycle,
+    api,
+    metrics: metricsRoutes(metrics),
+  })
+  const server = createAdaptorServer({ fetch: app.fetch })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
 }

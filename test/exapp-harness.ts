@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { createNextcloudClient } from '../src/appapi/nextcloud-client.js'
 import { type ExAppOverrides, type RunningExApp, startExApp } from '../src/exapp.js'
 import { createKeycloakAdmin, type KcAdmin } from '../src/keycloak/admin.js'
-import { createLogger, silentLogger } from '../src/log.js'
+import { createLogger, type Logger, silentLogger } from '../src/log.js'
 import type { Directory } from './builders.js'
 import { sharedKeycloak, tempDir, testConfig } from './config.js'
 import { createFakeNextcloud, type FakeNextcloud } from './fake-nextcloud/index.js'
@@ -37,6 +37,8 @@ export interface TestExAppOptions {
   enabled?: boolean
   /** a Keycloak other than the shared one (e.g. one behind the Nextcloud proxies) */
   keycloak?: { url: string; admin: string; password: string }
+  /** the ExApp's logger (default: silent, or TEST_LOG_LEVEL to stdout) */
+  log?: Logger
 }
 
 /**
@@ -59,9 +61,11 @@ export async function startTestExApp(opts: TestExAppOptions = {}): Promise<TestE
     APP_PERSISTENT_STORAGE: await tempDir('exapp'),
     ...opts.env,
   })
-  const log = process.env.TEST_LOG_LEVEL
-    ? createLogger({ level: process.env.TEST_LOG_LEVEL })
-    : silentLogger()
+  const log =
+    opts.log ??
+    (process.env.TEST_LOG_LEVEL
+      ? createLogger({ level: process.env.TEST_LOG_LEVEL })
+      : silentLogger())
   const nextcloud =
     opts.nextcloudTimeoutMs === undefined
       ? undefined
