@@ -12,6 +12,8 @@ export interface CountingProxy {
   writes(): number
   /** token requests (admin logins) */
   logins(): number
+  /** every request forwarded so far, as `METHOD /path` (query left off) */
+  requests(): string[]
   reset(): void
   /** after `n` more forwarded requests, answer 503 without forwarding until `heal()` */
   breakAfter(n: number): void
@@ -27,6 +29,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
   const upstream = new URL(target)
   let counts: Record<string, number> = {}
   let logins = 0
+  let log: string[] = []
   let budget = Number.POSITIVE_INFINITY
   const server: Server = createServer((req, res) => {
     if (budget <= 0) {
@@ -36,6 +39,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     budget--
     const method = req.method ?? 'GET'
     counts[method] = (counts[method] ?? 0) + 1
+    log.push(`${method} ${(req.url ?? '').split('?')[0]}`)
     if (/\/protocol\/openid-connect\/token$/.test((req.url ?? '').split('?')[0] ?? '')) {
       logins++
     }
@@ -63,9 +67,11 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     writes: () =>
       Object.entries(counts).reduce((n, [m, c]) => (m === 'GET' ? n : n + c), 0) - logins,
     logins: () => logins,
+    requests: () => [...log],
     reset() {
       counts = {}
       logins = 0
+      log = []
     },
     breakAfter(n) {
       budget = n

@@ -705,6 +705,100 @@ describe('sync through the HTTP API against a real Keycloak', () => {
   })
 })
 
+describe('ordinary runs plan against the stored state', () => {
+  /** Keycloak reads of the realm's users (one user, a page, its groups, roles or links). */
+  const userReads = (proxy: CountingProxy) =>
+    proxy.requests().filter((r) => /^GET \/admin\/realms\/[^/]+\/users/.test(r))
+
+  it('read no Keycloak user when nothing changed, and repair a console edit of a managed user', async () => {
+    const { t, proxy } = await given({ proxy: true, synced: true })
+    const noop = await syncAll(t)
+    expect(noop.body).toMatchObject({ runStatus: 'succeeded', counts: {}, synced: 0 })
+    expect(noop.body.basis).toMatchObject({ kind: 'stored', reads: 0 })
+    expect(userReads(proxy), JSON.stringify(proxy.requests())).toEqual([])
+    expect(proxy.writes()).toBe(0)
+
+    // An admin edits managed users in the console (the same admin API, the same admin).
+    const users = await realmUsers(t)
+    const alice = users.get('alice')
+    const bob = users.get('bob')
+    const carol = users.get('carol')
+    const [engineering] = await t.kc.groups.find({ search: 'engineering', exact: true })
+    if (!alice?.id || !bob?.id || !carol?.id || !engineering?.id) {
+      throw new Error('the cold sync left no alice, bob, carol or engineering')
+    }
+    await t.kc.users.update(
+      { id: alice.id },
+      { ...alice, email: 'mallory@example.net', firstName: 'Mallory', enabled: false },
+    )
+    await t.kc.users.delFromGroup({ id: bob.id, groupId: engineering.id })
+    await t.kc.users.addToGroup({ id: carol.id, groupId: engineering.id })
+
+    proxy.reset()
+    const repair = await syncAll(t)
+    expect(repair.body).toMatchObject({ runStatus: 'succeeded', failed: 0 })
+    expect(repair.body.basis).toMatchObject({ kind: 'stored', reads: 3 })
+    expect(repair.body.counts).toEqual({
+      'update-user': 1,
+      'enable-user': 1,
+      'add-member': 1,
+      'remove-member': 1,
+    })
+    expect((await realmUsers(t)).get('alice')).toMatchObject({
+      firstName: 'Alice',
+      lastName: 'Anders',
+      email: 'alice@example.com',
+      enabled: true,
+    })
+    expect(await realmGroups(t)).toEqual(TEN_USERS_GROUPS)
+
+    // The repair's own writes are not mistaken for someone else's: the next run reads nothing.
+    proxy.reset()
+    const after = await syncAll(t)
+    expect(after.body).toMatchObject({ runStatus: 'succeeded', counts: {} })
+    expect(after.body.basis).toMatchObject({ kind: 'stored', reads: 0 })
+    expect(userReads(proxy)).toEqual([])
+  })
+
+  it('follow Nextcloud on the stored state, and read the whole realm when asked to', async () => {
+    const { t, proxy } = await given({ proxy: true, synced: true })
+    t.nc.updateUser('bob', { email: 'robert@example.org' })
+    t.nc.setMembership('carol', ['engineering', 'sales'])
+    const delta = await syncAll(t)
+    expect(delta.body.basis).toMatchObject({ kind: 'stored' })
+    expect(delta.body.counts).toEqual({ 'update-user': 1, 'add-member': 1 })
+    expect((await realmUsers(t)).get('bob')?.email).toBe('robert@example.org')
+
+    proxy.reset()
+    const full = await syncAll(t, '?full=1')
+    expect(full.body).toMatchObject({ runStatus: 'succeeded', counts: {} })
+    expect(full.body.basis).toMatchObject({ kind: 'full', reason: 'a full run was asked for' })
+    expect(userReads(proxy).length).toBeGreaterThan(0)
+    expect(proxy.writes()).toBe(0)
+  })
+
+  it('read the whole realm again after a run whose write failed', async () => {
+    const { t, proxy } = await given({ proxy: true, synced: true })
+    t.nc.updateUser('bob', { email: 'robert@example.org' })
+    t.nc.updateUser('carol', { email: 'caroline@example.org' })
+    // A dry run reads what the run reads; the run then reads bob before its first write, which
+    // is where Keycloak goes away.
+    proxy.reset()
+    await syncAll(t, '?dryRun=1')
+    const reads = proxy.requests().length
+    proxy.breakAfter(reads + 1)
+    const broken = await syncAll(t)
+    proxy.heal()
+    expect(broken.body).toMatchObject({ runStatus: 'partial', counts: {} })
+    const next = await syncAll(t)
+    expect(next.body.basis).toMatchObject({ kind: 'full' })
+    expect(next.body).toMatchObject({ runStatus: 'succeeded', failed: 0 })
+    const users = await realmUsers(t)
+    expect(users.get('bob')?.email).toBe('robert@example.org')
+    expect(users.get('carol')?.email).toBe('caroline@example.org')
+  })
+})
+
 describe('uids Nextcloud accepts', () => {
   // Nextcloud allows letters, digits, spaces and "_.@-'" in a uid, any case; Keycloak lower-cases
   // usernames, so the nextcloud_uid marker keeps the exact uid and the token path finds it by that.

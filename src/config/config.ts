@@ -65,6 +65,12 @@ export interface Config {
     intervalSeconds: number
     /** seconds between polls of Nextcloud's cheap lists; 0 or absent = no poll */
     pollSeconds?: number
+    /**
+     * seconds between full reconciliations, which read the whole realm from Keycloak; the runs
+     * between plan against the stored state and the realm's admin events (0 = every run is full;
+     * absent = 6 h)
+     */
+    fullIntervalSeconds?: number
     deletePolicy: 'disable' | 'delete'
     guardPercent: number
     gateGroups: string[]
@@ -159,6 +165,7 @@ export function buildConfig(env: Env, secrets: GeneratedSecrets, packageVersion:
     sync: {
       intervalSeconds: env.SYNC_INTERVAL,
       pollSeconds: env.SYNC_INTERVAL === 0 ? 0 : env.SYNC_POLL_INTERVAL,
+      fullIntervalSeconds: env.SYNC_FULL_INTERVAL,
       deletePolicy: env.SYNC_DELETE_POLICY,
       guardPercent: env.SYNC_DELETION_GUARD_PERCENT,
       gateGroups: env.SYNC_GATE_GROUPS,

@@ -149,6 +149,7 @@ export const envSchema = z.object({
   NEXTCLOUD_ADMIN_USER: optionalString,
   SYNC_INTERVAL: z.coerce.number().int().min(0).default(900),
   SYNC_POLL_INTERVAL: z.coerce.number().int().min(0).default(30),
+  SYNC_FULL_INTERVAL: z.coerce.number().int().min(0).default(21_600),
   SYNC_DELETE_POLICY: z.enum(['disable', 'delete']).default('disable'),
   SYNC_DELETION_GUARD_PERCENT: z.coerce.number().min(0).max(100).default(20),
   SYNC_GATE_GROUPS: csv,

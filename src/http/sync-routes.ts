@@ -97,7 +97,11 @@ const syncAll = createRoute({
   request: {
     query: z.object({
       dryRun: flag,
-      force: flag,
+      force: flag.openapi({ description: 'pass the deletion guard (and read the whole realm)' }),
+      full: flag.openapi({
+        description:
+          'a full reconciliation: read the managed realm from Keycloak instead of the stored state',
+      }),
       background: flag.openapi({
         description:
           'answer 202 {status:"started", after} at once; the run is the first in /api/sync-runs with an id above `after`',
@@ -211,6 +215,7 @@ export function syncRoutes({ sync, store, realm }: SyncRoutesDeps) {
       const query = c.req.valid('query')
       const dryRun = isSet(query.dryRun)
       const force = isSet(query.force)
+      const full = isSet(query.full)
       if (isSet(query.background)) {
         if (dryRun) {
           throw new AppError('INVALID_INPUT', 'a dry run answers with its plan: drop background')
@@ -219,14 +224,14 @@ export function syncRoutes({ sync, store, realm }: SyncRoutesDeps) {
         // that ends this one is the first with an id above `after`.
         const [last] = await store.listRuns({ realm, limit: 1 })
         const log = c.get('log')
-        sync.runFull({ trigger: 'ui', force }).catch((err: unknown) => {
+        sync.runFull({ trigger: 'ui', force, full }).catch((err: unknown) => {
           log.error({ err }, 'sync.background_run_failed')
         })
         return c.json({ status: 'started' as const, after: last?.id ?? 0 }, 202)
       }
       // A call of the API (an admin's script, or the status page's dry run); "Sync now" is the
       // background run above.
-      const summary = await sync.runFull({ trigger: dryRun ? 'ui' : 'api', dryRun, force })
+      const summary = await sync.runFull({ trigger: dryRun ? 'ui' : 'api', dryRun, force, full })
       const body = runResponse(summary)
       if (summary.status === 'guard_tripped') {
         c.set('errorCode', 'GUARD_TRIPPED')

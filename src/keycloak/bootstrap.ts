@@ -46,6 +46,8 @@ function realmSettings(realm: string): RealmRepresentation {
     bruteForceProtected: true,
     registrationAllowed: false,
     duplicateEmailsAllowed: false,
+    // The sync reads them to find what an admin changed behind its back.
+    adminEventsEnabled: true,
   }
 }
 

@@ -4,6 +4,7 @@ import { AppError } from '../errors.js'
 import { type KcAdmin, kc } from '../keycloak/admin.js'
 import { federatedIdentityRep } from '../keycloak/jwt-grant.js'
 import type { DirectoryWriter } from './apply.js'
+import { KeycloakChangeFeed } from './keycloak-changes.js'
 import { RoleCache, readManagedRealm } from './keycloak-read.js'
 import { newGroupRep, newUserRep, renamedGroupRep, userChange } from './keycloak-reps.js'
 import type { Actual, DesiredGroup, NewUser, UserPatch } from './model.js'
@@ -50,6 +51,50 @@ export class KeycloakTarget implements DirectoryWriter {
     return read.actual
   }
 
+  private changeFeed: KeycloakChangeFeed | undefined
+  /** uids known from the stored state by id only: read before their first PUT */
+  private readonly primed = new Set<string>()
+
+  /** The realm's admin events and single objects by id, for runs on the stored state. */
+  get feed(): KeycloakChangeFeed {
+    this.changeFeed ??= new KeycloakChangeFeed(this.opts)
+    return this.changeFeed
+  }
+
+  /** Makes the objects of `actual` (the stored state) writable without a snapshot. */
+  prime(actual: Actual): void {
+    this.users = new Map(actual.users.map((u) => [u.uid, { id: u.id, username: u.username }]))
+    this.groups = new Map(actual.groups.map((g) => [g.gid, { ...newGroupRep(g), id: g.id }]))
+    this.primed.clear()
+    for (const user of actual.users) {
+      this.primed.add(user.uid)
+      if (user.linked) {
+        this.linked.add(user.uid)
+      }
+    }
+  }
+
+  keycloakId(kind: 'user' | 'group', key: string): string | undefined {
+    return (kind === 'user' ? this.users.get(key) : this.groups.get(key))?.id
+  }
+
+  /** The whole representation of a user (a PUT needs it), read first when only primed. */
+  private async fullRep(uid: string): Promise<UserRepresentation & { id: string }> {
+    const rep = this.userRep(uid)
+    if (!this.primed.has(uid)) {
+      return rep
+    }
+    const read = await kc(`read user ${uid}`, () =>
+      this.opts.admin.users.findOne({ realm: this.realm, id: rep.id }),
+    )
+    if (!read?.id) {
+      throw new AppError('NOT_FOUND', `no managed Keycloak user for Nextcloud user "${uid}"`)
+    }
+    this.users.set(uid, read)
+    this.primed.delete(uid)
+    return read as UserRepresentation & { id: string }
+  }
+
   private count(op: string): void {
     this.writes[op] = (this.writes[op] ?? 0) + 1
   }
@@ -72,7 +117,7 @@ export class KeycloakTarget implements DirectoryWriter {
 
   /** PUT of the whole representation: Keycloak treats a partial one as clearing what it omits. */
   private async putUser(uid: string, change: Partial<UserRepresentation>, what: string) {
-    const current = this.userRep(uid)
+    const current = await this.fullRep(uid)
     const next = { ...current, ...change }
     this.count('updateUser')
     await kc(what, () => this.opts.admin.users.update({ realm: this.realm, id: current.id }, next))
@@ -119,7 +164,7 @@ export class KeycloakTarget implements DirectoryWriter {
   }
 
   async updateUser(uid: string, patch: UserPatch): Promise<void> {
-    await this.putUser(uid, userChange(this.userRep(uid), patch), `update user ${uid}`)
+    await this.putUser(uid, userChange(await this.fullRep(uid), patch), `update user ${uid}`)
   }
 
   async setEnabled(uid: string, enabled: boolean): Promise<void> {

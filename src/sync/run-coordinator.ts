@@ -15,29 +15,33 @@ export interface RunCoordinatorDeps {
  * realm lock); bulk runs that arrive while one runs are folded into one follow-up run; runs a dead
  * process left `running` are marked interrupted by whoever takes the lock next.
  */
-export class RunCoordinator<T, O extends { force?: boolean }> {
+export class RunCoordinator<T, O extends { force?: boolean; full?: boolean }> {
   private running: Promise<T> | undefined
   private followUp: Promise<T> | undefined
   private followUpForce = false
+  private followUpFull = false
 
   constructor(private readonly deps: RunCoordinatorDeps) {}
 
   /**
    * Starts `work(opts)` when nothing runs; else joins the single follow-up run queued behind the
-   * current one (forced when any caller asked for force).
+   * current one (forced, or full, when any caller asked for it).
    */
   coalesced(opts: O, work: (opts: O) => Promise<T>): Promise<T> {
     if (!this.running) {
       return this.start(opts, work)
     }
     this.followUpForce ||= opts.force === true
+    this.followUpFull ||= opts.full === true
     this.followUp ??= this.running
       .catch(() => undefined)
       .then(() => {
         const force = this.followUpForce
+        const full = this.followUpFull
         this.followUp = undefined
         this.followUpForce = false
-        return this.start({ ...opts, force }, work)
+        this.followUpFull = false
+        return this.start({ ...opts, force, full }, work)
       })
     return this.followUp
   }

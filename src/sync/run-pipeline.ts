@@ -4,6 +4,13 @@ import { type ApplyReport, applyPlan } from './apply.js'
 import type { Change } from './changes.js'
 import { type Actual, managedRoles, toDesired, toDesiredSteps } from './model.js'
 import { planSteps, planSync } from './plan.js'
+import {
+  type Basis,
+  beforeWrites,
+  DEFAULT_FULL_INTERVAL_SECONDS,
+  readBasis,
+  recordState,
+} from './run-basis.js'
 import type {
   Progress,
   RunConflict,
@@ -71,7 +78,13 @@ export class RunPipeline {
     try {
       const directory = await this.deps.source.readAll()
       const target = this.deps.target()
-      const actual = await target.snapshot()
+      const basis = await readBasis(this.basisDeps(), target, opts, startedAt)
+      const actual = basis.actual
+      const basisSummary = {
+        kind: basis.kind,
+        reason: basis.reason,
+        ...(basis.reads === undefined ? {} : { reads: basis.reads }),
+      }
       // Planning 10 000 users takes a few hundred ms: in steps, so the event loop keeps serving.
       const desired = await runStepsCooperatively(
         toDesiredSteps(directory.users, directory.groups, this.deps.policy),
@@ -90,9 +103,14 @@ export class RunPipeline {
         const message = dryRun
           ? `dry run: ${plan.changes.length} change(s) would be made`
           : (plan.guard.reason ?? 'deletion guard tripped')
+        if (!dryRun) {
+          // Nothing was written: the realm is as the basis says.
+          await recordState(this.basisDeps(), target, basis, null)
+        }
         return await this.finish({
           ...base,
           ...sizes,
+          basis: basisSummary,
           status,
           counts: countPlanned(plan.changes),
           failed: 0,
@@ -103,7 +121,11 @@ export class RunPipeline {
           changes: plan.changes,
         })
       }
+      if (plan.changes.length > 0) {
+        await beforeWrites(this.basisDeps(), basis)
+      }
       const report = await this.apply(plan, target, runId, opts.trigger, actual)
+      await recordState(this.basisDeps(), target, basis, report)
       const { counts, failed } = countApplied(report)
       const errors = report.results
         .filter((r) => r.outcome === 'failed' || r.outcome === 'skipped')
@@ -127,12 +149,13 @@ export class RunPipeline {
         ...base,
         ...sizes,
         status: failed > 0 ? 'partial' : 'succeeded',
+        basis: basisSummary,
         counts,
         failed,
         conflicts,
         errors,
         guard: plan.guard,
-        message: `${applied} change(s) applied, ${failed} failed, ${conflicts.length} conflict(s)`,
+        message: `${applied} change(s) applied, ${failed} failed, ${conflicts.length} conflict(s); ${describeBasis(basis)}`,
         // Not `changes`: a real run's changelog is stored (GET /api/sync-runs/:id); returning it
         // made a 10 000-user answer megabytes that took the event loop for as long to serialize.
         outcomes: report,
@@ -154,6 +177,14 @@ export class RunPipeline {
       })
     } finally {
       this.current = undefined
+    }
+  }
+
+  private basisDeps() {
+    return {
+      realm: this.deps.realm,
+      store: this.deps.store,
+      fullIntervalSeconds: this.deps.policy.fullIntervalSeconds ?? DEFAULT_FULL_INTERVAL_SECONDS,
     }
   }
 
@@ -212,6 +243,7 @@ export class RunPipeline {
         runId: summary.runId,
         trigger: summary.trigger,
         status: summary.status,
+        basis: summary.basis?.kind,
         dryRun: summary.dryRun,
         counts: summary.counts,
         failed: summary.failed,
@@ -299,6 +331,12 @@ export class RunPipeline {
       throw err
     }
   }
+}
+
+function describeBasis(basis: Basis): string {
+  return basis.kind === 'full'
+    ? `realm read from Keycloak (${basis.reason})`
+    : `planned on the stored state (${basis.reason}, ${basis.reads ?? 0} object(s) read again)`
 }
 
 /**

@@ -8,6 +8,7 @@ import type { Change, Conflict } from './changes.js'
 import type { Actual } from './model.js'
 import type { NextcloudDirectory } from './nextcloud-source.js'
 import type { Guard } from './plan.js'
+import type { ChangeFeed } from './realm-changes.js'
 
 /** Where a run came from; stored with it. */
 export type Trigger = 'init' | 'api' | 'schedule' | 'user' | 'token' | 'ui'
@@ -17,7 +18,17 @@ export interface SyncTarget extends DirectoryWriter {
   snapshot(): Actual | Promise<Actual>
   /** the part of the realm one user needs; defaults to filtering the full snapshot */
   snapshotUser?(uid: string, hints: { username?: string; email?: string | null }): Promise<Actual>
+  /** requests sent per write operation */
   readonly writes?: Record<string, number>
+  /**
+   * What changed in the realm since the stored state, read cheaply. A target with it, `prime` and
+   * `keycloakId` lets ordinary runs plan against the stored state; without, every run is full.
+   */
+  readonly feed?: ChangeFeed
+  /** Makes the managed objects of `actual` (from the stored state) writable without a snapshot. */
+  prime?(actual: Actual): void
+  /** The Keycloak id of a managed user or group this target knows (created or primed). */
+  keycloakId?(kind: 'user' | 'group', key: string): string | undefined
 }
 
 export interface SyncSource {
@@ -79,12 +90,20 @@ export interface RunSummary {
   errorCode?: ErrorCode
   /** the plan; on a real run only when asked for */
   changes?: Change[]
+  /**
+   * what the plan was made against: `full`, the whole managed realm read from Keycloak; `stored`,
+   * the state the previous runs left, with the objects admin events touched read again
+   */
+  basis?: { kind: 'full' | 'stored'; reason: string; reads?: number }
 }
 
 export interface RunOptions {
   trigger: Trigger
   dryRun?: boolean
+  /** passes the deletion guard; a forced run is a full reconciliation too */
   force?: boolean
+  /** reads the whole managed part of the realm from Keycloak instead of the stored state */
+  full?: boolean
 }
 
 export type Progress =

@@ -1,0 +1,223 @@
+import { createHash } from 'node:crypto'
+import type { StoredObject } from '../db/sync-state-store.js'
+import type { ApplyResult } from './apply.js'
+import { type Actual, type ActualGroup, type ActualUser, byCodeUnit } from './model.js'
+
+/**
+ * The managed part of the realm as the last run left it, kept in the sidecar's database so an
+ * ordinary run plans against it instead of reading Keycloak. One stored object per managed user
+ * (key: uid) and group (key: gid), and one per name an unmanaged Keycloak object holds.
+ */
+export const OBJECT_KINDS = {
+  user: 'user',
+  group: 'group',
+  unmanagedUsername: 'unmanaged-username',
+  unmanagedEmail: 'unmanaged-email',
+  unmanagedGroup: 'unmanaged-group',
+} as const
+
+/** JSON with object keys sorted, so equal states give equal fingerprints. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => byCodeUnit(a, b)))
+      : v,
+  )
+}
+
+export function fingerprint(state: Record<string, unknown>): string {
+  return createHash('sha256').update(canonical(state)).digest('base64url').slice(0, 22)
+}
+
+function object(kind: string, key: string, state: Record<string, unknown>): StoredObject {
+  return { kind, key, fingerprint: fingerprint(state), state }
+}
+
+/** The stored objects of a realm state. */
+export function toObjects(actual: Actual): StoredObject[] {
+  const objects: StoredObject[] = []
+  for (const { uid, ...user } of actual.users) {
+    objects.push(object(OBJECT_KINDS.user, uid, { ...user }))
+  }
+  for (const { gid, ...group } of actual.groups) {
+    objects.push(object(OBJECT_KINDS.group, gid, { ...group }))
+  }
+  for (const name of actual.unmanagedUsernames) {
+    objects.push(object(OBJECT_KINDS.unmanagedUsername, name, {}))
+  }
+  for (const email of actual.unmanagedEmails) {
+    objects.push(object(OBJECT_KINDS.unmanagedEmail, email, {}))
+  }
+  for (const name of actual.unmanagedGroupNames) {
+    objects.push(object(OBJECT_KINDS.unmanagedGroup, name, {}))
+  }
+  return objects
+}
+
+/** The realm state stored objects describe (objects of unknown kinds are ignored). */
+export function fromObjects(objects: readonly StoredObject[]): Actual {
+  const users: ActualUser[] = []
+  const groups: ActualGroup[] = []
+  const unmanagedUsernames = new Set<string>()
+  const unmanagedEmails = new Set<string>()
+  const unmanagedGroupNames = new Set<string>()
+  for (const { kind, key, state } of objects) {
+    if (kind === OBJECT_KINDS.user) {
+      users.push({ ...(state as Omit<ActualUser, 'uid'>), uid: key })
+    } else if (kind === OBJECT_KINDS.group) {
+      groups.push({ ...(state as Omit<ActualGroup, 'gid'>), gid: key })
+    } else if (kind === OBJECT_KINDS.unmanagedUsername) {
+      unmanagedUsernames.add(key)
+    } else if (kind === OBJECT_KINDS.unmanagedEmail) {
+      unmanagedEmails.add(key)
+    } else if (kind === OBJECT_KINDS.unmanagedGroup) {
+      unmanagedGroupNames.add(key)
+    }
+  }
+  users.sort((a, b) => byCodeUnit(a.uid, b.uid))
+  groups.sort((a, b) => byCodeUnit(a.gid, b.gid))
+  return { users, groups, unmanagedUsernames, unmanagedEmails, unmanagedGroupNames }
+}
+
+/** What to write so the stored objects become `next`: new or changed objects, and those gone. */
+export function diffObjects(
+  stored: readonly StoredObject[],
+  next: readonly StoredObject[],
+): { put: StoredObject[]; remove: Pick<StoredObject, 'kind' | 'key'>[] } {
+  const id = (o: Pick<StoredObject, 'kind' | 'key'>) => `${o.kind}\u0000${o.key}`
+  const before = new Map(stored.map((o) => [id(o), o.fingerprint]))
+  const after = new Set(next.map(id))
+  return {
+    put: next.filter((o) => before.get(id(o)) !== o.fingerprint),
+    remove: stored.filter((o) => !after.has(id(o))).map(({ kind, key }) => ({ kind, key })),
+  }
+}
+
+/** Keycloak ids of objects a run created, as the writer knows them. */
+export type IdLookup = (kind: 'user' | 'group', key: string) => string | undefined
+
+/**
+ * The realm state after the applied changes of `results` on `actual`: what the run wrote, so the
+ * next run need not read it back. Changes that did not apply leave their object as it was (a run
+ * with a failed write is not trusted anyway). Returns null when the id of a created object is
+ * unknown.
+ */
+export function afterApply(
+  actual: Actual,
+  results: readonly ApplyResult[],
+  idOf: IdLookup,
+): Actual | null {
+  const users = new Map(actual.users.map((u) => [u.uid, structuredClone(u)]))
+  const groups = new Map(actual.groups.map((g) => [g.gid, { ...g }]))
+  const sortedAdd = (list: string[], item: string) =>
+    list.includes(item) ? list : [...list, item].sort(byCodeUnit)
+  for (const { change, outcome } of results) {
+    if (outcome !== 'applied') {
+      continue
+    }
+    const user = 'uid' in change ? users.get(change.uid) : undefined
+    switch (change.kind) {
+      case 'create-group': {
+        const id = idOf('group', change.gid)
+        if (id === undefined) {
+          return null
+        }
+        groups.set(change.gid, { id, gid: change.gid, displayName: change.displayName })
+        break
+      }
+      case 'update-group': {
+        const group = groups.get(change.gid)
+        if (group) {
+          group.displayName = change.after.displayName
+        }
+        break
+      }
+      case 'delete-group':
+        groups.delete(change.gid)
+        for (const u of users.values()) {
+          u.groups = u.groups.filter((gid) => gid !== change.gid)
+        }
+        break
+      case 'create-user': {
+        const id = idOf('user', change.uid)
+        if (id === undefined) {
+          return null
+        }
+        const { uid, username, email, firstName, lastName, enabled, attributes } = change.user
+        users.set(uid, {
+          id,
+          uid,
+          username,
+          email,
+          firstName,
+          lastName,
+          enabled,
+          attributes: structuredClone(attributes),
+          groups: [],
+          roles: [],
+          linked: false,
+        })
+        break
+      }
+      case 'update-user':
+        if (user) {
+          const { email, firstName, lastName, attributes } = change.after
+          if (email !== undefined) {
+            user.email = email
+          }
+          user.firstName = firstName ?? user.firstName
+          user.lastName = lastName ?? user.lastName
+          for (const [name, values] of Object.entries(attributes ?? {})) {
+            if (values === null) {
+              delete user.attributes[name]
+            } else {
+              user.attributes[name] = [...values]
+            }
+          }
+          user.attributes = Object.fromEntries(
+            Object.entries(user.attributes).sort(([a], [b]) => byCodeUnit(a, b)),
+          )
+        }
+        break
+      case 'enable-user':
+      case 'disable-user':
+        if (user) {
+          user.enabled = change.kind === 'enable-user'
+        }
+        break
+      case 'delete-user':
+        users.delete(change.uid)
+        break
+      case 'link-identity':
+        if (user) {
+          user.linked = true
+        }
+        break
+      case 'add-member':
+        if (user) {
+          user.groups = sortedAdd(user.groups, change.gid)
+        }
+        break
+      case 'remove-member':
+        if (user) {
+          user.groups = user.groups.filter((gid) => gid !== change.gid)
+        }
+        break
+      case 'grant-role':
+        if (user) {
+          user.roles = sortedAdd(user.roles, change.role)
+        }
+        break
+      case 'revoke-role':
+        if (user) {
+          user.roles = user.roles.filter((role) => role !== change.role)
+        }
+        break
+    }
+  }
+  return {
+    ...actual,
+    users: [...users.values()].sort((a, b) => byCodeUnit(a.uid, b.uid)),
+    groups: [...groups.values()].sort((a, b) => byCodeUnit(a.gid, b.gid)),
+  }
+}
