@@ -183,6 +183,10 @@ describe('status page and console in a browser, through the Nextcloud proxies', 
         await dry.locator('[data-count="create-user"]').waitFor({ timeout: 30_000 })
         expect(await dry.locator('[data-count="create-user"]').textContent()).toBe('3')
         expect(await dry.locator('[data-count="add-member"]').textContent()).toBe('3')
+        // The words come from the server's vocabulary (GET /api/ui/vocabulary).
+        expect(await dry.locator('.count:has([data-count="create-user"]) dt').textContent()).toBe(
+          'Users created',
+        )
         const planned = await dry.locator('li[data-change-kind="create-user"]').allTextContents()
         for (const uid of NEW_USERS) {
           expect(
@@ -216,6 +220,10 @@ describe('status page and console in a browser, through the Nextcloud proxies', 
           expect(user?.attributes?.nextcloud_uid).toEqual([uid])
         }
 
+        // "Sync now" is the status page's trigger, in the server's words.
+        expect(
+          await frame.locator(`#runs tr[data-run-id="${runId}"] td`).nth(2).textContent(),
+        ).toBe('Status page')
         // The run's changelog, from the list of runs.
         await frame.locator(`#runs tr[data-run-id="${runId}"] button`).first().click()
         const detail = frame.locator(`#run-detail[data-run-id="${runId}"]`)
