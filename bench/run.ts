@@ -169,6 +169,16 @@ async function main(): Promise<void> {
       notes: `${noop.writes} writes, ${noop.logins} admin token renewals (${JSON.stringify(noop.requests)})`,
     })
 
+    loadAt['sync-full'] = loadAverage()
+    const fullRun = await syncRun(t, proxy, 'sync-full', { full: true })
+    rows.push({
+      workload: 'sync-full (no-op, the realm read from Keycloak)',
+      measured: secs(fullRun.ms),
+      baseline: `${secs(cold.ms)} sync-cold`,
+      ratio: ratio(fullRun.ms, cold.ms),
+      notes: `${fullRun.writes} writes (${JSON.stringify(fullRun.requests)})`,
+    })
+
     const changed = applyDelta(t, directory, sizes.deltaDisabled)
     loadAt['sync-delta'] = loadAverage()
     const delta = await syncRun(t, proxy, 'sync-delta')
@@ -191,6 +201,7 @@ async function main(): Promise<void> {
       partialImport: baseline,
       cold,
       noop,
+      full: fullRun,
       delta,
       changed: changed.length,
       heartbeatDuringCold: heartbeat,

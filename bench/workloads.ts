@@ -33,8 +33,13 @@ export interface SyncResult {
 }
 
 /** One full run through the ExApp's real sync engine, Keycloak requests counted by the proxy. */
-/** One full run through the ExApp's real sync engine, Keycloak requests counted by the proxy. */
-export async function syncRun(t: TestExApp, proxy: CountingProxy, name: string) {
+/** One sync run through the engine; `full` reads the realm from Keycloak instead of the stored state. */
+export async function syncRun(
+  t: TestExApp,
+  proxy: CountingProxy,
+  name: string,
+  opts: { full?: boolean } = {},
+) {
   proxy.reset()
   const ticker = setInterval(() => {
     const p = t.exapp.sync.progress()
@@ -43,7 +48,9 @@ export async function syncRun(t: TestExApp, proxy: CountingProxy, name: string) 
     )
   }, 5000)
   try {
-    const { ms, value } = await timed<RunSummary>(() => t.exapp.sync.runFull({ trigger: 'api' }))
+    const { ms, value } = await timed<RunSummary>(() =>
+      t.exapp.sync.runFull({ trigger: 'api', ...opts }),
+    )
     const result: SyncResult = {
       ms,
       writes: proxy.writes(),
