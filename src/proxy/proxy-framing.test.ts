@@ -91,10 +91,10 @@ describe('the proxy between Keycloak and the Nextcloud proxies', () => {
   /** Keycloak stand-in ← the app (on its own socket, as listen() serves it) ← `front`. */
   async function chain(
     front: (target: string, config: ReturnType<typeof testConfig>) => Promise<RunningTestProxy>,
-    kc: (req: IncomingMessage, res: ServerResponse) => void = keycloakStandIn,
+    keycloak: (req: IncomingMessage, res: ServerResponse) => void = keycloakStandIn,
     log?: Logger,
   ) {
-    const upstream = await serve(createServer(kc))
+    const upstream = await serve(createServer(keycloak))
     const config = testConfig({})
     let app: Hono<AppEnv> | undefined
     const appServer = createServer(getRequestListener((req) => (app as Hono<AppEnv>).fetch(req)))
