@@ -2,7 +2,13 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
 import { MemoryDirectory } from '../../test/memory-directory.js'
 import { AppError } from '../errors.js'
-import { type ApplyReport, applyPlan, type DirectoryWriter } from './apply.js'
+import {
+  type ApplyReport,
+  applyPlan,
+  type BulkWriter,
+  type DirectoryWriter,
+  type NewMember,
+} from './apply.js'
 import type { Change } from './changes.js'
 import { type DesiredUser, type NewUser, type NextcloudUser, toDesired } from './model.js'
 import { planSync, type SyncPlan, type SyncPolicy } from './plan.js'
@@ -334,5 +340,136 @@ describe('applyPlan', () => {
     expect(replan.changes).toEqual([])
     await applyPlan(replan, directory, { concurrency: 6 })
     expect(directory.writeCount).toBe(writes)
+  })
+})
+
+/**
+ * `directory` with a bulk path as the Keycloak target has one: a batch creates its users (in
+ * their groups) and groups, except those in `refused` (left to the one-by-one writes); a batch
+ * with a uid in `sinks` fails whole. Records each batch.
+ */
+function withBulk(
+  directory: MemoryDirectory,
+  opts: { batchSize: number; refused?: string[]; sinks?: string[] },
+) {
+  const batches: string[][] = []
+  const joined = new Set<string>()
+  const writer: BulkWriter = {
+    createGroup: (g) => directory.createGroup(g),
+    updateGroup: (gid, name) => directory.updateGroup(gid, name),
+    deleteGroup: (gid) => directory.deleteGroup(gid),
+    createUser: (u) => directory.createUser(u),
+    updateUser: (uid, patch) => directory.updateUser(uid, patch),
+    setEnabled: (uid, enabled) => directory.setEnabled(uid, enabled),
+    deleteUser: (uid) => directory.deleteUser(uid),
+    linkIdentity: (uid) => directory.linkIdentity(uid),
+    addMember: async (uid, gid) => {
+      if (!joined.has(`${uid} ${gid}`)) {
+        await directory.addMember(uid, gid)
+      }
+    },
+    removeMember: (uid, gid) => directory.removeMember(uid, gid),
+    grantRole: (uid, role) => directory.grantRole(uid, role),
+    revokeRole: (uid, role) => directory.revokeRole(uid, role),
+    bulk: {
+      batchSize: opts.batchSize,
+      async createGroups(groups) {
+        batches.push(groups.map((g) => `group ${g.gid}`))
+        const made = new Set<string>()
+        for (const group of groups.filter((g) => !opts.refused?.includes(g.gid))) {
+          await directory.createGroup(group)
+          made.add(group.gid)
+        }
+        return made
+      },
+      async createUsers(members: readonly NewMember[]) {
+        batches.push(members.map((m) => `user ${m.user.uid} [${m.groups.join(',')}]`))
+        if (members.some((m) => opts.sinks?.includes(m.user.uid))) {
+          throw new AppError('KEYCLOAK_UNAVAILABLE', 'the batch failed')
+        }
+        const made = new Set<string>()
+        for (const { user, groups } of members.filter((m) => !opts.refused?.includes(m.user.uid))) {
+          await directory.createUser(user)
+          for (const gid of groups) {
+            await directory.addMember(user.uid, gid)
+            joined.add(`${user.uid} ${gid}`)
+          }
+          made.add(user.uid)
+        }
+        return made
+      },
+    },
+  }
+  return { writer, batches }
+}
+
+/** A realm snapshot without the ids, which follow the order of creation. */
+const withoutIds = (actual: ReturnType<MemoryDirectory['snapshot']>) => ({
+  ...actual,
+  users: actual.users.map(({ id: _, ...user }) => user),
+  groups: actual.groups.map(({ id: _, ...group }) => group),
+})
+
+describe('applyPlan with a bulk path', () => {
+  const users = ['alice', 'bob', 'carl', 'dora', 'emil'].map((uid) =>
+    aDesiredUser(uid, { groups: uid === 'bob' ? [] : ['sales'] }),
+  )
+
+  it('creates groups and users in batches, each user with its groups, and reports as one by one', async () => {
+    const single = new MemoryDirectory()
+    const expected = await applyPlan(planFor(single, users), single, { concurrency: 2 })
+    const directory = new MemoryDirectory()
+    const { writer, batches } = withBulk(directory, { batchSize: 2 })
+    const report = await applyPlan(planFor(directory, users), writer, { concurrency: 2 })
+    expect(report).toEqual(expected)
+    expect(directory.snapshot()).toEqual(single.snapshot())
+    // One group is one creation: it goes one by one.
+    expect(batches).toEqual([
+      ['user alice [sales]', 'user bob []'],
+      ['user carl [sales]', 'user dora [sales]'],
+      ['user emil [sales]'],
+    ])
+    expect(directory.writes.createUser, 'no user created twice').toBe(5)
+    expect(directory.writes.addMember, 'no membership added twice').toBe(4)
+  })
+
+  it('creates one by one what the batch did not, and every user of a batch that failed whole', async () => {
+    const single = new MemoryDirectory()
+    single.failOn('createUser', 'carl')
+    const expected = await applyPlan(planFor(single, users), single, { concurrency: 2 })
+    const directory = new MemoryDirectory()
+    directory.failOn('createUser', 'carl')
+    const { writer } = withBulk(directory, { batchSize: 2, refused: ['alice'], sinks: ['carl'] })
+    const report = await applyPlan(planFor(directory, users), writer, { concurrency: 2 })
+    expect(outcomesOf(report)).toEqual(outcomesOf(expected))
+    expect(
+      report.results.find((r) => r.change.kind === 'create-user' && r.change.uid === 'carl'),
+    ).toMatchObject({ outcome: 'failed', error: 'createUser failed' })
+    expect(withoutIds(directory.snapshot())).toEqual(withoutIds(single.snapshot()))
+  })
+
+  it('keeps a group whose create failed out of the users it creates', async () => {
+    const single = new MemoryDirectory()
+    single.failOn('createGroup', 'sales')
+    const expected = await applyPlan(planFor(single, users), single, { concurrency: 2 })
+    const directory = new MemoryDirectory()
+    directory.failOn('createGroup', 'sales')
+    const { writer, batches } = withBulk(directory, { batchSize: 10, refused: ['sales'] })
+    const report = await applyPlan(planFor(directory, users), writer, { concurrency: 2 })
+    expect(report).toEqual(expected)
+    expect(batches).toEqual([users.map((u) => `user ${u.uid} []`)])
+  })
+
+  it('leaves a single creation, and creations that claim a released email, to the one-by-one writes', async () => {
+    const directory = new MemoryDirectory()
+    const { writer, batches } = withBulk(directory, { batchSize: 10 })
+    await applyPlan(planFor(directory, [aDesiredUser('alice')]), writer, { concurrency: 1 })
+    expect(batches).toEqual([])
+    const changes: Change[] = [
+      { kind: 'create-user', uid: 'bob', user: aNewUser('bob'), emailFrom: 'alice' },
+      { kind: 'create-user', uid: 'carl', user: aNewUser('carl'), emailFrom: 'alice' },
+    ]
+    await applyPlan(anUntrippedPlan(changes), writer, { concurrency: 1 })
+    expect(batches).toEqual([])
   })
 })

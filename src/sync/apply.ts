@@ -24,6 +24,32 @@ export interface DirectoryWriter {
   revokeRole(uid: string, role: string): Promise<void>
 }
 
+/** A writer that may also create many objects at a time, where the directory has a way. */
+export interface BulkWriter extends DirectoryWriter {
+  readonly bulk?: BulkCreator
+}
+
+/** A user to create with the groups it joins (gids whose groups exist). */
+export interface NewMember {
+  user: NewUser
+  groups: readonly string[]
+}
+
+/**
+ * Creates users and groups many per request. It returns what it created; everything else (taken,
+ * refused, not fit for the bulk path, or in a batch the directory refused whole) goes through the
+ * one-by-one writes, which report each object's own error. A user created here is already in the
+ * groups it was given, and linked: those changes then cost no request.
+ */
+export interface BulkCreator {
+  /** objects per request */
+  readonly batchSize: number
+  /** the gids created */
+  createGroups(groups: readonly DesiredGroup[]): Promise<ReadonlySet<string>>
+  /** the uids created */
+  createUsers(users: readonly NewMember[]): Promise<ReadonlySet<string>>
+}
+
 export type Outcome = 'applied' | 'failed' | 'conflict' | 'skipped'
 
 export interface ApplyResult {
@@ -84,13 +110,15 @@ interface Failed {
  * Applies a plan in dependency phases, each with at most `concurrency` writes in flight. A failed
  * change never stops the others; a change that depends on one that did not apply (a user's
  * create, a group's create, the update releasing a claimed email) is skipped with the reason.
+ * With `writer.bulk`, new groups and users go many per request first, users with their groups;
+ * what that path does not create goes one by one, so each failure is still the object's own.
  * Yields to the event loop every few milliseconds, so a 10 000-user run leaves it responsive.
  *
  * @throws AppError GUARD_TRIPPED when the plan's deletion guard tripped: such a plan applies nothing.
  */
 export async function applyPlan(
   plan: Pick<SyncPlan, 'changes' | 'guard'>,
-  writer: DirectoryWriter,
+  writer: BulkWriter,
   options: ApplyOptions,
 ): Promise<ApplyReport> {
   if (plan.guard.tripped) {
@@ -109,21 +137,99 @@ export async function applyPlan(
   const outcomes = new Map<Change, ApplyResult>()
   const pause = createYielder()
   let done = 0
+  const record = (change: Change, result: ApplyResult) => {
+    if (result.outcome !== 'applied') {
+      recordFailure(change, failed)
+    }
+    outcomes.set(change, result)
+    done += 1
+    options.onProgress?.({ done, total: changes.length })
+  }
+  const bulk = writer.bulk
+  const groupsOf = bulk ? newMemberships(changes) : new Map<string, string[]>()
   for (const phase of phases) {
-    await runBounded(phase, Math.max(1, options.concurrency), pause, async (change) => {
-      const result = await applyOne(change, writer, failed)
-      if (result.outcome !== 'applied') {
-        recordFailure(change, failed)
-      }
-      outcomes.set(change, result)
-      done += 1
-      options.onProgress?.({ done, total: changes.length })
+    const oneByOne = bulk ? await createInBulk(phase, bulk, groupsOf, failed, record) : phase
+    await runBounded(oneByOne, Math.max(1, options.concurrency), pause, async (change) => {
+      record(change, await applyOne(change, writer, failed))
     })
   }
   const results = changes.map(
     (change) => outcomes.get(change) ?? { change, outcome: 'skipped' as const },
   )
   return { results, counts: countOutcomes(results) }
+}
+
+type CreateUser = Extract<Change, { kind: 'create-user' }>
+type CreateGroup = Extract<Change, { kind: 'create-group' }>
+
+/** The gids each user joins in the plan, by uid. */
+function newMemberships(changes: readonly Change[]): Map<string, string[]> {
+  const result = new Map<string, string[]>()
+  for (const change of changes) {
+    if (change.kind === 'add-member') {
+      const gids = result.get(change.uid)
+      if (gids) {
+        gids.push(change.gid)
+      } else {
+        result.set(change.uid, [change.gid])
+      }
+    }
+  }
+  return result
+}
+
+/**
+ * Creates the phase's new groups and users through `bulk`, one batch at a time, and records them
+ * as applied. Returns the changes left for the one-by-one writes: everything else in the phase,
+ * and the creations the bulk path did not make. A user joins in its create only groups that exist
+ * by now (a group whose create failed stays out: its add-member is skipped as before).
+ */
+async function createInBulk(
+  phase: readonly Change[],
+  bulk: BulkCreator,
+  groupsOf: ReadonlyMap<string, string[]>,
+  failed: Failed,
+  record: (change: Change, result: ApplyResult) => void,
+): Promise<Change[]> {
+  const groups = phase.filter((c): c is CreateGroup => c.kind === 'create-group')
+  const users = phase.filter(
+    (c): c is CreateUser => c.kind === 'create-user' && c.emailFrom === undefined,
+  )
+  if (groups.length + users.length < 2) {
+    return [...phase]
+  }
+  const size = Math.max(1, bulk.batchSize)
+  const created = new Set<Change>()
+  for (let i = 0; i < groups.length; i += size) {
+    const batch = groups.slice(i, i + size)
+    const made = await bulk
+      .createGroups(batch.map(({ gid, displayName }) => ({ gid, displayName })))
+      .catch(() => new Set<string>())
+    for (const change of batch) {
+      if (made.has(change.gid)) {
+        created.add(change)
+        record(change, { change, outcome: 'applied' })
+      }
+    }
+  }
+  for (let i = 0; i < users.length; i += size) {
+    const batch = users.slice(i, i + size)
+    const made = await bulk
+      .createUsers(
+        batch.map((c) => ({
+          user: c.user,
+          groups: (groupsOf.get(c.uid) ?? []).filter((gid) => !failed.createdGroups.has(gid)),
+        })),
+      )
+      .catch(() => new Set<string>())
+    for (const change of batch) {
+      if (made.has(change.uid)) {
+        created.add(change)
+        record(change, { change, outcome: 'applied' })
+      }
+    }
+  }
+  return phase.filter((change) => !created.has(change))
 }
 
 async function applyOne(

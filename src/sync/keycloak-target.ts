@@ -3,7 +3,15 @@ import type UserRepresentation from '@keycloak/keycloak-admin-client/lib/defs/us
 import { AppError } from '../errors.js'
 import { type KcAdmin, kc } from '../keycloak/admin.js'
 import { federatedIdentityRep } from '../keycloak/jwt-grant.js'
-import type { DirectoryWriter } from './apply.js'
+import type { BulkCreator, BulkWriter, NewMember } from './apply.js'
+import {
+  addedIds,
+  BULK_BATCH,
+  fitForBulk,
+  groupPath,
+  importGroupRep,
+  importUserRep,
+} from './keycloak-bulk.js'
 import { KeycloakChangeFeed } from './keycloak-changes.js'
 import { RoleCache, readManagedRealm } from './keycloak-read.js'
 import { newGroupRep, newUserRep, renamedGroupRep, userChange } from './keycloak-reps.js'
@@ -18,6 +26,8 @@ export interface KeycloakTargetOptions {
   profileAttributes: readonly string[]
   /** identity provider users are linked to for the JWT grant; none in password mode */
   idpAlias?: string
+  /** users or groups per partial import; 0 creates everything one by one */
+  bulkBatch?: number
 }
 
 /** Keycloak writes made through a target, by operation: what a no-op run must keep at zero. */
@@ -29,18 +39,31 @@ export type WriteCounts = Record<string, number>
  * Keycloak ids from what it read or created. Unmarked users and groups are only ever seen as
  * names, so nothing here can change them.
  */
-export class KeycloakTarget implements DirectoryWriter {
+export class KeycloakTarget implements BulkWriter {
   readonly writes: WriteCounts = {}
   private users = new Map<string, UserRepresentation>()
   private groups = new Map<string, GroupRepresentation>()
   private readonly roles: RoleCache
   /** users this target created already linked, so their link-identity change needs no request */
   private readonly linked = new Set<string>()
+  /** `uid\ngid` of users this target created already in the group: their add-member is done */
+  private readonly joined = new Set<string>()
+  private defaultRole: string | undefined
   private readonly realm: string
+  readonly bulk: BulkCreator | undefined
 
   constructor(private readonly opts: KeycloakTargetOptions) {
     this.realm = opts.realm
     this.roles = new RoleCache(opts)
+    const batchSize = opts.bulkBatch ?? BULK_BATCH
+    this.bulk =
+      batchSize > 0
+        ? {
+            batchSize,
+            createGroups: (groups) => this.importGroups(groups),
+            createUsers: (users) => this.importUsers(users),
+          }
+        : undefined
   }
 
   /** Reads every managed user and group, their memberships, managed roles and identity links. */
@@ -133,6 +156,40 @@ export class KeycloakTarget implements DirectoryWriter {
     this.groups.set(group.gid, { ...rep, id })
   }
 
+  /**
+   * Creates `groups` in one partial import; returns the gids it created. Groups it cannot take,
+   * names taken, or a refused request leave theirs to `createGroup`, which reports each error.
+   */
+  private async importGroups(groups: readonly DesiredGroup[]): Promise<Set<string>> {
+    const reps = groups.flatMap((group) => {
+      const path = groupPath(group.gid)
+      return path === null ? [] : [{ group, rep: newGroupRep(group), path }]
+    })
+    if (reps.length === 0) {
+      return new Set()
+    }
+    this.count('importGroups')
+    const answer = await kc(`import ${reps.length} groups`, () =>
+      this.opts.admin.realms.partialImport({
+        realm: this.realm,
+        rep: {
+          ifResourceExists: 'SKIP',
+          groups: reps.map(({ rep, path }) => importGroupRep(rep, path)),
+        },
+      }),
+    ).catch(() => undefined)
+    const ids = addedIds(answer?.results, 'GROUP')
+    const created = new Set<string>()
+    for (const { group, rep } of reps) {
+      const id = ids.get(group.gid)
+      if (id !== undefined) {
+        this.groups.set(group.gid, { ...rep, id })
+        created.add(group.gid)
+      }
+    }
+    return created
+  }
+
   async updateGroup(gid: string, displayName: string): Promise<void> {
     const id = this.groupId(gid)
     const next = renamedGroupRep(this.groups.get(gid) ?? {}, displayName)
@@ -161,6 +218,78 @@ export class KeycloakTarget implements DirectoryWriter {
     if (this.opts.idpAlias !== undefined) {
       this.linked.add(user.uid)
     }
+  }
+
+  /**
+   * Creates `members` in one partial import, each linked and in its groups as `createUser` and
+   * `addMember` would leave it; returns the uids it created. Users the realm's profile might refuse
+   * (the import does not check them), usernames taken, or a refused request leave theirs to
+   * `createUser`, which reports each error; memberships it cannot name stay with `addMember`.
+   */
+  private async importUsers(members: readonly NewMember[]): Promise<Set<string>> {
+    const fit = members.filter((m) => fitForBulk(m.user))
+    if (fit.length === 0) {
+      return new Set()
+    }
+    const defaultRole = await this.defaultRoleName().catch(() => undefined)
+    if (defaultRole === undefined) {
+      return new Set()
+    }
+    const reps = fit.map(({ user, groups }) => {
+      const joins = groups.flatMap((gid) => {
+        const path = groupPath(gid)
+        return path !== null && this.groups.get(gid)?.id ? [{ gid, path }] : []
+      })
+      return { user, rep: newUserRep(user, this.opts.idpAlias), joins }
+    })
+    this.count('importUsers')
+    const answer = await kc(`import ${reps.length} users`, () =>
+      this.opts.admin.realms.partialImport({
+        realm: this.realm,
+        rep: {
+          ifResourceExists: 'SKIP',
+          users: reps.map(({ rep, joins }) =>
+            importUserRep(
+              rep,
+              joins.map((j) => j.path),
+              defaultRole,
+            ),
+          ),
+        },
+      }),
+    ).catch(() => undefined)
+    const ids = addedIds(answer?.results, 'USER')
+    const created = new Set<string>()
+    for (const { user, rep, joins } of reps) {
+      const id = ids.get(user.username)
+      if (id === undefined) {
+        continue
+      }
+      this.users.set(user.uid, { ...rep, id })
+      if (this.opts.idpAlias !== undefined) {
+        this.linked.add(user.uid)
+      }
+      for (const { gid } of joins) {
+        this.joined.add(`${user.uid}\n${gid}`)
+      }
+      created.add(user.uid)
+    }
+    return created
+  }
+
+  /** The realm's default role, which the per-user create grants and the import does not. */
+  private async defaultRoleName(): Promise<string> {
+    if (this.defaultRole === undefined) {
+      const realm = await kc('read realm', () =>
+        this.opts.admin.realms.findOne({ realm: this.realm }),
+      )
+      const name = realm?.defaultRole?.name
+      if (!name) {
+        throw new AppError('NOT_FOUND', `realm "${this.realm}" has no default role`)
+      }
+      this.defaultRole = name
+    }
+    return this.defaultRole
   }
 
   async updateUser(uid: string, patch: UserPatch): Promise<void> {
@@ -197,6 +326,9 @@ export class KeycloakTarget implements DirectoryWriter {
   }
 
   async addMember(uid: string, gid: string): Promise<void> {
+    if (this.joined.has(`${uid}\n${gid}`)) {
+      return
+    }
     const { id } = this.userRep(uid)
     const groupId = this.groupId(gid)
     this.count('addMember')
