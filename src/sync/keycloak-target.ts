@@ -138,13 +138,39 @@ export class KeycloakTarget implements BulkWriter {
     return id
   }
 
-  /** PUT of the whole representation: Keycloak treats a partial one as clearing what it omits. */
-  private async putUser(uid: string, change: Partial<UserRepresentation>, what: string) {
-    const current = await this.fullRep(uid)
-    const next = { ...current, ...change }
-    this.count('updateUser')
-    await kc(what, () => this.opts.admin.users.update({ realm: this.realm, id: current.id }, next))
-    this.users.set(uid, next)
+  /** PUTs of a user in flight, so a second one starts from what the first wrote */
+  private readonly userWrites = new Map<string, Promise<void>>()
+
+  /**
+   * PUT of the whole representation: Keycloak treats a partial one as clearing what it omits. Two
+   * changes of one user (an update and an enable in the same phase) run one after the other, each
+   * on the representation the other left; in parallel the later PUT would undo the earlier.
+   */
+  private async putUser(
+    uid: string,
+    change: (current: UserRepresentation) => Partial<UserRepresentation>,
+    what: string,
+  ) {
+    const previous = this.userWrites.get(uid) ?? Promise.resolve()
+    const write = previous
+      .catch(() => undefined)
+      .then(async () => {
+        const current = await this.fullRep(uid)
+        const next = { ...current, ...change(current) }
+        this.count('updateUser')
+        await kc(what, () =>
+          this.opts.admin.users.update({ realm: this.realm, id: current.id }, next),
+        )
+        this.users.set(uid, next)
+      })
+    this.userWrites.set(uid, write)
+    try {
+      await write
+    } finally {
+      if (this.userWrites.get(uid) === write) {
+        this.userWrites.delete(uid)
+      }
+    }
   }
 
   async createGroup(group: DesiredGroup): Promise<void> {
@@ -293,11 +319,11 @@ export class KeycloakTarget implements BulkWriter {
   }
 
   async updateUser(uid: string, patch: UserPatch): Promise<void> {
-    await this.putUser(uid, userChange(await this.fullRep(uid), patch), `update user ${uid}`)
+    await this.putUser(uid, (current) => userChange(current, patch), `update user ${uid}`)
   }
 
   async setEnabled(uid: string, enabled: boolean): Promise<void> {
-    await this.putUser(uid, { enabled }, `${enabled ? 'enable' : 'disable'} user ${uid}`)
+    await this.putUser(uid, () => ({ enabled }), `${enabled ? 'enable' : 'disable'} user ${uid}`)
   }
 
   async deleteUser(uid: string): Promise<void> {

@@ -226,7 +226,14 @@ export async function recordState(
     return
   }
   const writes = report ? expectedEvents(target.writes ?? {}, report) : 0
-  const cursor = basis.cursor && (await cursorAfterWrites(feed, basis.cursor, writes))
+  let cursor: EventsCursor | null
+  try {
+    cursor = basis.cursor && (await cursorAfterWrites(feed, basis.cursor, writes))
+  } catch {
+    // Keycloak went away after the writes: the run stands, the next one reads the whole realm.
+    await deps.store.distrustSyncState(deps.realm)
+    return
+  }
   const { put, remove } = diffObjects(basis.stored, toObjects(next))
   await deps.store.saveSyncState(deps.realm, {
     realmId: basis.realm.id,
