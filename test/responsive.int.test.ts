@@ -14,40 +14,38 @@ import { freePort } from './net.js'
 const USERS = 10_000
 const DIRECTORY: DirectorySpec = { users: USERS, groups: 100, membershipsPerUser: 3, seed: 42 }
 const POLL_EVERY_MS = 20
-const LIMIT_MS = 100
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 interface Sample {
   path: string
-  /** Date.now() when the request was sent */
-  at: number
-  ms: number
+  /** the order in which answers arrived, over every path */
+  seq: number
   status: number
   body: string
 }
 
 /**
- * Polls `paths` every `every` ms from a thread of its own, so the latency it sees is the ExApp's,
- * not the poller's own wait for a busy event loop. Plain JS: workers get no TypeScript loader.
+ * Asks for `paths` one round after another, from a thread of its own (so its requests do not
+ * wait for the ExApp's busy event loop to be sent), and numbers the answers in the order they
+ * arrive. Plain JS: workers get no TypeScript loader.
  */
 const POLLER = `
 const { parentPort, workerData } = require('node:worker_threads')
-const { base, paths, every } = workerData
+const { base, paths, every, headers } = workerData
 const samples = []
+let seq = 0
 let stopped = false
 parentPort.on('message', () => { stopped = true })
 ;(async () => {
   while (!stopped) {
     const tick = performance.now()
     await Promise.all(paths.map(async (path) => {
-      const at = Date.now()
-      const started = performance.now()
       try {
-        const res = await fetch(base + path, { signal: AbortSignal.timeout(5000) })
+        const res = await fetch(base + path, { headers: headers[path] ?? {} })
         const body = await res.text()
-        samples.push({ path, at, ms: performance.now() - started, status: res.status, body })
+        samples.push({ path, seq: seq++, status: res.status, body })
       } catch (err) {
-        samples.push({ path, at, ms: performance.now() - started, status: 0, body: String(err) })
+        samples.push({ path, seq: seq++, status: 0, body: String(err) })
       }
     }))
     await new Promise((r) => setTimeout(r, Math.max(0, every - (performance.now() - tick))))
@@ -56,10 +54,14 @@ parentPort.on('message', () => { stopped = true })
 })()
 `
 
-function startPoller(base: string, paths: string[]): { stop(): Promise<Sample[]> } {
+function startPoller(
+  base: string,
+  paths: string[],
+  headers: Record<string, Record<string, string>>,
+): { stop(): Promise<Sample[]> } {
   const worker = new Worker(POLLER, {
     eval: true,
-    workerData: { base, paths, every: POLL_EVERY_MS },
+    workerData: { base, paths, every: POLL_EVERY_MS, headers },
   })
   const done = new Promise<Sample[]>((resolve, reject) => {
     worker.once('message', resolve)
@@ -126,11 +128,6 @@ async function startFakeNextcloudProcess(spec: DirectorySpec): Promise<FakeProce
   }
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
-}
-
 // On PostgreSQL, as a 10 000-user installation would run, and on the embedded PGlite, which works
 // in this thread: it stores the run's 50 000-entry changelog a chunk at a time.
 describe.each([
@@ -145,7 +142,7 @@ describe.each([
     },
   ],
   ['PGlite', () => ''],
-])('a 10 000-user sync on %s leaves the HTTP server responsive', (db, databaseUrl) => {
+])('a 10 000-user sync on %s leaves the HTTP server responsive', (_db, databaseUrl) => {
   let nc: FakeProcess
   let exapp: RunningExApp
   const memory = new MemoryDirectory()
@@ -177,32 +174,24 @@ describe.each([
     nc?.close()
   })
 
-  it('answers /heartbeat and /healthz within 100 ms while the run applies 10 000 users', async () => {
-    const phases: Progress['phase'][] = []
-    const watch = setInterval(() => {
-      const phase = exapp.sync.progress()?.phase
-      if (phase && phases.at(-1) !== phase) {
-        phases.push(phase)
-      }
-    }, 2)
-    const poller = startPoller(exapp.url, ['/heartbeat', '/healthz'])
+  // How fast it answers meanwhile is the bench's business (npm run bench: heartbeat during
+  // sync-cold); this proves it answers between the run's steps rather than after the run.
+  it('answers /heartbeat, /healthz and the run progress between the steps of a 10 000-user run', async () => {
+    const admin = {
+      'EX-APP-ID': exapp.config.app.id,
+      'EX-APP-VERSION': exapp.config.app.version,
+      'AUTHORIZATION-APP-API': Buffer.from(`admin:${exapp.config.app.secret}`).toString('base64'),
+    }
+    const poller = startPoller(exapp.url, ['/heartbeat', '/healthz', '/api/sync-status'], {
+      '/api/sync-status': admin,
+    })
     // Let the poller start (its first requests set up the connections) before the run does.
     await new Promise((r) => setTimeout(r, 200))
 
-    const runStart = Date.now()
-    const res = await fetch(`${exapp.url}/api/sync-all`, {
-      method: 'POST',
-      // As the Nextcloud admin through AppAPI: the consumer secret opens only the token API.
-      headers: {
-        'EX-APP-ID': exapp.config.app.id,
-        'EX-APP-VERSION': exapp.config.app.version,
-        'AUTHORIZATION-APP-API': Buffer.from(`admin:${exapp.config.app.secret}`).toString('base64'),
-      },
-    })
-    const runEnd = Date.now()
+    // As the Nextcloud admin through AppAPI: the consumer secret opens only the token API.
+    const res = await fetch(`${exapp.url}/api/sync-all`, { method: 'POST', headers: admin })
     const body = (await res.json()) as { runStatus: string; counts: Record<string, number> }
     const samples = await poller.stop()
-    clearInterval(watch)
 
     expect(res.status, JSON.stringify(body).slice(0, 500)).toBe(200)
     expect(body.runStatus).toBe('succeeded')
@@ -210,37 +199,39 @@ describe.each([
     expect(body.counts['create-user']).toBe(USERS + 1)
     expect(memory.writes.createUser).toBe(USERS + 1)
     expect(memory.snapshot().users).toHaveLength(USERS + 1)
-    expect(phases).toEqual(['reading', 'applying'])
 
-    const during = samples.filter((s) => s.at >= runStart && s.at <= runEnd)
-    const runMs = runEnd - runStart
+    for (const s of samples) {
+      expect(s.status, `${s.path}: ${s.body.slice(0, 200)}`).not.toBe(0)
+    }
+    // The progress the server reported while the run applied its changes, in answer order.
+    const applying = samples
+      .filter((s) => s.path === '/api/sync-status' && s.status === 200)
+      .map((s) => ({ seq: s.seq, running: JSON.parse(s.body).running as Progress | null }))
+      .filter((s) => s.running?.phase === 'applying')
+    const done = applying.map((s) => (s.running?.phase === 'applying' ? s.running.done : -1))
+    const total = applying.map((s) => (s.running?.phase === 'applying' ? s.running.total : -1))
+    // Answered at several points of the apply, in step with it: a run that held the event loop
+    // until it finished would leave one value at most.
+    expect(new Set(done).size, `progress seen: ${done.join(', ')}`).toBeGreaterThanOrEqual(3)
+    expect(done).toEqual([...done].sort((a, b) => a - b))
+    // … the first of them well before the end.
+    expect(done[0]).toBeLessThan(total[0] ?? 0)
+    const first = applying[0]?.seq ?? Number.POSITIVE_INFINITY
+    const last = applying.at(-1)?.seq ?? Number.NEGATIVE_INFINITY
     for (const path of ['/heartbeat', '/healthz']) {
-      const mine = during.filter((s) => s.path === path)
-      // At least half the polls the run's length allows.
-      expect(mine.length, `${path}: ${mine.length} polls in a ${runMs} ms run`).toBeGreaterThan(
-        runMs / POLL_EVERY_MS / 2,
-      )
-      const slow = mine.filter((s) => s.ms > LIMIT_MS)
-      expect(
-        slow.map((s) => `${s.ms.toFixed(0)} ms at +${s.at - runStart} ms`),
-        `${path} answered slower than ${LIMIT_MS} ms`,
-      ).toEqual([])
+      // Answered between two progress answers of the same run, so while it ran.
+      const meanwhile = samples.filter((s) => s.path === path && s.seq > first && s.seq < last)
+      expect(meanwhile.length, `${path} answered while the run applied`).toBeGreaterThan(0)
+      for (const s of meanwhile) {
+        if (path === '/heartbeat') {
+          expect(s.status, s.body).toBe(200)
+          expect(JSON.parse(s.body)).toMatchObject({ status: 'ok' })
+        } else {
+          // Keycloak is not there, and the container health check says so.
+          expect(s.status, s.body).toBe(503)
+          expect(JSON.parse(s.body)).toMatchObject({ status: 'unavailable' })
+        }
+      }
     }
-    for (const s of during.filter((x) => x.path === '/heartbeat')) {
-      expect(s.status, s.body).toBe(200)
-      expect(JSON.parse(s.body)).toMatchObject({ status: 'ok' })
-    }
-    // Keycloak is not there, and the container health check says so, quickly.
-    for (const s of during.filter((x) => x.path === '/healthz')) {
-      expect(s.status, s.body).toBe(503)
-      expect(JSON.parse(s.body)).toMatchObject({ status: 'unavailable' })
-    }
-    const beats = during.filter((s) => s.path === '/heartbeat').map((s) => s.ms)
-    const health = during.filter((s) => s.path === '/healthz').map((s) => s.ms)
-    const stats = (ms: number[]) =>
-      `n=${ms.length} p50=${percentile(ms, 50).toFixed(1)} ms max=${Math.max(...ms).toFixed(1)} ms`
-    console.log(
-      `10 000-user run on ${db}: ${runMs} ms; /heartbeat ${stats(beats)}; /healthz ${stats(health)}`,
-    )
   })
 })
