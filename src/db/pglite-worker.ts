@@ -44,8 +44,8 @@ interface Reply {
  */
 const SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
-const { existsSync } = require('node:fs')
-const { join } = require('node:path')
+const { existsSync, readdirSync, renameSync, rmSync } = require('node:fs')
+const { basename, dirname, join } = require('node:path')
 const { execFileSync } = require('node:child_process')
 const serialize = (err) => {
   const out = { message: String((err && err.message) || err) }
@@ -59,17 +59,33 @@ const serialize = (err) => {
 }
 const plain = (r) => ({ rows: r.rows, fields: r.fields, command: r.command, affectedRows: r.affectedRows })
 const raw = (value) => value
+// A new database is set up (initdb) by a process of its own: the setup needs several hundred
+// MiB that the app's process would otherwise keep for its whole life. It is made beside the
+// data folder and moved in when complete, so a setup cut short leaves nothing half-made there.
+const setUp = (dataDir) => {
+  const parent = dirname(dataDir)
+  const staging = basename(dataDir) + '.setup-'
+  for (const name of readdirSync(parent)) {
+    if (name.startsWith(staging)) rmSync(join(parent, name), { recursive: true, force: true })
+  }
+  const target = join(parent, staging + process.pid)
+  execFileSync(process.execPath, ['--input-type=module', '-e', workerData.setup], {
+    env: { ...process.env, PGLITE_MODULE: workerData.pglite, PGLITE_DATA: target },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  try {
+    renameSync(target, dataDir)
+  } catch {
+    // a data folder with files but no database in it: PGlite decides, as it always did
+    rmSync(target, { recursive: true, force: true })
+  }
+}
 ;(async () => {
   let db
   try {
     const inMemory = workerData.dataDir.startsWith('memory://')
     if (!inMemory && !existsSync(join(workerData.dataDir, 'PG_VERSION'))) {
-      // A new database is set up (initdb) by a process of its own: the setup needs several
-      // hundred MiB that the app's process would otherwise keep for its whole life.
-      execFileSync(process.execPath, ['--input-type=module', '-e', workerData.setup], {
-        env: { ...process.env, PGLITE_MODULE: workerData.pglite, PGLITE_DATA: workerData.dataDir },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      })
+      setUp(workerData.dataDir)
     }
     const { PGlite } = await import(workerData.pglite)
     db = new PGlite(workerData.dataDir, {
@@ -150,6 +166,9 @@ export function startPgliteThread(dataDir: string): PgliteThread {
   const worker = new Worker(SOURCE, {
     eval: true,
     workerData: { pglite: PGLITE_MODULE, dataDir, settings: PGLITE_SETTINGS, setup: SETUP },
+    // The thread's own JavaScript is a message loop; its young generation need not be the
+    // default 16-32 MB that stays resident once touched.
+    resourceLimits: { maxYoungGenerationSizeMb: 4 },
   })
   const waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>()
   let nextId = 1
@@ -221,7 +240,7 @@ export function startPgliteThread(dataDir: string): PgliteThread {
  * thread starts is enough.
  */
 function useBaselineWasmCompiler(): void {
-  setFlagsFromString('--liftoff-only')
+  setFlagsFromString('--liftoff-only --no-wasm-dynamic-tiering --no-wasm-tier-up')
 }
 
 /** The thread's error as an Error with the same message and fields (Postgres `code` and so on). */

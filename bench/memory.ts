@@ -1,0 +1,260 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { cpSync, readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { randomSecret } from '../src/config/secrets.js'
+import { errorMessage } from '../src/errors.js'
+import type { Directory } from '../test/builders.js'
+import { createFakeNextcloud } from '../test/fake-nextcloud/index.js'
+import { ROOT } from '../test/keycloak.js'
+import { type LoadResult, load, procStatusBytes, progress, sleep } from './lib.js'
+
+/** Memory of the sidecar, run as its own process the way the image runs it. */
+export interface SidecarMemory {
+  /** how the sidecar ran: `node dist/main.js`, embedded store */
+  command: string
+  /** largest VmRSS sampled (every 100 ms) while the cold sync ran */
+  syncPeakRss: number
+  /** largest VmRSS sampled while the token load ran */
+  tokensPeakRss: number
+  /** the larger of the two: the figure the issue's limit applies to */
+  sidecarPeakRss: number
+  /** VmHWM at the end: the peak over the whole life, the first start's database setup included */
+  lifetimeHwm: number
+  /** VmRSS once started and idle, before any work */
+  idleRss: number
+  syncMs: number
+  tokens: LoadResult
+}
+
+const APP_PORT = 38796
+const APP_VERSION = '0.0.0-bench'
+
+/** Values the Dockerfile's ENV lines give the named variables. */
+function imageEnv(names: string[]): Record<string, string> {
+  const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ')
+  const out: Record<string, string> = {}
+  for (const name of names) {
+    const m = new RegExp(`\\b${name}=(\\S+)`).exec(text)
+    if (m?.[1]) {
+      out[name] = m[1]
+    }
+  }
+  return out
+}
+
+/** Compiles the app as the Dockerfile does (tsc, static files, migrations) into a bench folder. */
+function buildDist(): string {
+  // dist/ beside a package.json, as in the image (the app reads its version from ../package.json)
+  const app = join(ROOT, '.test-artifacts', 'bench-app')
+  const out = join(app, 'dist')
+  rmSync(app, { recursive: true, force: true })
+  execFileSync(
+    process.execPath,
+    [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', out],
+    {
+      cwd: ROOT,
+      stdio: 'inherit',
+    },
+  )
+  cpSync(join(ROOT, 'src/ui/static'), join(out, 'ui/static'), { recursive: true })
+  cpSync(join(ROOT, 'src/db/migrations'), join(out, 'db/migrations'), { recursive: true })
+  cpSync(join(ROOT, 'package.json'), join(app, 'package.json'))
+  return out
+}
+
+function sampler(pid: number, everyMs = 100) {
+  let peak = 0
+  const timer = setInterval(() => {
+    void procStatusBytes(pid, 'VmRSS').then((b) => {
+      peak = Math.max(peak, b ?? 0)
+    })
+  }, everyMs)
+  return {
+    async stop(): Promise<number> {
+      clearInterval(timer)
+      peak = Math.max(peak, (await procStatusBytes(pid, 'VmRSS')) ?? 0)
+      return peak
+    },
+  }
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return
+  }
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  await Promise.race([gone, sleep(60_000)])
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGKILL')
+    await gone
+  }
+}
+
+/** An error that ends a wait at once. */
+class Fatal extends Error {}
+
+async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>) {
+  const deadline = Date.now() + timeoutMs
+  let last = ''
+  for (;;) {
+    let value: T | undefined
+    try {
+      value = await probe()
+    } catch (err) {
+      if (err instanceof Fatal) {
+        throw err
+      }
+      last = errorMessage(err)
+    }
+    if (value !== undefined) {
+      return value
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`${what}: gave up after ${timeoutMs} ms ${last}`)
+    }
+    await sleep(200)
+  }
+}
+
+/**
+ * The sidecar as its own process (`node dist/main.js`, embedded database in a fresh folder, the
+ * bench's Keycloak as an external one, a fake Nextcloud serving `directory`): a cold sync of the
+ * whole directory, then `tokenCount` token requests over `tokenUsers` at `concurrency`, with
+ * the process's VmRSS sampled throughout.
+ */
+export async function sidecarMemory(opts: {
+  keycloak: { url: string; admin: string; password: string }
+  directory: Directory
+  tokenUsers: readonly string[]
+  tokenCount: number
+  concurrency: number
+}): Promise<SidecarMemory> {
+  progress('memory: compiling the app as the image does')
+  const dist = buildDist()
+  const secrets = { app: randomSecret(), api: randomSecret() }
+  const nc = await createFakeNextcloud(opts.directory)
+  nc.registerExApp({
+    appId: 'keycloak',
+    secret: secrets.app,
+    version: APP_VERSION,
+    url: `http://127.0.0.1:${APP_PORT}`,
+    enabled: true,
+    init: 0,
+  })
+  const storage = join(ROOT, '.test-artifacts', `bench-memory-${APP_PORT}`)
+  rmSync(storage, { recursive: true, force: true })
+  const realm = `benchmem${Date.now().toString(36)}`
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/tmp',
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
+    APP_ID: 'keycloak',
+    APP_VERSION,
+    APP_SECRET: secrets.app,
+    APP_HOST: '127.0.0.1',
+    APP_PORT: String(APP_PORT),
+    APP_PERSISTENT_STORAGE: storage,
+    NEXTCLOUD_URL: nc.url,
+    KEYCLOAK_URL: opts.keycloak.url,
+    KC_BOOTSTRAP_ADMIN_USERNAME: opts.keycloak.admin,
+    KC_BOOTSTRAP_ADMIN_PASSWORD: opts.keycloak.password,
+    KEYCLOAK_REALM: realm,
+    KEYCLOAK_API_SECRET: secrets.api,
+    SYNC_INTERVAL: '0',
+    ...imageEnv(['MALLOC_ARENA_MAX', 'NODE_OPTIONS']),
+  }
+  const command = `node dist/main.js (${['MALLOC_ARENA_MAX', 'NODE_OPTIONS'].map((k) => `${k}=${env[k] ?? ''}`).join(' ')}, as the image sets them)`
+  const child = spawn(process.execPath, [join(dist, 'main.js')], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
+  const pid = child.pid
+  if (pid === undefined) {
+    throw new Error('the sidecar did not start')
+  }
+  const base = `http://127.0.0.1:${APP_PORT}`
+  const asAdmin = {
+    'EX-APP-ID': 'keycloak',
+    'EX-APP-VERSION': APP_VERSION,
+    'AA-VERSION': '5.0.2',
+    'AUTHORIZATION-APP-API': Buffer.from(`admin:${secrets.app}`).toString('base64'),
+  }
+  try {
+    await waitFor('sidecar ready', 300_000, async () => {
+      if (child.exitCode !== null) {
+        throw new Fatal(`the sidecar exited with ${child.exitCode}`)
+      }
+      const res = await fetch(`${base}/heartbeat`)
+      const body = (await res.json()) as { keycloak?: string }
+      return res.ok && body.keycloak === 'ready' ? true : undefined
+    })
+    await sleep(2_000)
+    const idleRss = (await procStatusBytes(pid, 'VmRSS')) ?? 0
+    progress(
+      `memory: sidecar idle at ${(idleRss / 1048576).toFixed(0)} MiB; /init (realm, cold sync)`,
+    )
+
+    // AppAPI's /init, as Nextcloud sends it once the app is deployed: the realm is set up, the
+    // first (cold) sync of the whole directory runs, and the progress goes back to Nextcloud.
+    const syncSampler = sampler(pid)
+    const syncStarted = performance.now()
+    const asSystem = {
+      ...asAdmin,
+      'AUTHORIZATION-APP-API': Buffer.from(`:${secrets.app}`).toString('base64'),
+    }
+    const init = await fetch(`${base}/init`, { method: 'POST', headers: asSystem })
+    if (!init.ok) {
+      throw new Error(`/init: HTTP ${init.status} ${(await init.text()).slice(0, 300)}`)
+    }
+    await waitFor('init 100', 1_800_000, async () => {
+      const status = nc.exApp('keycloak').status
+      if (status.error) {
+        throw new Fatal(`init failed: ${status.error}`)
+      }
+      return status.init === 100 ? true : undefined
+    })
+    const syncMs = performance.now() - syncStarted
+    const syncPeakRss = await syncSampler.stop()
+    const runs = await fetch(`${base}/api/sync-runs?limit=1`, { headers: asAdmin })
+    const runText = await runs.text()
+    if (!runs.ok || !runText.includes('"succeeded"')) {
+      throw new Error(
+        `the first sync did not succeed: HTTP ${runs.status} ${runText.slice(0, 300)}`,
+      )
+    }
+    progress(`memory: realm and cold sync ${(syncMs / 1000).toFixed(1)} s; token load`)
+
+    const tokenSampler = sampler(pid)
+    const items = Array.from(
+      { length: opts.tokenCount },
+      (_, i) => opts.tokenUsers[i % opts.tokenUsers.length] as string,
+    )
+    const tokens = await load(items, opts.concurrency, async (uid) => {
+      const r = await fetch(`${base}/api/token?client_id=opentalk`, {
+        method: 'POST',
+        headers: { 'X-API-SECRET': secrets.api, 'X-NC-USER-ID': uid },
+      })
+      const body = await r.text()
+      if (r.status !== 200) {
+        throw new Error(`token for ${uid}: HTTP ${r.status} ${body.slice(0, 200)}`)
+      }
+    })
+    const tokensPeakRss = await tokenSampler.stop()
+    const lifetimeHwm = (await procStatusBytes(pid, 'VmHWM')) ?? 0
+    return {
+      command,
+      syncPeakRss,
+      tokensPeakRss,
+      sidecarPeakRss: Math.max(syncPeakRss, tokensPeakRss),
+      lifetimeHwm,
+      idleRss,
+      syncMs,
+      tokens,
+    }
+  } finally {
+    await stop(child)
+    await nc.close()
+  }
+}
