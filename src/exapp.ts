@@ -1,5 +1,5 @@
 import { createAdaptorServer } from '@hono/node-server'
-import type { Hono } from 'hono'
+import { Hono } from 'hono'
 import { createApp } from './app.js'
 import { adminChecker } from './appapi/admin-checker.js'
 import { createLifecycle, type Lifecycle } from './appapi/lifecycle.js'
@@ -24,6 +24,8 @@ import { createTokenClient } from './keycloak/token-client.js'
 import { pushTrustedKeys } from './keycloak/trusted-keys.js'
 import type { Logger } from './log.js'
 import { Metrics, metricsRoutes } from './metrics.js'
+import { oidcProvider } from './oidc/from-config.js'
+import { oidcRoutes } from './oidc/routes.js'
 import { SyncEngine, type SyncTarget } from './sync/engine.js'
 import { KeycloakTarget } from './sync/keycloak-target.js'
 import { managedRoles } from './sync/model.js'
@@ -155,6 +157,11 @@ export async function startExApp(
     onEnabled: setEnabled({ storageDir, keycloak, sync: scheduled, nextcloud }),
   })
   const isAdmin = adminChecker(nextcloud)
+  const oidc = oidcProvider({
+    config,
+    store,
+    findUser: async (uid) => nextcloud.userDetails(await source.admin(), uid),
+  })
   // After every Keycloak (re)start the realm is re-asserted; tokens wait for that (or get 502).
   const realmGuard = createRealmGuard({ keycloak, bootstrap, log })
   const app = createApp({
@@ -174,8 +181,11 @@ export async function startExApp(
       timeTokens: (issue) => metrics.timeTokens(issue),
     }),
     metrics: metricsRoutes(metrics),
-    // The status page, the admin console and the realm's public endpoints, proxied to Keycloak.
-    ui: proxiedPages({ config, isAdmin }),
+    // The OpenID provider for the signed-in Nextcloud user; then the status page, the admin
+    // console and the realm's public endpoints, proxied to Keycloak.
+    ui: new Hono<AppEnv>()
+      .route('/', oidcRoutes(oidc))
+      .route('/', proxiedPages({ config, isAdmin })),
   })
   // Runs a killed process left `running` are marked, so the status page does not wait on them.
   void sync

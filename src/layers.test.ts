@@ -14,6 +14,7 @@ import { describe, expect, it } from 'vitest'
  *
  *   composition  main.ts → exapp.ts → app.ts, exapp/          registration-cli.ts
  *   edge         ui/ → proxy/ → http/                          metrics.ts → http/
+ *                oidc/ → proxy/, http/
  *   domain       tokens/ → sync/
  *   adapters     db/    appapi/    keycloak/                   (none imports another)
  *   base         errors.ts  log.ts  config/  single-flight.ts  state.ts  storage-modes.ts
@@ -38,8 +39,13 @@ const LAYERS: Layer[] = [
   { name: 'domain', nodes: ['sync', 'tokens'], within: { tokens: ['sync'] } },
   {
     name: 'edge',
-    nodes: ['http', 'proxy', 'ui', 'metrics.ts'],
-    within: { proxy: ['http'], ui: ['http', 'proxy'], 'metrics.ts': ['http'] },
+    nodes: ['http', 'proxy', 'ui', 'metrics.ts', 'oidc'],
+    within: {
+      proxy: ['http'],
+      ui: ['http', 'proxy'],
+      'metrics.ts': ['http'],
+      oidc: ['http', 'proxy'],
+    },
   },
   {
     name: 'composition',

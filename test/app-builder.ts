@@ -1,12 +1,16 @@
+import { Hono } from 'hono'
 import { createApp } from '../src/app.js'
 import type { Lifecycle } from '../src/appapi/lifecycle.js'
 import type { Consumer } from '../src/config/config.js'
 import type { Store } from '../src/db/store.js'
 import { apiRoutes } from '../src/http/api.js'
 import { FailureLimiter } from '../src/http/failure-limiter.js'
+import type { AppEnv } from '../src/http/types.js'
 import type { KeycloakRuntime } from '../src/keycloak/runtime.js'
 import { silentLogger } from '../src/log.js'
 import { Metrics, metricsRoutes } from '../src/metrics.js'
+import { oidcProvider } from '../src/oidc/from-config.js'
+import { oidcRoutes } from '../src/oidc/routes.js'
 import type { RunSummary, SyncEngine } from '../src/sync/engine.js'
 import { createTokenService } from '../src/tokens/service.js'
 import { asset } from '../src/ui/assets.js'
@@ -24,6 +28,8 @@ export interface TestAppOptions {
   clients?: string[]
   /** the Nextcloud directory: uid → enabled and groups (default: admin, alice, bob) */
   users?: Record<string, { enabled: boolean; groups?: string[] }>
+  /** the OpenID provider's clock (default: Date.now) */
+  now?: () => number
 }
 
 const run: RunSummary = {
@@ -115,6 +121,23 @@ export async function buildTestApp(opts: TestAppOptions = {}) {
   } as unknown as Lifecycle
   const isAdmin = async (uid: string) => users[uid]?.groups?.includes('admin') ?? false
   const upstream: string[] = []
+  // The OpenID provider asks Nextcloud for the user's details (name, email, enabled state).
+  const oidc = oidcProvider({
+    config,
+    store: memory.store,
+    findUser: async (uid) => {
+      const user = nextcloud.get(uid)
+      return user
+        ? {
+            id: uid,
+            enabled: user.enabled,
+            displayname: `${uid} display`,
+            email: `${uid}@example.org`,
+          }
+        : null
+    },
+    ...(opts.now ? { now: opts.now } : {}),
+  })
   const app = createApp({
     config,
     log: silentLogger(),
@@ -124,19 +147,24 @@ export async function buildTestApp(opts: TestAppOptions = {}) {
     limiter: opts.limiter ?? new FailureLimiter(),
     api: apiRoutes({ config, keycloak: runtime, sync, store, tokens }),
     metrics: metricsRoutes(new Metrics(runtime)),
-    ui: proxiedPages({
-      config,
-      isAdmin,
-      files: new Map([['index.html', asset('<!DOCTYPE html><title>status</title>', 'text/html')]]),
-      upstream: 'http://127.0.0.1:9',
-      fetch: async (input) => {
-        upstream.push(String(input instanceof Request ? input.url : input))
-        return new Response('keycloak', {
-          status: 200,
-          headers: { 'content-type': 'text/plain' },
-        })
-      },
-    }),
+    ui: new Hono<AppEnv>().route('/', oidcRoutes(oidc)).route(
+      '/',
+      proxiedPages({
+        config,
+        isAdmin,
+        files: new Map([
+          ['index.html', asset('<!DOCTYPE html><title>status</title>', 'text/html')],
+        ]),
+        upstream: 'http://127.0.0.1:9',
+        fetch: async (input) => {
+          upstream.push(String(input instanceof Request ? input.url : input))
+          return new Response('keycloak', {
+            status: 200,
+            headers: { 'content-type': 'text/plain' },
+          })
+        },
+      }),
+    ),
   })
   const as = (user: string, secret = config.app.secret, appId = config.app.id) => ({
     'EX-APP-ID': appId,
@@ -144,5 +172,5 @@ export async function buildTestApp(opts: TestAppOptions = {}) {
     'AA-VERSION': '5.0.2',
     'AUTHORIZATION-APP-API': Buffer.from(`${user}:${secret}`).toString('base64'),
   })
-  return { app, config, as, keycloak, nextcloud, engine, memory, tokens, upstream }
+  return { app, config, as, keycloak, nextcloud, engine, memory, tokens, upstream, oidc }
 }

@@ -716,6 +716,10 @@ describe('appinfo/info.xml', () => {
     ['POST', 'api/sync-all', 'ADMIN'],
     ['GET', 'img/app.svg', 'ADMIN'],
     ['GET', 'metrics', 'ADMIN'],
+    ['GET', 'oidc/authorize', 'PUBLIC'],
+    ['GET', 'oidc/authorize/x', 'ADMIN'],
+    ['POST', 'oidc/token', 'ADMIN'],
+    ['GET', 'oidc/jwks', 'ADMIN'],
     // AppAPI's lifecycle endpoints are never reachable through a proxy
     ['GET', 'heartbeat', 'NONE'],
     ['POST', 'init', 'NONE'],

@@ -1,0 +1,81 @@
+import { Hono } from 'hono'
+import { AppError } from '../errors.js'
+import { nextcloudUid } from '../http/api-auth.js'
+import type { AppEnv } from '../http/types.js'
+import { viaPhpProxy } from '../proxy/proxy-body.js'
+import { redirectPage } from '../proxy/redirect-page.js'
+import type { OidcProvider } from './provider.js'
+
+/** The provider's paths: `/oidc/…` on the app, `<public prefix>/oidc/…` through Nextcloud. */
+export const OIDC_PATH = '/oidc'
+
+/**
+ * Sends the browser on. Through AppAPI's PHP proxy a 302 would be followed by the proxy itself,
+ * so the browser gets a page that moves it (a meta refresh and a link, allowed by the page's own
+ * CSP); HaRP and direct callers get the 302.
+ */
+function sendBrowser(request: Headers, location: string): Response {
+  const headers = new Headers({
+    location,
+    'cache-control': 'no-store',
+    // The code is in the URL: no page it leads to learns it from a Referer.
+    'referrer-policy': 'no-referrer',
+  })
+  return viaPhpProxy(request) ? redirectPage(headers) : new Response(null, { status: 302, headers })
+}
+
+function publicPathOf(issuer: string): string {
+  return new URL(issuer).pathname.replace(/\/+$/, '')
+}
+
+/**
+ * The provider's HTTP surface. `/authorize` is reached by the browser through Nextcloud (the
+ * access table lets only AppAPI-verified callers in: a user, or the anonymous visitor who is sent
+ * to Nextcloud's login); `/token`, `/jwks` and discovery are called by Keycloak directly.
+ */
+export function oidcRoutes(provider: OidcProvider): Hono<AppEnv> {
+  const returnBase = publicPathOf(provider.issuer)
+  return new Hono<AppEnv>()
+    .get(`${OIDC_PATH}/authorize`, async (c) => {
+      const url = new URL(c.req.url)
+      const outcome = await provider.authorize(
+        url.searchParams,
+        nextcloudUid(c),
+        `${returnBase}/authorize${url.search}`,
+      )
+      return sendBrowser(c.req.raw.headers, outcome.url)
+    })
+    .post(`${OIDC_PATH}/token`, async (c) => {
+      const type = c.req.header('content-type') ?? ''
+      c.header('cache-control', 'no-store')
+      if (!/^application\/x-www-form-urlencoded\b/i.test(type)) {
+        c.set('errorCode', 'INVALID_INPUT')
+        return c.json(
+          {
+            error: 'invalid_request',
+            error_description: 'the body must be application/x-www-form-urlencoded',
+          },
+          400,
+        )
+      }
+      const form = new URLSearchParams(await c.req.text())
+      const answer = await provider.token(form, c.req.header('authorization'))
+      if (answer.status !== 200) {
+        c.set('errorCode', answer.status === 401 ? 'UNAUTHORIZED' : 'INVALID_INPUT')
+        c.get('log')?.info({ error: answer.body.error }, 'oidc.token_refused')
+      }
+      if (answer.challenge) {
+        c.header('www-authenticate', 'Basic realm="oidc"')
+      }
+      return c.json(answer.body, answer.status)
+    })
+    .get(`${OIDC_PATH}/jwks`, async (c) => c.json(await provider.jwks()))
+    .get(`${OIDC_PATH}/.well-known/openid-configuration`, (c) => {
+      // Keycloak reads this directly: the endpoints it calls itself are where it asked.
+      const direct = `${new URL(c.req.url).origin}${OIDC_PATH}`
+      return c.json(provider.discovery(direct))
+    })
+    .all(`${OIDC_PATH}/*`, () => {
+      throw new AppError('NOT_FOUND', 'no such provider endpoint')
+    })
+}
