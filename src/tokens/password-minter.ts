@@ -20,8 +20,9 @@ export interface PasswordMinterOptions {
   log: Logger
   now: () => number
   /**
-   * Password grants run at once at most this many: each costs Keycloak an Argon2 hash (~22 ms of
-   * CPU and 7 MiB of heap), so a burst of first logins must not queue up inside Keycloak.
+   * Logins (setting the password when there is none, then the password grant) run at once at
+   * most this many: each hash costs Keycloak ~22 ms of CPU and 7 MiB of heap (Argon2), so a burst
+   * of first logins must not queue up inside Keycloak. Refreshes do not wait for a slot.
    */
   maxConcurrentLogins?: number
   /** refresh tokens kept; default 10 000 */
@@ -77,18 +78,21 @@ export function createPasswordMinter(opts: PasswordMinterOptions) {
     return password
   }
 
-  const login = async (userId: string, clientId: string, scope: string) => {
+  // The whole login waits for a slot, not only its grant: setting a password costs Keycloak a
+  // hash too, and a burst of first logins would otherwise set them all at once.
+  const login = (userId: string, clientId: string, scope: string) =>
+    logins(() => loginNow(userId, clientId, scope))
+
+  const loginNow = async (userId: string, clientId: string, scope: string) => {
     const clientSecret = await opts.clientSecret(clientId)
     const grant = (password: string) =>
-      logins(() =>
-        opts.tokenClient.passwordGrant({
-          clientId,
-          clientSecret,
-          scope,
-          username: userId,
-          password,
-        }),
-      )
+      opts.tokenClient.passwordGrant({
+        clientId,
+        clientSecret,
+        scope,
+        username: userId,
+        password,
+      })
     const stored = await opts.store.getUserPassword(opts.realm, userId)
     if (stored === undefined) {
       return grant(await newPassword(userId))
