@@ -19,6 +19,7 @@ import {
   rssSampler,
   secs,
 } from './lib.js'
+import { sidecarMemory } from './memory.js'
 import { pollCost } from './poll.js'
 import { type StartupResult, startupWorkload } from './startup.js'
 import {
@@ -32,7 +33,7 @@ import {
   tokenLoad,
 } from './workloads.js'
 
-const USAGE = `npm run bench -- [--scale 0.1] [--json out.json] [--skip startup,tokens]
+const USAGE = `npm run bench -- [--scale 0.1] [--json out.json] [--skip startup,tokens,memory]
 
 Runs every workload against a Keycloak of its own (ports 38680/39680, storage
 .test-artifacts/bench-38680) and the fake Nextcloud, prints one markdown table on stdout and,
@@ -300,6 +301,30 @@ async function main(): Promise<void> {
         notes: `goal ≥ 0.9× req/s; both through the bench's counting proxy; bare password grant (${barePw.requests}): ${lat(barePw)}`,
       })
       figures.tokens = { tokenCold, tokenWarm, bareJwt, httpFloor, barePassword: barePw }
+    }
+
+    if (!skip.has('memory')) {
+      loadAt.memory = loadAverage()
+      const tokenUsers = directory.users.map((u) => u.id).filter((id) => id !== 'admin')
+      const sidecar = await sidecarMemory({
+        keycloak: { url: kc.url, admin: kc.admin, password: kc.password },
+        directory,
+        tokenUsers: tokenUsers.slice(0, sizes.tokenUsers),
+        tokenCount: sizes.tokenUsers * (sizes.warmRounds + 1),
+        concurrency: sizes.concurrency,
+      })
+      rows.push({
+        workload: `memory: sidecar as its own process (${sidecar.command}, embedded store)`,
+        measured: `${mib(sidecar.sidecarPeakRss)} peak RSS (cold sync ${mib(sidecar.syncPeakRss)}, tokens ${mib(sidecar.tokensPeakRss)})`,
+        baseline: '150 MiB goal',
+        ratio: ratio(sidecar.sidecarPeakRss, 150 * 1024 * 1024),
+        notes: `idle ${mib(sidecar.idleRss)}; lifetime VmHWM ${mib(sidecar.lifetimeHwm)} (first start's database setup included); cold sync ${secs(sidecar.syncMs)}; tokens ${lat(sidecar.tokens)}`,
+      })
+      figures.memory = {
+        ...(figures.memory as object),
+        sidecarPeakRss: sidecar.sidecarPeakRss,
+        sidecar,
+      }
     }
   } finally {
     await t?.close().catch(() => undefined)
