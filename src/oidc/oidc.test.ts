@@ -206,6 +206,22 @@ describe('the OpenID provider: the code flow', () => {
     expect(after.searchParams.get('code')).toBeTruthy()
   })
 
+  it('sends the way back to Nextcloud’s login without a bare @, which its login would refuse', async () => {
+    const s = await setup()
+    const raw = `/oidc/authorize?${authorizeQuery(s)}&login_hint=alice@example.org`.replace(
+      'state=state-1',
+      'state=a@b',
+    )
+    const to = location(await s.t.app.request(raw, { headers: s.t.as('') }))
+    const back = to.searchParams.get('redirect_url') ?? ''
+    expect(back).not.toContain('@')
+    const again = location(
+      await s.t.app.request(back.slice(back.indexOf('/oidc/')), { headers: s.t.as('alice') }),
+    )
+    expect(again.searchParams.get('state')).toBe('a@b')
+    expect(again.searchParams.get('code')).toBeTruthy()
+  })
+
   it('answers prompt=none without a Nextcloud session with login_required, not the login page', async () => {
     const s = await setup()
     const to = location(await authorize(s, '', { prompt: 'none' }))

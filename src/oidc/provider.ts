@@ -90,11 +90,10 @@ export class OidcProvider {
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
       code_challenge_methods_supported: ['S256'],
       scopes_supported: ['openid', 'profile', 'email'],
-      claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'nonce', 'azp'].concat([
-        'preferred_username',
-        'name',
-        'email',
-      ]),
+      claims_supported: [
+        ...['sub', 'iss', 'aud', 'exp', 'iat', 'nonce', 'azp'],
+        ...['preferred_username', 'name', 'email'],
+      ],
       authorization_response_iss_parameter_supported: true,
     }
   }

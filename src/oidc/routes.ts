@@ -37,11 +37,12 @@ export function oidcRoutes(provider: OidcProvider): Hono<AppEnv> {
   const returnBase = publicPathOf(provider.issuer)
   return new Hono<AppEnv>()
     .get(`${OIDC_PATH}/authorize`, async (c) => {
-      const url = new URL(c.req.url)
+      const params = new URL(c.req.url).searchParams
+      // Re-encoded, so no '@' is left bare: Nextcloud's login refuses to return to a URL with one.
       const outcome = await provider.authorize(
-        url.searchParams,
+        params,
         nextcloudUid(c),
-        `${returnBase}/authorize${url.search}`,
+        `${returnBase}/authorize?${params.toString()}`,
       )
       return sendBrowser(c.req.raw.headers, outcome.url)
     })
