@@ -30,7 +30,7 @@ const APP_PORT = 38796
 const APP_VERSION = '0.0.0-bench'
 
 /** Values the Dockerfile's ENV lines give the named variables. */
-function imageEnv(names: string[]): Record<string, string> {
+export function imageEnv(names: string[]): Record<string, string> {
   const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ')
   const out: Record<string, string> = {}
   for (const name of names) {
@@ -43,7 +43,7 @@ function imageEnv(names: string[]): Record<string, string> {
 }
 
 /** Compiles the app as the Dockerfile does (tsc, static files, migrations) into a bench folder. */
-function buildDist(): string {
+export function buildDist(): string {
   // dist/ beside a package.json, as in the image (the app reads its version from ../package.json)
   const app = join(ROOT, '.test-artifacts', 'bench-app')
   const out = join(app, 'dist')

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { closeSync, openSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomSecret } from '../src/config/secrets.js'
@@ -7,8 +8,11 @@ import { aDirectory } from '../test/builders.js'
 import { createFakeNextcloud } from '../test/fake-nextcloud/index.js'
 import { ROOT, startOwnKeycloak } from '../test/keycloak.js'
 import { procStatusBytes, progress, sleep } from './lib.js'
+import { buildDist, imageEnv } from './memory.js'
 
 export interface StartupResult {
+  /** how the sidecar ran: `node dist/main.js` built as the image does, with the image's env */
+  command: string
   /** sidecar process start → heartbeat says Keycloak ready */
   exappReadyMs: number
   /** sidecar process start → first token issued */
@@ -36,8 +40,14 @@ async function stopChild(child: ChildProcess): Promise<void> {
   }
 }
 
-/** One start of the whole ExApp as its own process (`node --import tsx src/main.ts`). */
+/**
+ * One start of the whole ExApp as its own process, as the image runs it: `node <dist>/main.js`
+ * with the image's NODE_ENV, MALLOC_ARENA_MAX and NODE_OPTIONS. With BENCH_STARTUP_LOG set, its
+ * output (JSON lines, timestamped) goes to that file, one file per start.
+ */
 async function exappOnce(
+  dist: string,
+  label: string,
   prepared: { home: string; javaHome: string },
   fresh: boolean,
   secrets: { app: string; api: string; admin: string },
@@ -67,13 +77,19 @@ async function exappOnce(
     KEYCLOAK_API_SECRET: secrets.api,
     JAVA_HOME: prepared.javaHome,
     SYNC_INTERVAL: '0',
+    ...imageEnv(['NODE_ENV', 'MALLOC_ARENA_MAX', 'NODE_OPTIONS']),
   }
+  const logFile = process.env.BENCH_STARTUP_LOG
+  const out = logFile ? openSync(`${logFile}.${label}.jsonl`, 'w') : 'ignore'
   const started = performance.now()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
+  const child = spawn(process.execPath, [join(dist, 'main.js')], {
+    cwd: join(dist, '..'),
     env,
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', out, 'inherit'],
   })
+  if (typeof out === 'number') {
+    closeSync(out)
+  }
   try {
     let readyMs: number | undefined
     let tokenMs: number | undefined
@@ -153,10 +169,11 @@ export async function startupWorkload(prepared: {
     init: 0,
   })
   try {
+    const dist = buildDist()
     progress('startup: ExApp first start (creates its storage, not measured)')
-    await exappOnce(prepared, true, secrets, nc.url)
+    await exappOnce(dist, 'first', prepared, true, secrets, nc.url)
     progress('startup: ExApp warm start')
-    const exapp = await exappOnce(prepared, false, secrets, nc.url)
+    const exapp = await exappOnce(dist, 'warm', prepared, false, secrets, nc.url)
     progress(`startup: ExApp token after ${(exapp.tokenMs / 1000).toFixed(1)} s`)
     const password = randomSecret()
     progress('startup: bare Keycloak first start (not measured)')
@@ -165,6 +182,7 @@ export async function startupWorkload(prepared: {
     const bareMs = await bareOnce(prepared, false, password)
     progress(`startup: bare Keycloak ready after ${(bareMs / 1000).toFixed(1)} s`)
     return {
+      command: 'node dist/main.js',
       exappReadyMs: exapp.readyMs,
       exappTokenMs: exapp.tokenMs,
       ...(exapp.peakRss ? { exappPeakRss: exapp.peakRss } : {}),
