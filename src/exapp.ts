@@ -26,6 +26,7 @@ import type { Logger } from './log.js'
 import { Metrics, metricsRoutes } from './metrics.js'
 import { oidcProvider } from './oidc/from-config.js'
 import { oidcRoutes } from './oidc/routes.js'
+import { readState } from './state.js'
 import { SyncEngine, type SyncTarget } from './sync/engine.js'
 import { KeycloakTarget } from './sync/keycloak-target.js'
 import { managedRoles } from './sync/model.js'
@@ -77,9 +78,17 @@ export async function startExApp(
 ): Promise<RunningExApp> {
   const { realm, startTimeoutMs } = config.keycloak
   const storageDir = config.app.storageDir
-  const storage = await openStorage(config, log)
-  const { database, store } = storage
   const keycloak = overrides.keycloak ?? keycloakRuntime(config, log)
+  // Keycloak takes longest to boot, so it starts before the rest is built (unless Nextcloud
+  // disabled the app; `resume` below reads the same flag and starts it the same way).
+  if ((await readState(storageDir))?.enabled !== false) {
+    keycloak.start()
+  }
+  const storage = await openStorage(config, log).catch(async (err: unknown) => {
+    await keycloak.stop()
+    throw err
+  })
+  const { database, store } = storage
   const nextcloud =
     overrides.nextcloud ??
     createNextcloudClient({

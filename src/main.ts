@@ -2,8 +2,9 @@ import { readFile } from 'node:fs/promises'
 import { buildConfig, parseEnv } from './config/config.js'
 import { givenSecrets, loadOrCreateSecrets, secretsFile } from './config/secrets.js'
 import { errorMessage } from './errors.js'
-import { startExApp } from './exapp.js'
+import { keycloakRuntime } from './keycloak/runtime-from-config.js'
 import { createLogger } from './log.js'
+import { readState } from './state.js'
 import { keepStateOwnerOnly, OWNER_ONLY_UMASK } from './storage-modes.js'
 
 /** Composition root: env → config → everything else; the only reader of process.env. */
@@ -36,11 +37,20 @@ async function main(): Promise<void> {
       storage: config.app.storageDir,
       // where generated secrets (APP_SECRET for registration, the console password) are kept
       secretsFile: secretsFile(config.app.storageDir),
+      // since the process started: module loading and reading the secrets
+      uptimeMs: Math.round(process.uptime() * 1000),
     },
     'exapp.starting',
   )
   await keepStateOwnerOnly(config.app.storageDir, log)
-  const exapp = await startExApp(config, log)
+  // Keycloak takes longest to boot: it starts before the rest of the app is loaded (unless
+  // Nextcloud disabled the app; startExApp reads the same flag and leaves it stopped then).
+  const keycloak = keycloakRuntime(config, log)
+  if ((await readState(config.app.storageDir))?.enabled !== false) {
+    keycloak.start()
+  }
+  const { startExApp } = await import('./exapp.js')
+  const exapp = await startExApp(config, log, { keycloak })
 
   let stopping = false
   const stop = async (signal: string) => {

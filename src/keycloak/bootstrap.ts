@@ -75,6 +75,7 @@ export async function bootstrapRealm(
   spec: RealmSpec,
   log: Logger,
 ): Promise<BootstrapReport> {
+  const started = performance.now()
   const report: BootstrapReport = { changes: [], warnings: [] }
   await ensureRealm(admin, spec.realm, report)
   await ensureProfile(admin, spec, report)
@@ -88,7 +89,12 @@ export async function bootstrapRealm(
     await ensureClient(admin, spec.realm, client, report)
   }
   log.info(
-    { realm: spec.realm, changes: report.changes, warnings: report.warnings },
+    {
+      realm: spec.realm,
+      changes: report.changes,
+      warnings: report.warnings,
+      durationMs: Math.round(performance.now() - started),
+    },
     'realm.bootstrapped',
   )
   return report

@@ -72,6 +72,11 @@ export interface Supervisor {
 }
 
 const OUTPUT_TAIL = 20
+/**
+ * While starting, a probe is a refused connection or one small answer: probing often costs next
+ * to nothing, and readiness is seen at most this long after Keycloak reached it.
+ */
+const STARTING_PROBE_INTERVAL_MS = 200
 // Stack frames would push the lines that say what went wrong out of the tail.
 const STACK_FRAME = /^\s+at |^\s*\.\.\. \d+ more$/
 
@@ -171,7 +176,7 @@ export function createSupervisor(opts: SupervisorOptions): Supervisor {
       intervalMs: () =>
         current.kind === 'ready'
           ? (opts.readyProbeIntervalMs ?? 10_000)
-          : (opts.probeIntervalMs ?? 1_000),
+          : (opts.probeIntervalMs ?? STARTING_PROBE_INTERVAL_MS),
       onResult: onProbe,
       fetch: opts.fetch,
     })
