@@ -18,12 +18,17 @@ export type ErrorCode =
  */
 export class AppError extends Error {
   override readonly name = 'AppError'
+  /** fields an answer carries beside `error` (e.g. the summary of a sync run that failed) */
+  readonly details?: Record<string, unknown>
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; details?: Record<string, unknown> },
   ) {
     super(message, options)
+    if (options?.details) {
+      this.details = options.details
+    }
   }
 }
 

@@ -26,6 +26,18 @@ function appThrowing(err: Error) {
 }
 
 describe('onError', () => {
+  it("writes an error's details beside the error, and never lets them replace it", async () => {
+    const details = { status: 'guard_tripped', runId: 7, error: 'not this' }
+    const { app } = appThrowing(new AppError('GUARD_TRIPPED', 'too many deletions', { details }))
+    const res = await app.request('/')
+    expect(res.status).toBe(409)
+    expect(await res.json()).toEqual({
+      status: 'guard_tripped',
+      runId: 7,
+      error: { code: 'GUARD_TRIPPED', message: 'too many deletions', requestId: 'r1' },
+    })
+  })
+
   it('never shows an INTERNAL message, and logs it with its cause', async () => {
     const cause = new Error('connection string postgres://u:p@db')
     const { app, logged } = appThrowing(new AppError('INTERNAL', 'db said: secret', { cause }))

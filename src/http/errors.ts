@@ -75,7 +75,8 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
   if (status >= 500) {
     c.get('log')?.error({ err, code }, 'request.failed')
   }
-  return c.json(errorBody(c, code, message), status)
+  const details = err instanceof AppError ? err.details : undefined
+  return c.json({ ...details, ...errorBody(c, code, message) }, status)
 }
 
 export function notFound(c: Context<AppEnv>): Response {

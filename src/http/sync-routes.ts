@@ -4,7 +4,6 @@ import { bodyLimit } from 'hono/body-limit'
 import type { Store } from '../db/store.js'
 import { AppError } from '../errors.js'
 import type { RunSummary, SyncEngine } from '../sync/engine.js'
-import { errorBody, statusFor } from './errors.js'
 import { errors, routes } from './openapi.js'
 
 /** A Nextcloud uid: 1–64 of the characters Nextcloud allows. */
@@ -233,14 +232,12 @@ export function syncRoutes({ sync, store, realm }: SyncRoutesDeps) {
       // background run above.
       const summary = await sync.runFull({ trigger: dryRun ? 'ui' : 'api', dryRun, force, full })
       const body = runResponse(summary)
+      // A run that did not succeed is an error answer that still carries the run's summary.
       if (summary.status === 'guard_tripped') {
-        c.set('errorCode', 'GUARD_TRIPPED')
-        return c.json({ ...body, ...errorBody(c, 'GUARD_TRIPPED', summary.message) }, 409)
+        throw new AppError('GUARD_TRIPPED', summary.message, { details: body })
       }
       if (summary.status === 'failed') {
-        const code = summary.errorCode ?? 'INTERNAL'
-        c.set('errorCode', code)
-        return c.json({ ...body, ...errorBody(c, code, summary.message) }, statusFor(code) as 502)
+        throw new AppError(summary.errorCode ?? 'INTERNAL', summary.message, { details: body })
       }
       return c.json(body, 200)
     })
