@@ -24,7 +24,8 @@ import { createTokenClient } from './keycloak/token-client.js'
 import { pushTrustedKeys } from './keycloak/trusted-keys.js'
 import type { Logger } from './log.js'
 import { Metrics, metricsRoutes } from './metrics.js'
-import { oidcProvider } from './oidc/from-config.js'
+import { brokerClient } from './oidc/clients.js'
+import { loopbackUrl, oidcProvider } from './oidc/from-config.js'
 import { oidcRoutes } from './oidc/routes.js'
 import { readState } from './state.js'
 import { SyncEngine, type SyncTarget } from './sync/engine.js'
@@ -153,9 +154,16 @@ export async function startExApp(
     log,
   })
   revocations.subscribe((uid) => tokens.revokeUser(uid))
+  // Keycloak calls the OpenID provider's token and keys endpoints at the app's own address.
+  let listening: string | undefined
+  const broker = brokerClient(store, config.keycloak)
   const bootstrap = realmBootstrapper(
     admin,
-    () => realmSpecFor(config, clientSecret, jwtMode ? () => tokens.publicJwks() : undefined),
+    () =>
+      realmSpecFor(config, clientSecret, jwtMode ? () => tokens.publicJwks() : undefined, {
+        backchannelUrl: () => loopbackUrl(listening),
+        secret: async () => (await broker()).secret,
+      }),
     log,
   )
 
@@ -202,6 +210,7 @@ export async function startExApp(
     .catch((err: unknown) => log.warn({ err }, 'sync.recover_interrupted_failed'))
   const server = createAdaptorServer({ fetch: app.fetch })
   const url = await listen(server, config, overrides.port)
+  listening = url
   log.info({ url, keycloak: keycloak.mode, realm }, 'exapp.listening')
   await resume({ storageDir, keycloak, startTimeoutMs, bootstrap, sync: scheduled, log })
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { createNextcloudClient } from '../src/appapi/nextcloud-client.js'
+import type { Config } from '../src/config/config.js'
 import { type ExAppOverrides, type RunningExApp, startExApp } from '../src/exapp.js'
 import { createKeycloakAdmin, type KcAdmin } from '../src/keycloak/admin.js'
 import { createLogger, type Logger, silentLogger } from '../src/log.js'
@@ -39,6 +40,10 @@ export interface TestExAppOptions {
   keycloak?: { url: string; admin: string; password: string }
   /** the ExApp's logger (default: silent, or TEST_LOG_LEVEL to stdout) */
   log?: Logger
+  /** the ExApp's TCP port (default: any free one) */
+  port?: number
+  /** changes to the built config before the ExApp starts (e.g. its public URL) */
+  configure?: (config: Config) => void
 }
 
 /**
@@ -61,6 +66,7 @@ export async function startTestExApp(opts: TestExAppOptions = {}): Promise<TestE
     APP_PERSISTENT_STORAGE: await tempDir('exapp'),
     ...opts.env,
   })
+  opts.configure?.(config)
   const log =
     opts.log ??
     (process.env.TEST_LOG_LEVEL
@@ -79,7 +85,7 @@ export async function startTestExApp(opts: TestExAppOptions = {}): Promise<TestE
           log,
         })
   const exapp = await startExApp(config, log, {
-    port: 0,
+    port: opts.port ?? 0,
     ...(nextcloud ? { nextcloud } : {}),
     ...(opts.syncTarget ? { syncTarget: opts.syncTarget } : {}),
   })

@@ -34,6 +34,8 @@ export interface Config {
     host: string
     port: number
     storageDir: string
+    /** the app as browsers reach it through Nextcloud (the PHP proxy's or HaRP's prefix) */
+    publicUrl: string
     /** set under HaRP: serve on this unix socket instead of TCP */
     socketPath?: string
   }
@@ -58,6 +60,8 @@ export interface Config {
     db: KeycloakDb
     clients: string[]
     tokenMode: 'jwt' | 'password'
+    /** the realm's browser login: straight to Nextcloud, or Keycloak's own form */
+    login: 'nextcloud' | 'keycloak'
   }
   consumers: Consumer[]
   sync: {
@@ -135,6 +139,7 @@ export function buildConfig(env: Env, secrets: GeneratedSecrets, packageVersion:
       host: env.APP_HOST,
       port: env.APP_PORT,
       storageDir: resolve(env.APP_PERSISTENT_STORAGE),
+      publicUrl: publicPrefix(env),
       ...(env.HP_SHARED_KEY ? { socketPath: '/tmp/exapp.sock' } : {}),
     },
     nextcloud: {
@@ -160,6 +165,7 @@ export function buildConfig(env: Env, secrets: GeneratedSecrets, packageVersion:
       db,
       clients: env.KEYCLOAK_CLIENTS,
       tokenMode: env.KEYCLOAK_TOKEN_MODE,
+      login: env.KEYCLOAK_LOGIN,
     },
     consumers,
     sync: {

@@ -135,6 +135,7 @@ export const envSchema = z.object({
   KEYCLOAK_API_SECRET: secret,
   KEYCLOAK_CONSUMERS: consumers,
   KEYCLOAK_TOKEN_MODE: z.enum(['jwt', 'password']).default('jwt'),
+  KEYCLOAK_LOGIN: z.enum(['nextcloud', 'keycloak']).default('nextcloud'),
   KC_BOOTSTRAP_ADMIN_USERNAME: z.string().min(1).default('admin'),
   KC_BOOTSTRAP_ADMIN_PASSWORD: secret,
   KC_HOSTNAME: optionalUrl,

@@ -5,6 +5,7 @@ import { isAppError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { singleFlight } from '../single-flight.js'
 import { type KcAdmin, kc } from './admin.js'
+import { ensureNextcloudLogin, type NextcloudLoginSpec } from './nextcloud-login.js'
 import { desiredUserProfile, type ProfileSpec } from './user-profile.js'
 
 /** Client attribute that marks a client as created and owned by the sidecar. */
@@ -29,6 +30,8 @@ export interface RealmSpec {
   roles: string[]
   /** the identity provider that trusts the sidecar's assertions, when tokens use the JWT grant */
   identityProvider?: IdentityProviderRepresentation & { alias: string }
+  /** the realm's browser login through the app's OpenID provider (absent: not configured) */
+  nextcloudLogin?: NextcloudLoginSpec
 }
 
 export interface BootstrapReport {
@@ -87,6 +90,9 @@ export async function bootstrapRealm(
   }
   for (const client of spec.clients) {
     await ensureClient(admin, spec.realm, client, report)
+  }
+  if (spec.nextcloudLogin) {
+    await ensureNextcloudLogin(admin, spec.realm, spec.nextcloudLogin, report)
   }
   log.info(
     {

@@ -6,7 +6,7 @@ import { OidcProvider, type OidcUser } from './provider.js'
 import { OIDC_PATH } from './routes.js'
 
 export interface OidcDeps {
-  config: Pick<Config, 'keycloak' | 'nextcloud'>
+  config: Pick<Config, 'app' | 'keycloak' | 'nextcloud'>
   store: Pick<Store, 'getOrCreateSecret'>
   /** the user's details from Nextcloud (through the app's Nextcloud client) */
   findUser(uid: string): Promise<OidcUser | null>
@@ -14,18 +14,35 @@ export interface OidcDeps {
 }
 
 /**
- * The provider as the app runs it: its issuer under the public URL Nextcloud serves the app at,
+ * The provider as the app runs it: its issuer under the public URL Nextcloud serves the app at
+ * (Keycloak's own public URL may differ, with KC_HOSTNAME),
  * one client (the realm's broker, see clients.ts), keys and client secret in the store.
  */
 export function oidcProvider(deps: OidcDeps): OidcProvider {
   const { config } = deps
   const broker = brokerClient(deps.store, config.keycloak)
   return new OidcProvider({
-    issuer: `${config.keycloak.publicUrl}${OIDC_PATH}`,
+    issuer: `${config.app.publicUrl}${OIDC_PATH}`,
     nextcloudUrl: config.nextcloud.url,
     clients: async () => [await broker()],
     findUser: deps.findUser,
     keys: providerKeys(deps.store),
     ...(deps.now ? { now: deps.now } : {}),
   })
+}
+
+/**
+ * Where Keycloak, running beside the app, reaches the provider directly: the app's TCP address
+ * with a wildcard host made loopback. None when the app listens only on a unix socket (HaRP):
+ * then the realm gets no identity provider for Nextcloud.
+ */
+export function loopbackUrl(listening: string | undefined): string | undefined {
+  if (!listening?.startsWith('http')) {
+    return undefined
+  }
+  const url = new URL(listening)
+  if (url.hostname === '0.0.0.0' || url.hostname === '[::]') {
+    url.hostname = '127.0.0.1'
+  }
+  return url.origin
 }
