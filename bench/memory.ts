@@ -22,6 +22,8 @@ export interface SidecarMemory {
   lifetimeHwm: number
   /** VmRSS once started and idle, before any work */
   idleRss: number
+  /** the app's own view of its memory once the token load is done (its /metrics, in bytes) */
+  afterTokens: Record<string, number>
   syncMs: number
   tokens: LoadResult
 }
@@ -91,6 +93,25 @@ async function stop(child: ChildProcess): Promise<void> {
   }
 }
 
+/** Memory figures of the app's /metrics: V8 heap, external and resident bytes. */
+async function processFigures(base: string, token: string): Promise<Record<string, number>> {
+  const res = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+  const text = await res.text()
+  const out: Record<string, number> = {}
+  for (const name of [
+    'process_resident_memory_bytes',
+    'nodejs_heap_size_used_bytes',
+    'nodejs_heap_size_total_bytes',
+    'nodejs_external_memory_bytes',
+  ]) {
+    const m = new RegExp(`^keycloak_exapp_${name} (\\S+)`, 'm').exec(text)
+    if (m?.[1]) {
+      out[name] = Number(m[1])
+    }
+  }
+  return out
+}
+
 /** An error that ends a wait at once. */
 class Fatal extends Error {}
 
@@ -132,7 +153,7 @@ export async function sidecarMemory(opts: {
 }): Promise<SidecarMemory> {
   progress('memory: compiling the app as the image does')
   const dist = buildDist()
-  const secrets = { app: randomSecret(), api: randomSecret() }
+  const secrets = { app: randomSecret(), api: randomSecret(), metrics: randomSecret() }
   const nc = await createFakeNextcloud(opts.directory)
   nc.registerExApp({
     appId: 'keycloak',
@@ -161,8 +182,13 @@ export async function sidecarMemory(opts: {
     KC_BOOTSTRAP_ADMIN_PASSWORD: opts.keycloak.password,
     KEYCLOAK_REALM: realm,
     KEYCLOAK_API_SECRET: secrets.api,
+    METRICS_TOKEN: secrets.metrics,
     SYNC_INTERVAL: '0',
     ...imageEnv(['MALLOC_ARENA_MAX', 'NODE_OPTIONS']),
+    // to compare other settings: BENCH_SIDECAR_NODE_OPTIONS replaces the image's NODE_OPTIONS
+    ...(process.env.BENCH_SIDECAR_NODE_OPTIONS !== undefined
+      ? { NODE_OPTIONS: process.env.BENCH_SIDECAR_NODE_OPTIONS }
+      : {}),
   }
   const command = `node dist/main.js (${['MALLOC_ARENA_MAX', 'NODE_OPTIONS'].map((k) => `${k}=${env[k] ?? ''}`).join(' ')}, as the image sets them)`
   const child = spawn(process.execPath, [join(dist, 'main.js')], {
@@ -242,6 +268,7 @@ export async function sidecarMemory(opts: {
       }
     })
     const tokensPeakRss = await tokenSampler.stop()
+    const afterTokens = await processFigures(base, secrets.metrics)
     const lifetimeHwm = (await procStatusBytes(pid, 'VmHWM')) ?? 0
     return {
       command,
@@ -250,6 +277,7 @@ export async function sidecarMemory(opts: {
       sidecarPeakRss: Math.max(syncPeakRss, tokensPeakRss),
       lifetimeHwm,
       idleRss,
+      afterTokens,
       syncMs,
       tokens,
     }
