@@ -24,7 +24,7 @@ import { createTokenClient } from './keycloak/token-client.js'
 import { pushTrustedKeys } from './keycloak/trusted-keys.js'
 import type { Logger } from './log.js'
 import { Metrics, metricsRoutes } from './metrics.js'
-import { brokerClient } from './oidc/clients.js'
+import { brokerClient, NEXTCLOUD_IDP_ALIAS } from './oidc/clients.js'
 import { loopbackUrl, oidcProvider } from './oidc/from-config.js'
 import { oidcRoutes } from './oidc/routes.js'
 import { readState } from './state.js'
@@ -123,6 +123,8 @@ export async function startExApp(
           managedRoles: managedRoles(config.sync),
           profileAttributes: config.sync.profileFields.map((f) => f.attribute),
           idpAlias: jwtMode ? JWT_GRANT_IDP_ALIAS : undefined,
+          // The realm login's provider exists unless the app listens on a unix socket only.
+          loginIdpAlias: config.app.socketPath ? undefined : NEXTCLOUD_IDP_ALIAS,
         })),
     store,
     lock: (key) => database.lock(key),
@@ -154,14 +156,18 @@ export async function startExApp(
     log,
   })
   revocations.subscribe((uid) => tokens.revokeUser(uid))
-  // Keycloak calls the OpenID provider's token and keys endpoints at the app's own address.
-  let listening: string | undefined
+  // Keycloak calls the OpenID provider's token and keys endpoints at the app's own address, known
+  // once the app listens: a bootstrap asked for before then waits for it.
+  let listened: (url: string) => void = () => undefined
+  const listening = new Promise<string>((resolve) => {
+    listened = resolve
+  })
   const broker = brokerClient(store, config.keycloak)
   const bootstrap = realmBootstrapper(
     admin,
     () =>
       realmSpecFor(config, clientSecret, jwtMode ? () => tokens.publicJwks() : undefined, {
-        backchannelUrl: () => loopbackUrl(listening),
+        backchannelUrl: async () => loopbackUrl(await listening),
         secret: async () => (await broker()).secret,
       }),
     log,
@@ -210,7 +216,7 @@ export async function startExApp(
     .catch((err: unknown) => log.warn({ err }, 'sync.recover_interrupted_failed'))
   const server = createAdaptorServer({ fetch: app.fetch })
   const url = await listen(server, config, overrides.port)
-  listening = url
+  listened(url)
   log.info({ url, keycloak: keycloak.mode, realm }, 'exapp.listening')
   await resume({ storageDir, keycloak, startTimeoutMs, bootstrap, sync: scheduled, log })
 

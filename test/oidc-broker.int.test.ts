@@ -196,6 +196,19 @@ describe('the realm’s login brokered to Nextcloud (KEYCLOAK_LOGIN=nextcloud)',
     expect(again.changes).toEqual([])
   })
 
+  it('every synced user is linked to the Nextcloud provider before any login', async () => {
+    const [bob] = await t.kc.users.find({ realm: t.realm, username: 'bob', exact: true })
+    const links = await t.kc.users.listFederatedIdentities({
+      realm: t.realm,
+      id: bob?.id as string,
+    })
+    expect(links.filter((l) => l.identityProvider === NEXTCLOUD_IDP_ALIAS)).toEqual([
+      expect.objectContaining({ userId: 'bob', userName: 'bob' }),
+    ])
+    const linked = await t.kc.users.find({ realm: t.realm, idpAlias: NEXTCLOUD_IDP_ALIAS })
+    expect(linked.map((u) => u.username).sort()).toEqual(['admin', 'alice', 'bob', 'carol'])
+  })
+
   it('a signed-in Nextcloud user lands back in the relying party as themselves, no form shown', async () => {
     const result = await login('alice')
     expect(result.page, JSON.stringify(result.steps)).toBeUndefined()

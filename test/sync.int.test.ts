@@ -1,6 +1,8 @@
 import { request as httpRequest } from 'node:http'
 import type UserRepresentation from '@keycloak/keycloak-admin-client/lib/defs/userRepresentation.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { JWT_GRANT_IDP_ALIAS } from '../src/keycloak/jwt-grant.js'
+import { NEXTCLOUD_IDP_ALIAS } from '../src/oidc/clients.js'
 import type { Change } from '../src/sync/changes.js'
 import type { RunSummary } from '../src/sync/engine.js'
 import { aDirectory, aGroup, aUser, type Directory } from './builders.js'
@@ -268,9 +270,15 @@ describe('sync through the HTTP API against a real Keycloak', () => {
       })
     }
     expect(await realmGroups(t)).toEqual(TEN_USERS_GROUPS)
-    // Linked to the token-minting identity provider, as the token grant needs.
+    // Linked to the token-minting identity provider, as the token grant needs, and to the realm
+    // login's (Nextcloud), so a first browser login asks nothing.
     const links = await t.kc.users.listFederatedIdentities({ id: users.get('alice')?.id ?? '' })
-    expect(links).toMatchObject([{ userId: 'alice', userName: 'alice' }])
+    expect(links.map((l) => [l.identityProvider, l.userId, l.userName]).sort()).toEqual(
+      [
+        [NEXTCLOUD_IDP_ALIAS, 'alice', 'alice'],
+        [JWT_GRANT_IDP_ALIAS, 'alice', 'alice'],
+      ].sort(),
+    )
 
     proxy.reset()
     const noop = await syncAll(t)

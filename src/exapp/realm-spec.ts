@@ -14,8 +14,8 @@ import type { Jwks } from '../tokens/signing-key-store.js'
 
 /** What the realm's identity provider for Nextcloud needs of the app's OpenID provider. */
 export interface BrokerSide {
-  /** the app's own address for Keycloak's calls (token, keys); undefined until it listens */
-  backchannelUrl(): string | undefined
+  /** the app's own address for Keycloak's calls (token, keys); undefined on a unix socket only */
+  backchannelUrl(): Promise<string | undefined>
   /** the broker client's secret (kept in the store) */
   secret(): Promise<string>
 }
@@ -27,7 +27,7 @@ export async function realmSpecFor(
   trustedKeys: (() => Promise<Jwks>) | undefined,
   broker?: BrokerSide,
 ): Promise<RealmSpec> {
-  const backchannel = broker?.backchannelUrl()
+  const backchannel = await broker?.backchannelUrl()
   const grant = trustedKeys ? clientGrantAttributes({ idpAlias: JWT_GRANT_IDP_ALIAS }) : {}
   const clients = await Promise.all(
     config.keycloak.clients.map(async (clientId) => ({

@@ -1,6 +1,7 @@
 import type GroupRepresentation from '@keycloak/keycloak-admin-client/lib/defs/groupRepresentation.js'
 import { isAppError } from '../errors.js'
 import { type KcAdmin, kc } from '../keycloak/admin.js'
+import { linkAliases } from './keycloak-read.js'
 import {
   type Attributes,
   byCodeUnit,
@@ -17,6 +18,7 @@ export interface KeycloakChangeFeedOptions {
   managedRoles: readonly string[]
   profileAttributes: readonly string[]
   idpAlias?: string
+  loginIdpAlias?: string
 }
 
 /** `kc` for a read where 404 means "gone". */
@@ -92,9 +94,9 @@ export class KeycloakChangeFeed implements ChangeFeed {
     const roles = await kc(`read roles of ${uid}`, () =>
       admin.users.listRealmRoleMappings({ realm, id }),
     )
-    const alias = this.opts.idpAlias
+    const aliases = linkAliases(this.opts)
     const links =
-      alias === undefined
+      aliases.length === 0
         ? []
         : await kc(`read links of ${uid}`, () => admin.users.listFederatedIdentities({ realm, id }))
     return {
@@ -116,7 +118,7 @@ export class KeycloakChangeFeed implements ChangeFeed {
           .map((r) => r.name ?? '')
           .filter((name) => managed.has(name))
           .sort(byCodeUnit),
-        linked: alias === undefined || links.some((l) => l.identityProvider === alias),
+        linked: aliases.every((alias) => links.some((l) => l.identityProvider === alias)),
       },
     }
   }

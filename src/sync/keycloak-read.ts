@@ -17,6 +17,13 @@ export interface ReadOptions {
   profileAttributes: readonly string[]
   /** identity provider users are linked to; none in password mode */
   idpAlias?: string
+  /** the realm login's identity provider (Nextcloud), users are linked to as well */
+  loginIdpAlias?: string
+}
+
+/** Every identity provider a managed user is to be linked to (uid as user id and name). */
+export function linkAliases(opts: Pick<ReadOptions, 'idpAlias' | 'loginIdpAlias'>): string[] {
+  return [opts.idpAlias, opts.loginIdpAlias].filter((a): a is string => a !== undefined)
 }
 
 /** What a read of the realm found: the planner's snapshot and the representations behind it. */
@@ -92,7 +99,7 @@ export async function readManagedRealm(opts: ReadOptions, roles: RoleCache): Pro
       toActualUser(uid, rep, {
         groups: memberships.get(uid) ?? [],
         roles: roleHolders.get(uid) ?? [],
-        linked: opts.idpAlias === undefined || linked.has(uid),
+        linked: linked === null || linked.has(uid),
         profileAttributes: opts.profileAttributes,
       }),
     ),
@@ -152,21 +159,24 @@ async function readRoleHolders(
   return result
 }
 
+/** The users linked to every alias of `linkAliases`; null when there is none to link to. */
 async function readLinked(
-  { admin, realm, idpAlias }: ReadOptions,
+  opts: ReadOptions,
   uidById: Map<string, string>,
-): Promise<Set<string>> {
-  const linked = new Set<string>()
-  if (idpAlias === undefined) {
-    return linked
-  }
-  for await (const rep of pages((first) =>
-    admin.users.find({ realm, idpAlias, first, max: PAGE, briefRepresentation: true }),
-  )) {
-    const uid = uidById.get(rep.id ?? '')
-    if (uid !== undefined) {
-      linked.add(uid)
+): Promise<Set<string> | null> {
+  const { admin, realm } = opts
+  let linked: Set<string> | null = null
+  for (const idpAlias of linkAliases(opts)) {
+    const these = new Set<string>()
+    for await (const rep of pages((first) =>
+      admin.users.find({ realm, idpAlias, first, max: PAGE, briefRepresentation: true }),
+    )) {
+      const uid = uidById.get(rep.id ?? '')
+      if (uid !== undefined && (linked === null || linked.has(uid))) {
+        these.add(uid)
+      }
     }
+    linked = these
   }
   return linked
 }

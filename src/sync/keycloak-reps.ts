@@ -22,10 +22,11 @@ import {
 
 /**
  * The representation of a user the sync creates: markers, profile attributes, no required
- * actions, the email verified when there is one, and (with `idpAlias`) the identity link the JWT
- * grant needs, so the plan's link-identity change for this user costs no second request.
+ * actions, the email verified when there is one, and the identity links (`idpAliases`: the JWT
+ * grant's, the realm login's), so the plan's link-identity change for this user costs no second
+ * request.
  */
-export function newUserRep(user: NewUser, idpAlias: string | undefined): UserRepresentation {
+export function newUserRep(user: NewUser, idpAliases: readonly string[]): UserRepresentation {
   return {
     username: user.username,
     enabled: user.enabled,
@@ -35,9 +36,9 @@ export function newUserRep(user: NewUser, idpAlias: string | undefined): UserRep
     emailVerified: user.email !== null,
     attributes: { ...user.attributes, ...userMarkers(user.uid) },
     requiredActions: [],
-    ...(idpAlias === undefined
+    ...(idpAliases.length === 0
       ? {}
-      : { federatedIdentities: [federatedIdentityRep(user.uid, idpAlias)] }),
+      : { federatedIdentities: idpAliases.map((alias) => federatedIdentityRep(user.uid, alias)) }),
   }
 }
 

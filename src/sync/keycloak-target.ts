@@ -13,7 +13,7 @@ import {
   importUserRep,
 } from './keycloak-bulk.js'
 import { KeycloakChangeFeed } from './keycloak-changes.js'
-import { RoleCache, readManagedRealm } from './keycloak-read.js'
+import { linkAliases, RoleCache, readManagedRealm } from './keycloak-read.js'
 import { newGroupRep, newUserRep, renamedGroupRep, userChange } from './keycloak-reps.js'
 import type { Actual, DesiredGroup, NewUser, UserPatch } from './model.js'
 
@@ -26,6 +26,8 @@ export interface KeycloakTargetOptions {
   profileAttributes: readonly string[]
   /** identity provider users are linked to for the JWT grant; none in password mode */
   idpAlias?: string
+  /** the realm login's identity provider (Nextcloud), users are linked to as well */
+  loginIdpAlias?: string
   /** users or groups per partial import; 0 creates everything one by one */
   bulkBatch?: number
 }
@@ -235,13 +237,13 @@ export class KeycloakTarget implements BulkWriter {
 
   async createUser(user: NewUser): Promise<void> {
     // Linked in the same request (Keycloak accepts federatedIdentities on create).
-    const rep = newUserRep(user, this.opts.idpAlias)
+    const rep = newUserRep(user, linkAliases(this.opts))
     this.count('createUser')
     const { id } = await kc(`create user ${user.uid}`, () =>
       this.opts.admin.users.create({ realm: this.realm, ...rep }),
     )
     this.users.set(user.uid, { ...rep, id })
-    if (this.opts.idpAlias !== undefined) {
+    if (linkAliases(this.opts).length > 0) {
       this.linked.add(user.uid)
     }
   }
@@ -266,7 +268,7 @@ export class KeycloakTarget implements BulkWriter {
         const path = groupPath(gid)
         return path !== null && this.groups.get(gid)?.id ? [{ gid, path }] : []
       })
-      return { user, rep: newUserRep(user, this.opts.idpAlias), joins }
+      return { user, rep: newUserRep(user, linkAliases(this.opts)), joins }
     })
     this.count('importUsers')
     const answer = await kc(`import ${reps.length} users`, () =>
@@ -292,7 +294,7 @@ export class KeycloakTarget implements BulkWriter {
         continue
       }
       this.users.set(user.uid, { ...rep, id })
-      if (this.opts.idpAlias !== undefined) {
+      if (linkAliases(this.opts).length > 0) {
         this.linked.add(user.uid)
       }
       for (const { gid } of joins) {
@@ -334,20 +336,32 @@ export class KeycloakTarget implements BulkWriter {
   }
 
   async linkIdentity(uid: string): Promise<void> {
-    const alias = this.opts.idpAlias
-    if (alias === undefined || this.linked.has(uid)) {
+    const aliases = linkAliases(this.opts)
+    if (aliases.length === 0 || this.linked.has(uid)) {
       return
     }
     const { id } = this.userRep(uid)
-    this.count('linkIdentity')
-    await kc(`link user ${uid}`, () =>
-      this.opts.admin.users.addToFederatedIdentity({
-        realm: this.realm,
-        id,
-        federatedIdentityId: alias,
-        federatedIdentity: federatedIdentityRep(uid, alias),
-      }),
-    )
+    // With two providers one link may be there already (a realm from before the second).
+    const present =
+      aliases.length === 1
+        ? []
+        : await kc(`read links of ${uid}`, () =>
+            this.opts.admin.users.listFederatedIdentities({ realm: this.realm, id }),
+          )
+    for (const alias of aliases) {
+      if (present.some((l) => l.identityProvider === alias)) {
+        continue
+      }
+      this.count('linkIdentity')
+      await kc(`link user ${uid}`, () =>
+        this.opts.admin.users.addToFederatedIdentity({
+          realm: this.realm,
+          id,
+          federatedIdentityId: alias,
+          federatedIdentity: federatedIdentityRep(uid, alias),
+        }),
+      )
+    }
     this.linked.add(uid)
   }
 
