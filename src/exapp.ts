@@ -3,13 +3,14 @@ import { Hono } from 'hono'
 import { createApp } from './app.js'
 import { adminChecker } from './appapi/admin-checker.js'
 import { createLifecycle, type Lifecycle } from './appapi/lifecycle.js'
-import { createNextcloudClient, type NextcloudClient } from './appapi/nextcloud-client.js'
+import type { NextcloudClient } from './appapi/nextcloud-client.js'
 import type { Config } from './config/config.js'
 import type { Database } from './db/client.js'
 import { openStorage } from './db/storage.js'
 import type { Store } from './db/store.js'
 import { resume, setEnabled } from './exapp/enabled.js'
 import { initSteps, progressToNextcloud } from './exapp/init-steps.js'
+import { keycloakTargetFor, later, nextcloudClientFor } from './exapp/parts.js'
 import { realmSpecFor } from './exapp/realm-spec.js'
 import { apiRoutes } from './http/api.js'
 import { listen } from './http/listen.js'
@@ -17,20 +18,17 @@ import type { AppEnv } from './http/types.js'
 import type { KcAdmin } from './keycloak/admin.js'
 import { type BootstrapReport, realmBootstrapper } from './keycloak/bootstrap.js'
 import { keycloakAdmin, keycloakRuntime } from './keycloak/from-config.js'
-import { JWT_GRANT_IDP_ALIAS } from './keycloak/jwt-grant.js'
 import { createRealmGuard } from './keycloak/realm-guard.js'
 import type { KeycloakRuntime } from './keycloak/runtime.js'
 import { createTokenClient } from './keycloak/token-client.js'
 import { pushTrustedKeys } from './keycloak/trusted-keys.js'
 import type { Logger } from './log.js'
 import { Metrics, metricsRoutes } from './metrics.js'
-import { brokerClient, NEXTCLOUD_IDP_ALIAS } from './oidc/clients.js'
+import { brokerClient } from './oidc/clients.js'
 import { loopbackUrl, oidcProvider } from './oidc/from-config.js'
 import { oidcRoutes } from './oidc/routes.js'
 import { readState } from './state.js'
 import { SyncEngine, type SyncTarget } from './sync/engine.js'
-import { KeycloakTarget } from './sync/keycloak-target.js'
-import { managedRoles } from './sync/model.js'
 import { NextcloudSource } from './sync/nextcloud-source.js'
 import { DirectoryPoller, pollEngine, withPoll } from './sync/poller.js'
 import { UserRevocations } from './sync/revocations.js'
@@ -90,16 +88,7 @@ export async function startExApp(
     throw err
   })
   const { database, store } = storage
-  const nextcloud =
-    overrides.nextcloud ??
-    createNextcloudClient({
-      url: config.nextcloud.url,
-      appId: config.app.id,
-      appSecret: config.app.secret,
-      appVersion: config.app.version,
-      aaVersion: config.nextcloud.aaVersion,
-      log,
-    })
+  const nextcloud = overrides.nextcloud ?? nextcloudClientFor(config, log)
   const admin = keycloakAdmin(config.keycloak, log)
   const source = new NextcloudSource({
     client: nextcloud,
@@ -109,23 +98,13 @@ export async function startExApp(
   const metrics = new Metrics(keycloak)
   const jwtMode = config.keycloak.tokenMode === 'jwt'
   const clientSecret = clientSecrets(store)
+  const findUser = async (uid: string) => nextcloud.userDetails(await source.admin(), uid)
   // The sync announces the users it changed; tokens (built after it) drop what they cached.
   const revocations = new UserRevocations()
   const sync = new SyncEngine({
     realm,
     source,
-    target:
-      overrides.syncTarget ??
-      (() =>
-        new KeycloakTarget({
-          admin,
-          realm,
-          managedRoles: managedRoles(config.sync),
-          profileAttributes: config.sync.profileFields.map((f) => f.attribute),
-          idpAlias: jwtMode ? JWT_GRANT_IDP_ALIAS : undefined,
-          // The realm login's provider exists unless the app listens on a unix socket only.
-          loginIdpAlias: config.app.socketPath ? undefined : NEXTCLOUD_IDP_ALIAS,
-        })),
+    target: overrides.syncTarget ?? (() => keycloakTargetFor(config, admin)),
     store,
     lock: (key) => database.lock(key),
     tryLock: (key) => database.tryLock(key),
@@ -148,7 +127,7 @@ export async function startExApp(
     store,
     tokenClient: createTokenClient({ backchannelUrl: config.keycloak.url, realm, log }),
     engine: sync,
-    findUser: async (uid) => nextcloud.userDetails(await source.admin(), uid),
+    findUser,
     clientSecret,
     setPassword: (uid, password) => setUserPassword(admin, realm, uid, password),
     onKeysChanged: (jwks) => pushTrustedKeys(admin, realm, jwks),
@@ -158,16 +137,13 @@ export async function startExApp(
   revocations.subscribe((uid) => tokens.revokeUser(uid))
   // Keycloak calls the OpenID provider's token and keys endpoints at the app's own address, known
   // once the app listens: a bootstrap asked for before then waits for it.
-  let listened: (url: string) => void = () => undefined
-  const listening = new Promise<string>((resolve) => {
-    listened = resolve
-  })
+  const address = later<string>()
   const broker = brokerClient(store, config.keycloak)
   const bootstrap = realmBootstrapper(
     admin,
     () =>
       realmSpecFor(config, clientSecret, jwtMode ? () => tokens.publicJwks() : undefined, {
-        backchannelUrl: async () => loopbackUrl(await listening),
+        backchannelUrl: async () => loopbackUrl(await address.value),
         secret: async () => (await broker()).secret,
       }),
     log,
@@ -180,11 +156,7 @@ export async function startExApp(
     onEnabled: setEnabled({ storageDir, keycloak, sync: scheduled, nextcloud }),
   })
   const isAdmin = adminChecker(nextcloud)
-  const oidc = oidcProvider({
-    config,
-    store,
-    findUser: async (uid) => nextcloud.userDetails(await source.admin(), uid),
-  })
+  const oidc = oidcProvider({ config, store, findUser })
   // After every Keycloak (re)start the realm is re-asserted; tokens wait for that (or get 502).
   const realmGuard = createRealmGuard({ keycloak, bootstrap, log })
   const app = createApp({
@@ -204,8 +176,7 @@ export async function startExApp(
       timeTokens: (issue) => metrics.timeTokens(issue),
     }),
     metrics: metricsRoutes(metrics),
-    // The OpenID provider for the signed-in Nextcloud user; then the status page, the admin
-    // console and the realm's public endpoints, proxied to Keycloak.
+    // The OpenID provider; the status page, the console and the realm, proxied to Keycloak.
     ui: new Hono<AppEnv>()
       .route('/', oidcRoutes(oidc))
       .route('/', proxiedPages({ config, isAdmin })),
@@ -216,7 +187,7 @@ export async function startExApp(
     .catch((err: unknown) => log.warn({ err }, 'sync.recover_interrupted_failed'))
   const server = createAdaptorServer({ fetch: app.fetch })
   const url = await listen(server, config, overrides.port)
-  listened(url)
+  address.set(url)
   log.info({ url, keycloak: keycloak.mode, realm }, 'exapp.listening')
   await resume({ storageDir, keycloak, startTimeoutMs, bootstrap, sync: scheduled, log })
 
