@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { Worker } from 'node:worker_threads'
@@ -273,5 +274,19 @@ export async function httpLoad(
     }
   } finally {
     await worker.terminate()
+  }
+}
+
+/** Stops a child process: SIGTERM, then SIGKILL if it is still there a minute later. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return
+  }
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  await Promise.race([gone, sleep(60_000)])
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGKILL')
+    await gone
   }
 }

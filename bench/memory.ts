@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { cpSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomSecret } from '../src/config/secrets.js'
@@ -6,7 +6,7 @@ import { errorMessage } from '../src/errors.js'
 import type { Directory } from '../test/builders.js'
 import { createFakeNextcloud } from '../test/fake-nextcloud/index.js'
 import { ROOT } from '../test/keycloak.js'
-import { type LoadResult, load, procStatusBytes, progress, sleep } from './lib.js'
+import { type LoadResult, load, procStatusBytes, progress, sleep, stopChild } from './lib.js'
 
 /** Memory of the sidecar, run as its own process the way the image runs it. */
 export interface SidecarMemory {
@@ -77,19 +77,6 @@ function sampler(pid: number, everyMs = 100) {
       peak = Math.max(peak, (await procStatusBytes(pid, 'VmRSS')) ?? 0)
       return peak
     },
-  }
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return
-  }
-  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  child.kill('SIGTERM')
-  await Promise.race([gone, sleep(60_000)])
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGKILL')
-    await gone
   }
 }
 
@@ -282,7 +269,7 @@ export async function sidecarMemory(opts: {
       tokens,
     }
   } finally {
-    await stop(child)
+    await stopChild(child)
     await nc.close()
   }
 }

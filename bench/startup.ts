@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -7,7 +7,7 @@ import { errorMessage } from '../src/errors.js'
 import { aDirectory } from '../test/builders.js'
 import { createFakeNextcloud } from '../test/fake-nextcloud/index.js'
 import { ROOT, startOwnKeycloak } from '../test/keycloak.js'
-import { procStatusBytes, progress, sleep } from './lib.js'
+import { procStatusBytes, progress, sleep, stopChild } from './lib.js'
 import { buildDist, imageEnv } from './memory.js'
 
 export interface StartupResult {
@@ -26,19 +26,6 @@ export interface StartupResult {
 const PORT = 38780
 const APP_PORT = 38795
 const APP_VERSION = '0.0.0-bench'
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return
-  }
-  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  child.kill('SIGTERM')
-  await Promise.race([gone, sleep(60_000)])
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGKILL')
-    await gone
-  }
-}
 
 /**
  * One start of the whole ExApp as its own process, as the image runs it: `node <dist>/main.js`

@@ -5,6 +5,7 @@ import { isAppError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { singleFlight } from '../single-flight.js'
 import { type KcAdmin, kc } from './admin.js'
+import { canonical, differs, ensureIdentityProvider } from './identity-provider.js'
 import { ensureNextcloudLogin, type NextcloudLoginSpec } from './nextcloud-login.js'
 import { desiredUserProfile, type ProfileSpec } from './user-profile.js'
 
@@ -52,21 +53,6 @@ function realmSettings(realm: string): RealmRepresentation {
     // The sync reads them to find what an admin changed behind its back.
     adminEventsEnabled: true,
   }
-}
-
-/** JSON with object keys sorted, so two equal values compare equal whatever order Keycloak uses. */
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  )
-}
-
-function differs<T extends object>(current: T, desired: Partial<T>): boolean {
-  return Object.entries(desired).some(
-    ([key, value]) => canonical(current[key as keyof T]) !== canonical(value),
-  )
 }
 
 /**
@@ -163,35 +149,6 @@ async function ensureRole(admin: KcAdmin, realm: string, name: string, report: B
       }),
     )
     report.changes.push(`role ${name} created`)
-  }
-}
-
-async function ensureIdentityProvider(
-  admin: KcAdmin,
-  realm: string,
-  desired: IdentityProviderRepresentation & { alias: string },
-  report: BootstrapReport,
-) {
-  const current = await kc('read identity provider', () =>
-    admin.identityProviders.findOne({ realm, alias: desired.alias }),
-  )
-  if (!current) {
-    await kc('create identity provider', () =>
-      admin.identityProviders.create({ ...desired, realm }),
-    )
-    report.changes.push(`identity provider ${desired.alias} created`)
-    return
-  }
-  const { config: desiredConfig, ...rest } = desired
-  const configDiffers = differs(current.config ?? {}, desiredConfig ?? {})
-  if (configDiffers || differs(current, rest)) {
-    await kc('update identity provider', () =>
-      admin.identityProviders.update(
-        { realm, alias: desired.alias },
-        { ...current, ...rest, config: { ...current.config, ...desiredConfig } },
-      ),
-    )
-    report.changes.push(`identity provider ${desired.alias} updated`)
   }
 }
 

@@ -1,5 +1,6 @@
 import type IdentityProviderRepresentation from '@keycloak/keycloak-admin-client/lib/defs/identityProviderRepresentation.js'
 import { type KcAdmin, kc } from './admin.js'
+import { ensureIdentityProvider } from './identity-provider.js'
 
 /** The realm's login through the app's OpenID provider (the signed-in Nextcloud user). */
 export interface NextcloudLoginSpec {
@@ -71,7 +72,7 @@ export async function ensureNextcloudLogin(
   report: LoginReport,
 ): Promise<void> {
   await ensureFirstLoginFlow(admin, realm, report)
-  await ensureProvider(admin, realm, nextcloudIdentityProvider(spec), report)
+  await ensureIdentityProvider(admin, realm, nextcloudIdentityProvider(spec), report, [SECRET_KEY])
   await ensureBrowserFlow(admin, realm, spec.alias, report)
   const browserFlow = spec.login === 'nextcloud' ? BROWSER_FLOW : 'browser'
   const current = await kc('read realm', () => admin.realms.findOne({ realm }))
@@ -132,38 +133,6 @@ async function ensureFirstLoginFlow(admin: KcAdmin, realm: string, report: Login
       )
       report.changes.push(`flow ${FIRST_LOGIN_FLOW}: ${execution.providerId} required`)
     }
-  }
-}
-
-async function ensureProvider(
-  admin: KcAdmin,
-  realm: string,
-  desired: IdentityProviderRepresentation & { alias: string },
-  report: LoginReport,
-) {
-  const current = await kc('read identity provider', () =>
-    admin.identityProviders.findOne({ realm, alias: desired.alias }),
-  )
-  if (!current) {
-    await kc('create identity provider', () =>
-      admin.identityProviders.create({ ...desired, realm }),
-    )
-    report.changes.push(`identity provider ${desired.alias} created`)
-    return
-  }
-  const { config = {}, ...settings } = desired
-  const differs =
-    Object.entries(settings).some(
-      ([k, v]) => JSON.stringify(current[k as keyof typeof current]) !== JSON.stringify(v),
-    ) || Object.entries(config).some(([k, v]) => k !== SECRET_KEY && current.config?.[k] !== v)
-  if (differs) {
-    await kc('update identity provider', () =>
-      admin.identityProviders.update(
-        { realm, alias: desired.alias },
-        { ...current, ...settings, config: { ...current.config, ...config } },
-      ),
-    )
-    report.changes.push(`identity provider ${desired.alias} updated`)
   }
 }
 
