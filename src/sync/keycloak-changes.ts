@@ -2,14 +2,8 @@ import type GroupRepresentation from '@keycloak/keycloak-admin-client/lib/defs/g
 import { isAppError } from '../errors.js'
 import { type KcAdmin, kc } from '../keycloak/admin.js'
 import { linkAliases } from './keycloak-read.js'
-import {
-  type Attributes,
-  byCodeUnit,
-  GROUP_DISPLAY_NAME_ATTRIBUTE,
-  managedGid,
-  managedUid,
-  RESERVED_ATTRIBUTES,
-} from './model.js'
+import { toActualUser } from './keycloak-reps.js'
+import { byCodeUnit, GROUP_DISPLAY_NAME_ATTRIBUTE, managedGid, managedUid } from './model.js'
 import type { AdminEvent, ChangeFeed, ReadGroup, ReadUser, RealmInfo } from './realm-changes.js'
 
 export interface KeycloakChangeFeedOptions {
@@ -101,25 +95,18 @@ export class KeycloakChangeFeed implements ChangeFeed {
         : await kc(`read links of ${uid}`, () => admin.users.listFederatedIdentities({ realm, id }))
     return {
       kind: 'managed',
-      user: {
-        id,
+      user: toActualUser(
         uid,
-        username: rep.username ?? '',
-        email: rep.email ? rep.email.toLowerCase() : null,
-        firstName: rep.firstName ?? '',
-        lastName: rep.lastName ?? '',
-        enabled: rep.enabled !== false,
-        attributes: this.syncedAttributes(rep.attributes),
-        groups: groups
-          .map((g: GroupRepresentation) => managedGid(g.attributes))
-          .filter((gid): gid is string => gid !== null)
-          .sort(byCodeUnit),
-        roles: roles
-          .map((r) => r.name ?? '')
-          .filter((name) => managed.has(name))
-          .sort(byCodeUnit),
-        linked: aliases.every((alias) => links.some((l) => l.identityProvider === alias)),
-      },
+        { ...rep, id },
+        {
+          groups: groups
+            .map((g: GroupRepresentation) => managedGid(g.attributes))
+            .filter((gid): gid is string => gid !== null),
+          roles: roles.map((r) => r.name ?? '').filter((name) => managed.has(name)),
+          linked: aliases.every((alias) => links.some((l) => l.identityProvider === alias)),
+          profileAttributes: [...this.opts.profileAttributes].sort(byCodeUnit),
+        },
+      ),
     }
   }
 
@@ -135,17 +122,5 @@ export class KeycloakChangeFeed implements ChangeFeed {
     }
     const displayName = rep.attributes?.[GROUP_DISPLAY_NAME_ATTRIBUTE]?.[0] ?? rep.name ?? gid
     return { kind: 'managed', group: { id, gid, displayName } }
-  }
-
-  /** The attributes the sync owns, as the planner compares them (markers excluded). */
-  private syncedAttributes(attributes: Record<string, unknown> | undefined): Attributes {
-    const result: Attributes = {}
-    for (const name of [...this.opts.profileAttributes].sort(byCodeUnit)) {
-      const value = attributes?.[name]
-      if (Array.isArray(value) && value.length > 0 && !RESERVED_ATTRIBUTES.has(name)) {
-        result[name] = value.map(String)
-      }
-    }
-    return result
   }
 }
