@@ -276,7 +276,7 @@ async function main(): Promise<void> {
         await floor.close()
       }
       progress(`token baseline: bare password grant, ${pwUsers.length} users`)
-      const barePw = await barePasswordLoad(t.kc, kc.url, t.realm, pwUsers, c)
+      const barePw = await barePasswordLoad(t.admin, kc.url, t.realm, pwUsers, c)
       checkLoad('bare password grant', barePw)
       rows.push({
         workload: `http-floor (${httpFloor.requests} requests, ${c} concurrent)`,

@@ -85,7 +85,7 @@ describe("a synced user's own token against Keycloak's account API", () => {
       expect(one.status, JSON.stringify(field)).toBe(400)
     }
 
-    const [stored] = await t.kc.users.find({ username: 'bob', exact: true })
+    const [stored] = await t.admin.users.find({ username: 'bob', exact: true })
     expect(stored).toMatchObject({ email: 'bob@example.com', firstName: 'Bob' })
     expect(stored?.attributes?.organisation).toEqual(['Sales'])
     const after = claims(await accessToken('bob'))
@@ -97,10 +97,10 @@ describe("a synced user's own token against Keycloak's account API", () => {
   })
 
   it('leaves the names and email editable by the realm admin', async () => {
-    const [dave] = await t.kc.users.find({ username: 'dave', exact: true })
+    const [dave] = await t.admin.users.find({ username: 'dave', exact: true })
     expect(dave?.id).toBeDefined()
-    await t.kc.users.update({ id: dave?.id ?? '' }, { ...dave, firstName: 'David' })
-    const [changed] = await t.kc.users.find({ username: 'dave', exact: true })
+    await t.admin.users.update({ id: dave?.id ?? '' }, { ...dave, firstName: 'David' })
+    const [changed] = await t.admin.users.find({ username: 'dave', exact: true })
     expect(changed?.firstName).toBe('David')
   })
 })

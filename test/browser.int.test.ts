@@ -196,7 +196,7 @@ describe('status page and console in a browser, through the Nextcloud proxies', 
         }
         // A dry run writes nothing.
         expect(
-          await s.t.kc.users.find({ realm: s.t.realm, username: 'carol', exact: true }),
+          await s.t.admin.users.find({ realm: s.t.realm, username: 'carol', exact: true }),
         ).toEqual([])
 
         // A slow Nextcloud keeps the run in its reading phase long enough to watch it.
@@ -216,7 +216,7 @@ describe('status page and console in a browser, through the Nextcloud proxies', 
           new RegExp(`^Run #${runId} finished: `),
         )
         for (const uid of NEW_USERS) {
-          const [user] = await s.t.kc.users.find({ realm: s.t.realm, username: uid, exact: true })
+          const [user] = await s.t.admin.users.find({ realm: s.t.realm, username: uid, exact: true })
           expect(user?.attributes?.nextcloud_uid).toEqual([uid])
         }
 

@@ -13,7 +13,7 @@ export interface TestExApp {
   nc: FakeNextcloud
   realm: string
   /** an admin client on the Keycloak, for checking the realm from outside */
-  kc: KcAdmin
+  admin: KcAdmin
   close(): Promise<void>
 }
 
@@ -97,7 +97,7 @@ export async function startTestExApp(opts: TestExAppOptions = {}): Promise<TestE
     enabled: opts.enabled ?? false,
     init: 0,
   })
-  const kc = createKeycloakAdmin({
+  const admin = createKeycloakAdmin({
     baseUrl: shared.url,
     username: shared.admin,
     password: shared.password,
@@ -108,11 +108,11 @@ export async function startTestExApp(opts: TestExAppOptions = {}): Promise<TestE
     exapp,
     nc,
     realm,
-    kc,
+    admin,
     async close() {
       await exapp.close()
       await nc.close()
-      await kc.realms.del({ realm }).catch(() => undefined)
+      await admin.realms.del({ realm }).catch(() => undefined)
     },
   }
 }

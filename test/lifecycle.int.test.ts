@@ -22,23 +22,23 @@ describe('install through AppAPI against a real Keycloak', () => {
     // Progress went up in steps (0, 40, 60, 90, 95, 100), not straight to 100.
     expect(t.nc.count('/ocs/v1.php/apps/app_api/ex-app/status', 'PUT')).toBe(6)
 
-    const realm = await t.kc.realms.findOne({ realm: t.realm })
+    const realm = await t.admin.realms.findOne({ realm: t.realm })
     expect(realm).toMatchObject({
       enabled: true,
       bruteForceProtected: true,
       registrationAllowed: false,
     })
-    const profile = await t.kc.users.getProfile({ realm: t.realm })
+    const profile = await t.admin.users.getProfile({ realm: t.realm })
     const username = profile.attributes?.find((a) => a.name === 'username')
     expect(username?.validations).toMatchObject({ length: { min: 1, max: 255 } })
     expect(profile.attributes?.find((a) => a.name === 'email')?.required).toBeUndefined()
     expect(profile.attributes?.map((a) => a.name)).toEqual(
       expect.arrayContaining(['nextcloud_managed', 'nextcloud_uid']),
     )
-    const [client] = await t.kc.clients.find({ realm: t.realm, clientId: 'opentalk' })
+    const [client] = await t.admin.clients.find({ realm: t.realm, clientId: 'opentalk' })
     expect(client).toMatchObject({ publicClient: false, enabled: true })
 
-    const users = await t.kc.users.find({ realm: t.realm, max: 100 })
+    const users = await t.admin.users.find({ realm: t.realm, max: 100 })
     expect(users.map((u) => u.username).sort()).toEqual(['admin', 'alice', 'bob', 'carol'])
     const alice = users.find((u) => u.username === 'alice')
     expect(alice).toMatchObject({ firstName: 'Alice', lastName: 'Anders', enabled: true })
@@ -83,12 +83,12 @@ describe('install through AppAPI against a real Keycloak', () => {
   })
 
   it('a second bootstrap changes nothing in the realm', async () => {
-    const before = await t.kc.realms.findOne({ realm: t.realm })
-    const profileBefore = await t.kc.users.getProfile({ realm: t.realm })
+    const before = await t.admin.realms.findOne({ realm: t.realm })
+    const profileBefore = await t.admin.users.getProfile({ realm: t.realm })
     const report = await t.exapp.bootstrap()
     expect(report.changes).toEqual([])
-    expect(await t.kc.realms.findOne({ realm: t.realm })).toEqual(before)
-    expect(await t.kc.users.getProfile({ realm: t.realm })).toEqual(profileBefore)
+    expect(await t.admin.realms.findOne({ realm: t.realm })).toEqual(before)
+    expect(await t.admin.users.getProfile({ realm: t.realm })).toEqual(profileBefore)
   })
 
   it('answers 401 on every protected route to no header, a wrong secret and another app', async () => {

@@ -121,7 +121,7 @@ describe('the realm’s login brokered to Nextcloud (KEYCLOAK_LOGIN=nextcloud)',
     await bootstrapped(t)
     const run = await t.exapp.sync.runFull({ trigger: 'api' })
     expect(run.status, run.message).toBe('succeeded')
-    await t.kc.clients.create({
+    await t.admin.clients.create({
       realm: t.realm,
       clientId: RP_CLIENT,
       publicClient: true,
@@ -175,7 +175,7 @@ describe('the realm’s login brokered to Nextcloud (KEYCLOAK_LOGIN=nextcloud)',
   }
 
   it('configures the identity provider, its first-login flow and the browser flow, once', async () => {
-    const idp = await t.kc.identityProviders.findOne({ realm: t.realm, alias: NEXTCLOUD_IDP_ALIAS })
+    const idp = await t.admin.identityProviders.findOne({ realm: t.realm, alias: NEXTCLOUD_IDP_ALIAS })
     expect(idp).toMatchObject({
       providerId: 'oidc',
       enabled: true,
@@ -190,22 +190,22 @@ describe('the realm’s login brokered to Nextcloud (KEYCLOAK_LOGIN=nextcloud)',
         validateSignature: 'true',
       },
     })
-    const realm = await t.kc.realms.findOne({ realm: t.realm })
+    const realm = await t.admin.realms.findOne({ realm: t.realm })
     expect(realm?.browserFlow).toBe(BROWSER_FLOW)
     const again = await t.exapp.bootstrap()
     expect(again.changes).toEqual([])
   })
 
   it('every synced user is linked to the Nextcloud provider before any login', async () => {
-    const [bob] = await t.kc.users.find({ realm: t.realm, username: 'bob', exact: true })
-    const links = await t.kc.users.listFederatedIdentities({
+    const [bob] = await t.admin.users.find({ realm: t.realm, username: 'bob', exact: true })
+    const links = await t.admin.users.listFederatedIdentities({
       realm: t.realm,
       id: bob?.id as string,
     })
     expect(links.filter((l) => l.identityProvider === NEXTCLOUD_IDP_ALIAS)).toEqual([
       expect.objectContaining({ userId: 'bob', userName: 'bob' }),
     ])
-    const linked = await t.kc.users.find({ realm: t.realm, idpAlias: NEXTCLOUD_IDP_ALIAS })
+    const linked = await t.admin.users.find({ realm: t.realm, idpAlias: NEXTCLOUD_IDP_ALIAS })
     expect(linked.map((u) => u.username).sort()).toEqual(['admin', 'alice', 'bob', 'carol'])
   })
 
@@ -223,20 +223,20 @@ describe('the realm’s login brokered to Nextcloud (KEYCLOAK_LOGIN=nextcloud)',
   })
 
   it('a second login uses the same account, linked once', async () => {
-    const before = await t.kc.users.find({ realm: t.realm, username: 'alice', exact: true })
-    const count = await t.kc.users.count({ realm: t.realm })
+    const before = await t.admin.users.find({ realm: t.realm, username: 'alice', exact: true })
+    const count = await t.admin.users.count({ realm: t.realm })
     const result = await login('alice')
     expect(claimsOf(result.idToken as string)).toMatchObject({ preferred_username: 'alice' })
-    const after = await t.kc.users.find({ realm: t.realm, username: 'alice', exact: true })
+    const after = await t.admin.users.find({ realm: t.realm, username: 'alice', exact: true })
     expect(after.map((u) => u.id)).toEqual(before.map((u) => u.id))
-    const links = await t.kc.users.listFederatedIdentities({
+    const links = await t.admin.users.listFederatedIdentities({
       realm: t.realm,
       id: after[0]?.id as string,
     })
     expect(links.filter((l) => l.identityProvider === NEXTCLOUD_IDP_ALIAS)).toEqual([
       expect.objectContaining({ userId: 'alice', userName: 'alice' }),
     ])
-    expect(await t.kc.users.count({ realm: t.realm })).toBe(count)
+    expect(await t.admin.users.count({ realm: t.realm })).toBe(count)
   })
 
   it('without a Nextcloud session the flow goes to Nextcloud’s login, not Keycloak’s form', async () => {

@@ -27,11 +27,11 @@ describe('changes in Nextcloud arrive by the poll', () => {
   })
 
   const keycloakUser = async (username: string) => {
-    const [user] = await t.kc.users.find({ realm: t.realm, username, exact: true })
+    const [user] = await t.admin.users.find({ realm: t.realm, username, exact: true })
     if (!user?.id) {
       return undefined
     }
-    const groups = await t.kc.users.listGroups({ realm: t.realm, id: user.id })
+    const groups = await t.admin.users.listGroups({ realm: t.realm, id: user.id })
     return { enabled: user.enabled, groups: groups.map((g) => g.name).sort() }
   }
 

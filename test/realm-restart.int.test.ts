@@ -43,13 +43,13 @@ describe('after Keycloak comes back without what it had not written', () => {
 
   it('re-asserts the realm before minting: the rotated key is trusted again at once', async () => {
     expect((await token('alice')).status).toBe(200)
-    const before = await t.kc.identityProviders.findOne({ alias: JWT_GRANT_IDP_ALIAS })
+    const before = await t.admin.identityProviders.findOne({ alias: JWT_GRANT_IDP_ALIAS })
     expect(before?.config).toBeDefined()
     await t.exapp.tokens.rotateSigningKey()
     expect((await token('alice')).status).toBe(200)
 
     // What the crash leaves: the provider as it was before the rotation.
-    await t.kc.identityProviders.update({ alias: JWT_GRANT_IDP_ALIAS }, { ...before })
+    await t.admin.identityProviders.update({ alias: JWT_GRANT_IDP_ALIAS }, { ...before })
     expect((await token('alice')).status, 'the lost key breaks minting').not.toBe(200)
 
     proxy.breakAfter(0)
@@ -70,7 +70,7 @@ describe('after Keycloak comes back without what it had not written', () => {
 
     const res = await token('alice')
     expect(res.status, await res.clone().text()).toBe(200)
-    const after = await t.kc.identityProviders.findOne({ alias: JWT_GRANT_IDP_ALIAS })
+    const after = await t.admin.identityProviders.findOne({ alias: JWT_GRANT_IDP_ALIAS })
     expect(after?.config).not.toEqual(before?.config)
   })
 })

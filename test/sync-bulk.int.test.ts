@@ -115,7 +115,7 @@ async function changelog(t: TestExApp, runId: number): Promise<Entry[] | undefin
 /** Everything a user or group holds in the realm that the sync or the token grant may depend on. */
 async function realmState(t: TestExApp) {
   const realm = t.realm
-  const kc = t.kc
+  const kc = t.admin
   const rename = (s: string) => s.replaceAll(realm, 'REALM')
   const users = await kc.users.find({ realm, max: 1000, briefRepresentation: false })
   const userStates = await Promise.all(
@@ -219,7 +219,7 @@ describe('cold sync through Keycloak partial import', () => {
 
       // Tokens mint for users the import created, with the same realm roles as one-by-one users.
       const uid = directory.users.find((u) => u.enabled && !u.groups.includes('admin'))?.id ?? ''
-      const [bulkUser] = await bulk.t.kc.users.find({
+      const [bulkUser] = await bulk.t.admin.users.find({
         realm: bulk.t.realm,
         username: uid,
         exact: true,

@@ -173,7 +173,7 @@ const storedRun = async (t: TestExApp, id: number) =>
   (await api<StoredRun>(t, 'GET', `/api/sync-runs/${id}`)).body
 
 async function realmUsers(t: TestExApp): Promise<Map<string, UserRepresentation>> {
-  const users = await t.kc.users.find({ max: 1000, briefRepresentation: false })
+  const users = await t.admin.users.find({ max: 1000, briefRepresentation: false })
   return new Map(users.map((u) => [u.username ?? '', u]))
 }
 
@@ -191,10 +191,10 @@ interface RealmGroup {
 }
 
 async function realmGroups(t: TestExApp): Promise<Record<string, RealmGroup>> {
-  const groups = await t.kc.groups.find({ max: 1000, briefRepresentation: false })
+  const groups = await t.admin.groups.find({ max: 1000, briefRepresentation: false })
   const result: Record<string, RealmGroup> = {}
   for (const group of groups) {
-    const members = await t.kc.groups.listMembers({ id: group.id ?? '', max: 1000 })
+    const members = await t.admin.groups.listMembers({ id: group.id ?? '', max: 1000 })
     result[group.name ?? ''] = {
       displayName: group.attributes?.nextcloud_display_name?.[0],
       managed: group.attributes?.nextcloud_managed?.[0] === 'true',
@@ -205,7 +205,7 @@ async function realmGroups(t: TestExApp): Promise<Record<string, RealmGroup>> {
 }
 
 async function roleHolders(t: TestExApp, role: string): Promise<string[]> {
-  const holders = await t.kc.roles.findUsersWithRole({ name: role, max: 1000 })
+  const holders = await t.admin.roles.findUsersWithRole({ name: role, max: 1000 })
   return holders.map((u) => u.username ?? '').sort()
 }
 
@@ -272,7 +272,7 @@ describe('sync through the HTTP API against a real Keycloak', () => {
     expect(await realmGroups(t)).toEqual(TEN_USERS_GROUPS)
     // Linked to the token-minting identity provider, as the token grant needs, and to the realm
     // login's (Nextcloud), so a first browser login asks nothing.
-    const links = await t.kc.users.listFederatedIdentities({ id: users.get('alice')?.id ?? '' })
+    const links = await t.admin.users.listFederatedIdentities({ id: users.get('alice')?.id ?? '' })
     expect(links.map((l) => [l.identityProvider, l.userId, l.userName]).sort()).toEqual(
       [
         [NEXTCLOUD_IDP_ALIAS, 'alice', 'alice'],
@@ -432,8 +432,8 @@ describe('sync through the HTTP API against a real Keycloak', () => {
       user: expect.objectContaining({ firstName: 'Alice', lastName: 'Anders' }),
     })
     expect(proxy.writes(), JSON.stringify(proxy.counts())).toBe(0)
-    expect(await t.kc.users.find({ max: 100 })).toEqual([])
-    expect(await t.kc.groups.find({ max: 100 })).toEqual([])
+    expect(await t.admin.users.find({ max: 100 })).toEqual([])
+    expect(await t.admin.groups.find({ max: 100 })).toEqual([])
 
     expect((await syncAll(t)).status).toBe(200)
     t.nc.updateUser('alice', { displayname: 'Alicia Anders', 'display-name': 'Alicia Anders' })
@@ -471,14 +471,14 @@ describe('sync through the HTTP API against a real Keycloak', () => {
 
   it('never changes Keycloak users it did not create; name and email clashes are conflicts', async () => {
     const { t } = await given()
-    await t.kc.users.create({
+    await t.admin.users.create({
       username: 'dave',
       email: 'dave@example.com',
       firstName: 'Dave',
       lastName: 'Direct',
       enabled: true,
     })
-    await t.kc.users.create({
+    await t.admin.users.create({
       username: 'kc-erin',
       email: 'erin@example.com',
       firstName: 'Erin',
@@ -582,7 +582,7 @@ describe('sync through the HTTP API against a real Keycloak', () => {
     const healed = await syncAll(t)
     expect(healed.status).toBe(200)
     expect(healed.body).toMatchObject({ runStatus: 'succeeded', failed: 0, errors: [] })
-    const users = await t.kc.users.find({ max: 1000, briefRepresentation: false })
+    const users = await t.admin.users.find({ max: 1000, briefRepresentation: false })
     const usernames = users.map((u) => u.username).sort()
     expect(usernames).toEqual(directory.users.map((u) => u.id).sort())
     for (const user of users) {
@@ -736,16 +736,16 @@ describe('ordinary runs plan against the stored state', () => {
     const alice = users.get('alice')
     const bob = users.get('bob')
     const carol = users.get('carol')
-    const [engineering] = await t.kc.groups.find({ search: 'engineering', exact: true })
+    const [engineering] = await t.admin.groups.find({ search: 'engineering', exact: true })
     if (!alice?.id || !bob?.id || !carol?.id || !engineering?.id) {
       throw new Error('the cold sync left no alice, bob, carol or engineering')
     }
-    await t.kc.users.update(
+    await t.admin.users.update(
       { id: alice.id },
       { ...alice, email: 'mallory@example.net', firstName: 'Mallory', enabled: false },
     )
-    await t.kc.users.delFromGroup({ id: bob.id, groupId: engineering.id })
-    await t.kc.users.addToGroup({ id: carol.id, groupId: engineering.id })
+    await t.admin.users.delFromGroup({ id: bob.id, groupId: engineering.id })
+    await t.admin.users.addToGroup({ id: carol.id, groupId: engineering.id })
 
     proxy.reset()
     const repair = await syncAll(t)
