@@ -216,7 +216,11 @@ describe('status page and console in a browser, through the Nextcloud proxies', 
           new RegExp(`^Run #${runId} finished: `),
         )
         for (const uid of NEW_USERS) {
-          const [user] = await s.t.admin.users.find({ realm: s.t.realm, username: uid, exact: true })
+          const [user] = await s.t.admin.users.find({
+            realm: s.t.realm,
+            username: uid,
+            exact: true,
+          })
           expect(user?.attributes?.nextcloud_uid).toEqual([uid])
         }
 

@@ -175,7 +175,10 @@ describe('the realm’s login brokered to Nextcloud (KEYCLOAK_LOGIN=nextcloud)',
   }
 
   it('configures the identity provider, its first-login flow and the browser flow, once', async () => {
-    const idp = await t.admin.identityProviders.findOne({ realm: t.realm, alias: NEXTCLOUD_IDP_ALIAS })
+    const idp = await t.admin.identityProviders.findOne({
+      realm: t.realm,
+      alias: NEXTCLOUD_IDP_ALIAS,
+    })
     expect(idp).toMatchObject({
       providerId: 'oidc',
       enabled: true,
