@@ -17,6 +17,8 @@ export interface CountingProxy {
   reset(): void
   /** after `n` more forwarded requests, answer 503 without forwarding until `heal()` */
   breakAfter(n: number): void
+  /** once `times` more requests (`METHOD /path`) matching `pattern` went through, answer 503 */
+  breakAfterMatching(pattern: RegExp, times?: number): void
   heal(): void
   close(): Promise<void>
 }
@@ -31,6 +33,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
   let logins = 0
   let log: string[] = []
   let budget = Number.POSITIVE_INFINITY
+  let breakOn: { pattern: RegExp; left: number } | undefined
   const server: Server = createServer((req, res) => {
     if (budget <= 0) {
       res.writeHead(503, { 'content-type': 'text/plain' }).end('keycloak unavailable (test)')
@@ -39,7 +42,12 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     budget--
     const method = req.method ?? 'GET'
     counts[method] = (counts[method] ?? 0) + 1
-    log.push(`${method} ${(req.url ?? '').split('?')[0]}`)
+    const line = `${method} ${(req.url ?? '').split('?')[0]}`
+    log.push(line)
+    if (breakOn?.pattern.test(line) && --breakOn.left <= 0) {
+      breakOn = undefined
+      budget = 0
+    }
     if (/\/protocol\/openid-connect\/token$/.test((req.url ?? '').split('?')[0] ?? '')) {
       logins++
     }
@@ -76,8 +84,12 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     breakAfter(n) {
       budget = n
     },
+    breakAfterMatching(pattern, times = 1) {
+      breakOn = { pattern, left: times }
+    },
     heal() {
       budget = Number.POSITIVE_INFINITY
+      breakOn = undefined
     },
     close: () =>
       new Promise<void>((resolve) => {
