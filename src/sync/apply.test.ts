@@ -316,7 +316,8 @@ describe('applyPlan', () => {
 
     // The event loop turns while the plan is applied: a loop of setImmediate callbacks records
     // how many writes were done each time it gets a turn. Blocked until the end, it would see
-    // only 0 and the final count. (How fast a cold sync is lives in the bench, not here.)
+    // only 0 and the final count. How often it turns depends on the machine's speed (the apply
+    // yields on a time budget), so a few turns are asked for; speed lives in the bench.
     const seen = new Set<number>()
     let watching = true
     const watch = () => {
@@ -335,7 +336,7 @@ describe('applyPlan', () => {
     expect(
       between.length,
       `turns of the event loop seen in the middle of ${directory.writeCount} writes`,
-    ).toBeGreaterThanOrEqual(20)
+    ).toBeGreaterThanOrEqual(3)
 
     const writes = directory.writeCount
     const replan = planSync(desired, directory.snapshot(), aPolicy())
