@@ -1,8 +1,11 @@
 import type { ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { loadavg } from 'node:os'
+import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { errorMessage } from '../src/errors.js'
+import { ROOT } from '../test/keycloak.js'
 
 const t0 = Date.now()
 
@@ -288,5 +291,54 @@ export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) {
     child.kill('SIGKILL')
     await gone
+  }
+}
+
+/** Values the Dockerfile's ENV lines give the named variables. */
+export function imageEnv(names: string[]): Record<string, string> {
+  const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ')
+  const out: Record<string, string> = {}
+  for (const name of names) {
+    const m = new RegExp(`\\b${name}=(\\S+)`).exec(text)
+    if (m?.[1]) {
+      out[name] = m[1]
+    }
+  }
+  return out
+}
+
+export interface SidecarEnvSpec {
+  appPort: number
+  appVersion: string
+  appSecret: string
+  apiSecret: string
+  storage: string
+  nextcloudUrl: string
+  /** variables whose values the run takes from the Dockerfile, as the image sets them */
+  imageVars: string[]
+  /** the run's own settings (where Keycloak is, …); these win over the Dockerfile's values */
+  extra: Record<string, string>
+}
+
+/**
+ * The environment a bench gives `node dist/main.js`: only what the image would set (no inherited
+ * variables beyond PATH and HOME), so a developer's shell cannot change what is measured.
+ */
+export function sidecarEnv(spec: SidecarEnvSpec): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/tmp',
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
+    APP_ID: 'keycloak',
+    APP_VERSION: spec.appVersion,
+    APP_SECRET: spec.appSecret,
+    APP_HOST: '127.0.0.1',
+    APP_PORT: String(spec.appPort),
+    APP_PERSISTENT_STORAGE: spec.storage,
+    NEXTCLOUD_URL: spec.nextcloudUrl,
+    KEYCLOAK_API_SECRET: spec.apiSecret,
+    SYNC_INTERVAL: '0',
+    ...imageEnv(spec.imageVars),
+    ...spec.extra,
   }
 }

@@ -1,12 +1,20 @@
 import { execFileSync, spawn } from 'node:child_process'
-import { cpSync, readFileSync, rmSync } from 'node:fs'
+import { cpSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomSecret } from '../src/config/secrets.js'
 import { errorMessage } from '../src/errors.js'
 import type { Directory } from '../test/builders.js'
 import { createFakeNextcloud } from '../test/fake-nextcloud/index.js'
 import { ROOT } from '../test/keycloak.js'
-import { type LoadResult, load, procStatusBytes, progress, sleep, stopChild } from './lib.js'
+import {
+  type LoadResult,
+  load,
+  procStatusBytes,
+  progress,
+  sidecarEnv,
+  sleep,
+  stopChild,
+} from './lib.js'
 
 /** Memory of the sidecar, run as its own process the way the image runs it. */
 export interface SidecarMemory {
@@ -30,19 +38,6 @@ export interface SidecarMemory {
 
 const APP_PORT = 38796
 const APP_VERSION = '0.0.0-bench'
-
-/** Values the Dockerfile's ENV lines give the named variables. */
-export function imageEnv(names: string[]): Record<string, string> {
-  const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ')
-  const out: Record<string, string> = {}
-  for (const name of names) {
-    const m = new RegExp(`\\b${name}=(\\S+)`).exec(text)
-    if (m?.[1]) {
-      out[name] = m[1]
-    }
-  }
-  return out
-}
 
 /** Compiles the app as the Dockerfile does (tsc, static files, migrations) into a bench folder. */
 export function buildDist(): string {
@@ -153,30 +148,26 @@ export async function sidecarMemory(opts: {
   const storage = join(ROOT, '.test-artifacts', `bench-memory-${APP_PORT}`)
   rmSync(storage, { recursive: true, force: true })
   const realm = `benchmem${Date.now().toString(36)}`
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/tmp',
-    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
-    APP_ID: 'keycloak',
-    APP_VERSION,
-    APP_SECRET: secrets.app,
-    APP_HOST: '127.0.0.1',
-    APP_PORT: String(APP_PORT),
-    APP_PERSISTENT_STORAGE: storage,
-    NEXTCLOUD_URL: nc.url,
-    KEYCLOAK_URL: opts.keycloak.url,
-    KC_BOOTSTRAP_ADMIN_USERNAME: opts.keycloak.admin,
-    KC_BOOTSTRAP_ADMIN_PASSWORD: opts.keycloak.password,
-    KEYCLOAK_REALM: realm,
-    KEYCLOAK_API_SECRET: secrets.api,
-    METRICS_TOKEN: secrets.metrics,
-    SYNC_INTERVAL: '0',
-    ...imageEnv(['MALLOC_ARENA_MAX', 'NODE_OPTIONS']),
-    // to compare other settings: BENCH_SIDECAR_NODE_OPTIONS replaces the image's NODE_OPTIONS
-    ...(process.env.BENCH_SIDECAR_NODE_OPTIONS !== undefined
-      ? { NODE_OPTIONS: process.env.BENCH_SIDECAR_NODE_OPTIONS }
-      : {}),
-  }
+  const env = sidecarEnv({
+    appPort: APP_PORT,
+    appVersion: APP_VERSION,
+    appSecret: secrets.app,
+    apiSecret: secrets.api,
+    storage,
+    nextcloudUrl: nc.url,
+    imageVars: ['MALLOC_ARENA_MAX', 'NODE_OPTIONS'],
+    extra: {
+      KEYCLOAK_URL: opts.keycloak.url,
+      KC_BOOTSTRAP_ADMIN_USERNAME: opts.keycloak.admin,
+      KC_BOOTSTRAP_ADMIN_PASSWORD: opts.keycloak.password,
+      KEYCLOAK_REALM: realm,
+      METRICS_TOKEN: secrets.metrics,
+      // to compare other settings: BENCH_SIDECAR_NODE_OPTIONS replaces the image's NODE_OPTIONS
+      ...(process.env.BENCH_SIDECAR_NODE_OPTIONS !== undefined
+        ? { NODE_OPTIONS: process.env.BENCH_SIDECAR_NODE_OPTIONS }
+        : {}),
+    },
+  })
   const command = `node dist/main.js (${['MALLOC_ARENA_MAX', 'NODE_OPTIONS'].map((k) => `${k}=${env[k] ?? ''}`).join(' ')}, as the image sets them)`
   const child = spawn(process.execPath, [join(dist, 'main.js')], {
     cwd: ROOT,

@@ -7,8 +7,8 @@ import { errorMessage } from '../src/errors.js'
 import { aDirectory } from '../test/builders.js'
 import { createFakeNextcloud } from '../test/fake-nextcloud/index.js'
 import { ROOT, startOwnKeycloak } from '../test/keycloak.js'
-import { procStatusBytes, progress, sleep, stopChild } from './lib.js'
-import { buildDist, imageEnv } from './memory.js'
+import { procStatusBytes, progress, sidecarEnv, sleep, stopChild } from './lib.js'
+import { buildDist } from './memory.js'
 
 export interface StartupResult {
   /** how the sidecar ran: `node dist/main.js` built as the image does, with the image's env */
@@ -44,28 +44,24 @@ async function exappOnce(
   if (fresh) {
     await rm(storage, { recursive: true, force: true })
   }
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/tmp',
-    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
-    APP_ID: 'keycloak',
-    APP_VERSION,
-    APP_SECRET: secrets.app,
-    APP_HOST: '127.0.0.1',
-    APP_PORT: String(APP_PORT),
-    APP_PERSISTENT_STORAGE: storage,
-    NEXTCLOUD_URL: ncUrl,
-    KEYCLOAK_HOME: prepared.home,
-    KEYCLOAK_CACHE_DIR: join(ROOT, '.keycloak'),
-    KEYCLOAK_HTTP_PORT: String(PORT),
-    KEYCLOAK_MANAGEMENT_PORT: String(PORT + 1000),
-    KC_HOSTNAME: `http://127.0.0.1:${PORT}`,
-    KC_BOOTSTRAP_ADMIN_PASSWORD: secrets.admin,
-    KEYCLOAK_API_SECRET: secrets.api,
-    JAVA_HOME: prepared.javaHome,
-    SYNC_INTERVAL: '0',
-    ...imageEnv(['NODE_ENV', 'MALLOC_ARENA_MAX', 'NODE_OPTIONS']),
-  }
+  const env = sidecarEnv({
+    appPort: APP_PORT,
+    appVersion: APP_VERSION,
+    appSecret: secrets.app,
+    apiSecret: secrets.api,
+    storage,
+    nextcloudUrl: ncUrl,
+    imageVars: ['NODE_ENV', 'MALLOC_ARENA_MAX', 'NODE_OPTIONS'],
+    extra: {
+      KEYCLOAK_HOME: prepared.home,
+      KEYCLOAK_CACHE_DIR: join(ROOT, '.keycloak'),
+      KEYCLOAK_HTTP_PORT: String(PORT),
+      KEYCLOAK_MANAGEMENT_PORT: String(PORT + 1000),
+      KC_HOSTNAME: `http://127.0.0.1:${PORT}`,
+      KC_BOOTSTRAP_ADMIN_PASSWORD: secrets.admin,
+      JAVA_HOME: prepared.javaHome,
+    },
+  })
   const logFile = process.env.BENCH_STARTUP_LOG
   const out = logFile ? openSync(`${logFile}.${label}.jsonl`, 'w') : 'ignore'
   const started = performance.now()
