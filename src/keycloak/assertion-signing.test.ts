@@ -6,6 +6,7 @@ import {
   generateSigningKey,
   importSigningKey,
   jwkThumbprint,
+  loadOrCreateSigningKey,
   type PublicJwk,
   type StoredSigningKey,
   signAssertion,
@@ -112,6 +113,53 @@ describe('exportSigningKey / importSigningKey', () => {
     ['another curve', { privateJwk: { ...RFC_KEY, crv: 'P-384' as 'P-256' } }],
   ])('refuses %s', async (_name, overrides) => {
     const err = await importSigningKey(aStoredKey(overrides)).catch((e: unknown) => e)
+    expect(isAppError(err, 'INTERNAL'), String(err)).toBe(true)
+  })
+})
+
+describe('loadOrCreateSigningKey', () => {
+  /** An in-memory secret store that, like the real one, generates a secret only once. */
+  function secrets(initial: Record<string, string> = {}) {
+    const values = new Map(Object.entries(initial))
+    let generated = 0
+    return {
+      values,
+      generated: () => generated,
+      async getOrCreateSecret(name: string, generate: () => string | Promise<string>) {
+        if (!values.has(name)) {
+          generated++
+          values.set(name, await generate())
+        }
+        return values.get(name) as string
+      },
+    }
+  }
+
+  it('generates the key once, dated by `now`, and reads the same key back afterwards', async () => {
+    const store = secrets()
+    const now = new Date('2026-05-01T12:00:00.000Z')
+    const first = await loadOrCreateSigningKey(store, 'k', () => now)
+    const again = await loadOrCreateSigningKey(store, 'k', () => new Date())
+    expect(store.generated()).toBe(1)
+    expect(again.kid).toBe(first.kid)
+    expect(again.createdAt).toEqual(now)
+    expect(JSON.parse(store.values.get('k') as string).kid).toBe(first.kid)
+    expect(verifiesWith(first.publicJwk, await signAssertion(again, claims))).toBe(true)
+  })
+
+  it('keeps keys of different names apart', async () => {
+    const store = secrets()
+    const a = await loadOrCreateSigningKey(store, 'a')
+    const b = await loadOrCreateSigningKey(store, 'b')
+    expect(a.kid).not.toBe(b.kid)
+  })
+
+  it('reads a stored key as it is and refuses a record that is not JSON', async () => {
+    const known = await loadOrCreateSigningKey(secrets({ k: JSON.stringify(aStoredKey()) }), 'k')
+    expect(known.kid).toBe(RFC_KID)
+    const err = await loadOrCreateSigningKey(secrets({ k: '{not json' }), 'k').catch(
+      (e: unknown) => e,
+    )
     expect(isAppError(err, 'INTERNAL'), String(err)).toBe(true)
   })
 })

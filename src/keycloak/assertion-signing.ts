@@ -76,6 +76,33 @@ export async function importSigningKey(stored: StoredSigningKey): Promise<Signin
   return key
 }
 
+/** What a stored key needs of the store: a secret made once, then the same for every replica. */
+export interface SigningKeySecrets {
+  getOrCreateSecret(name: string, generate: () => string | Promise<string>): Promise<string>
+}
+
+/**
+ * The signing key kept (sealed, as the store keeps secrets) under `name`: generated the first
+ * time, with `now` as its creation date, then read back on every call. A record that is not JSON
+ * or not a key is an INTERNAL error.
+ */
+export async function loadOrCreateSigningKey(
+  store: SigningKeySecrets,
+  name: string,
+  now: () => Date = () => new Date(),
+): Promise<SigningKey> {
+  const raw = await store.getOrCreateSecret(name, async () =>
+    JSON.stringify(await exportSigningKey(await generateSigningKey(now()))),
+  )
+  let stored: StoredSigningKey
+  try {
+    stored = JSON.parse(raw) as StoredSigningKey
+  } catch (cause) {
+    throw new AppError('INTERNAL', 'stored signing key is not valid JSON', { cause })
+  }
+  return importSigningKey(stored)
+}
+
 /** RFC 7638 thumbprint (SHA-256) of the public key: the key id Keycloak matches. */
 export function jwkThumbprint(jwk: { crv: string; kty: string; x: string; y: string }) {
   return calculateJwkThumbprint({ kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y }, 'sha256')

@@ -1,11 +1,8 @@
 import type { Store } from '../db/store.js'
 import {
-  exportSigningKey,
-  generateSigningKey,
-  importSigningKey,
+  loadOrCreateSigningKey,
   type PublicJwk,
   type SigningKey,
-  type StoredSigningKey,
 } from '../keycloak/assertion-signing.js'
 
 /** Store name of the provider's ID token signing key (its private part, sealed by the store). */
@@ -24,15 +21,10 @@ export interface ProviderKeys {
 export function providerKeys(store: Pick<Store, 'getOrCreateSecret'>): ProviderKeys {
   let loaded: Promise<SigningKey> | undefined
   const key = () => {
-    loaded ??= store
-      .getOrCreateSecret(OIDC_SIGNING_KEY_SECRET, async () =>
-        JSON.stringify(await exportSigningKey(await generateSigningKey())),
-      )
-      .then((json) => importSigningKey(JSON.parse(json) as StoredSigningKey))
-      .catch((err: unknown) => {
-        loaded = undefined
-        throw err
-      })
+    loaded ??= loadOrCreateSigningKey(store, OIDC_SIGNING_KEY_SECRET).catch((err: unknown) => {
+      loaded = undefined
+      throw err
+    })
     return loaded
   }
   return {

@@ -3,10 +3,9 @@ import { AppError, errorMessage } from '../errors.js'
 import {
   exportSigningKey,
   generateSigningKey,
-  importSigningKey,
+  loadOrCreateSigningKey,
   type PublicJwk,
   type SigningKey,
-  type StoredSigningKey,
 } from '../keycloak/assertion-signing.js'
 import type { Logger } from '../log.js'
 
@@ -143,10 +142,7 @@ export class SigningKeys {
   }
 
   private async load(): Promise<SigningKey> {
-    const raw = await this.opts.store.getOrCreateSecret(SIGNING_KEY_SECRET, async () =>
-      JSON.stringify(await exportSigningKey(await generateSigningKey(new Date(this.now())))),
-    )
-    return importSigningKey(parseJson<StoredSigningKey>(raw, 'signing key'))
+    return loadOrCreateSigningKey(this.opts.store, SIGNING_KEY_SECRET, () => new Date(this.now()))
   }
 
   private async readPrevious(): Promise<StoredPreviousKey | undefined> {
