@@ -8,7 +8,10 @@ import { secretsEqual, verifyAppApi } from './appapi-auth.js'
 import type { FailureLimiter } from './failure-limiter.js'
 import type { AppEnv, Caller } from './types.js'
 
-/** Where a request comes from, for the log (never for limiting: behind a proxy all share one). */
+/**
+ * Where a request comes from: for the log, and for limiting only where the caller comes directly
+ * (the OpenID token endpoint, called by Keycloak); behind a proxy all callers share one.
+ */
 export function sourceOf(c: Context<AppEnv>): string {
   try {
     return getConnInfo(c).remote.address ?? 'unknown'

@@ -369,6 +369,41 @@ describe('the OpenID provider refuses', () => {
     expect((await redeem(s, { code })).status).toBe(200)
   })
 
+  it('a client that keeps failing to authenticate: 429 with Retry-After, until its window passes', async () => {
+    const s = await setup()
+    const wrong = { header: basic(BROKER_CLIENT_ID, 'wrong') }
+    for (let i = 0; i < 10; i++) {
+      await refused(await redeem(s, { code: 'any' }, wrong), 401, 'invalid_client')
+    }
+    const blocked = await redeem(s, { code: 'any' }, wrong)
+    await refused(blocked, 429, 'invalid_client')
+    expect(Number(blocked.headers.get('retry-after'))).toBe(60)
+    // The right secret from the same peer is not looked at either, and does not spend the code.
+    const code = await codeFor(s, 'alice')
+    await refused(await redeem(s, { code }), 429, 'invalid_client')
+    // Counted per client and peer: Keycloak at another address, and another client id, go on.
+    const form = new URLSearchParams({
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: s.redirectUri,
+      code_verifier: VERIFIER,
+    })
+    const elsewhere = await s.t.oidc.token(form, basic(BROKER_CLIENT_ID, s.secret), '192.0.2.7')
+    expect(elsewhere.status).toBe(200)
+    await refused(
+      await redeem(s, { code: 'any', client_id: 'someone-else', client_secret: 'x' }, 'none'),
+      401,
+      'invalid_client',
+    )
+
+    s.clock.now += 30_000
+    const later = await redeem(s, { code: 'any' })
+    await refused(later, 429, 'invalid_client')
+    expect(Number(later.headers.get('retry-after'))).toBe(30)
+    s.clock.now += 30_000
+    expect((await redeem(s, { code: await codeFor(s, 'alice') })).status).toBe(200)
+  })
+
   it('a code asked for another user: the token is always the user the code was issued to', async () => {
     const s = await setup()
     const code = await codeFor(s, 'alice')

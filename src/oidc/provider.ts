@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { SignJWT } from 'jose'
 import { AppError } from '../errors.js'
 import { secretsEqual } from '../http/appapi-auth.js'
+import { FailureLimiter } from '../http/failure-limiter.js'
 import type { OidcClient } from './clients.js'
 import { AuthCodes } from './codes.js'
 import type { ProviderKeys } from './keys.js'
@@ -29,6 +30,8 @@ export interface ProviderOptions {
   codeTtlSeconds?: number
   /** lifetime of the ID and access tokens (default 300 s) */
   tokenTtlSeconds?: number
+  /** counts failed client authentications (default: 10 per client and peer a minute, on `now`) */
+  failures?: FailureLimiter
 }
 
 /** Where the authorize step sends the browser next. */
@@ -38,10 +41,12 @@ export type AuthorizeOutcome =
 
 /** A token endpoint answer: RFC 6749 §5.1 on success, §5.2 on failure. */
 export interface TokenAnswer {
-  status: 200 | 400 | 401
+  status: 200 | 400 | 401 | 429
   body: Record<string, unknown>
   /** the client tried HTTP Basic and failed: the answer says which scheme to use */
   challenge?: boolean
+  /** with 429: seconds until the client may try again */
+  retryAfter?: number
 }
 
 const VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/
@@ -66,11 +71,13 @@ export class OidcProvider {
   private readonly codes: AuthCodes
   private readonly now: () => number
   private readonly tokenTtl: number
+  private readonly failures: FailureLimiter
 
   constructor(private readonly opts: ProviderOptions) {
     this.issuer = opts.issuer.replace(/\/+$/, '')
     this.now = opts.now ?? Date.now
     this.tokenTtl = opts.tokenTtlSeconds ?? 300
+    this.failures = opts.failures ?? new FailureLimiter(10, 60_000, this.now)
     this.codes = new AuthCodes({ ttlSeconds: opts.codeTtlSeconds ?? 60, now: this.now })
   }
 
@@ -190,14 +197,21 @@ export class OidcProvider {
     return back({ code })
   }
 
-  /** The token endpoint: `form` is the request body, `authorization` its Authorization header. */
-  async token(form: URLSearchParams, authorization: string | undefined): Promise<TokenAnswer> {
+  /**
+   * The token endpoint: `form` is the request body, `authorization` its Authorization header,
+   * `peer` the address the request came from (Keycloak calls directly, so it is Keycloak's).
+   */
+  async token(
+    form: URLSearchParams,
+    authorization: string | undefined,
+    peer = 'unknown',
+  ): Promise<TokenAnswer> {
     for (const [name] of form) {
       if (form.getAll(name).length > 1) {
         return oauthError(400, 'invalid_request', `parameter ${name} is given more than once`)
       }
     }
-    const authed = await this.authenticateClient(form, authorization)
+    const authed = await this.authenticateClient(form, authorization, peer)
     if ('status' in authed) {
       return authed
     }
@@ -258,10 +272,16 @@ export class OidcProvider {
     }
   }
 
-  /** client_secret_basic or client_secret_post, one of them, checked in constant time. */
+  /**
+   * client_secret_basic or client_secret_post, one of them, checked in constant time. Failures
+   * are counted per client id and peer; one that keeps failing gets 429 before its secret is
+   * looked at, until the window of its first failure has passed (a right secret too: a guesser
+   * must not learn when it found it).
+   */
   private async authenticateClient(
     form: URLSearchParams,
     authorization: string | undefined,
+    peer: string,
   ): Promise<OidcClient | TokenAnswer> {
     let id: string | undefined
     let secret: string | undefined
@@ -287,17 +307,32 @@ export class OidcProvider {
       id = form.get('client_id') ?? undefined
       secret = form.get('client_secret') ?? undefined
     }
-    const failed: TokenAnswer = {
-      ...oauthError(401, 'invalid_client', 'client authentication failed'),
-      challenge: basic,
+    const source = `oidc-client:${JSON.stringify([id ?? null, peer])}`
+    const wait = this.failures.blockedFor(source)
+    if (wait > 0) {
+      return {
+        status: 429,
+        body: {
+          error: 'invalid_client',
+          error_description: `too many failed client authentications; retry in ${wait} s`,
+        },
+        retryAfter: wait,
+      }
+    }
+    const failed = (): TokenAnswer => {
+      this.failures.fail(source)
+      return {
+        ...oauthError(401, 'invalid_client', 'client authentication failed'),
+        challenge: basic,
+      }
     }
     if (id === undefined || secret === undefined) {
-      return failed
+      return failed()
     }
     const clients = await this.opts.clients()
     const client = clients.find((c) => c.id === id)
     // Compared even for an unknown client, so both failures cost the same.
     const ok = secretsEqual(secret, client?.secret ?? '\u0000no-client')
-    return client && ok ? client : failed
+    return client && ok ? client : failed()
   }
 }

@@ -1,6 +1,6 @@
 import { Hono } from 'hono'
 import { AppError } from '../errors.js'
-import { nextcloudUid } from '../http/api-auth.js'
+import { nextcloudUid, sourceOf } from '../http/api-auth.js'
 import type { AppEnv } from '../http/types.js'
 import { viaPhpProxy } from '../proxy/proxy-body.js'
 import { redirectPage } from '../proxy/redirect-page.js'
@@ -23,6 +23,13 @@ function sendBrowser(request: Headers, location: string): Response {
   })
   return viaPhpProxy(request) ? redirectPage(headers) : new Response(null, { status: 302, headers })
 }
+
+/** How the access log counts a refused token request. */
+const TOKEN_ERROR_CODES = {
+  400: 'INVALID_INPUT',
+  401: 'UNAUTHORIZED',
+  429: 'RATE_LIMITED',
+} as const
 
 function publicPathOf(issuer: string): string {
   return new URL(issuer).pathname.replace(/\/+$/, '')
@@ -60,10 +67,13 @@ export function oidcRoutes(provider: OidcProvider): Hono<AppEnv> {
         )
       }
       const form = new URLSearchParams(await c.req.text())
-      const answer = await provider.token(form, c.req.header('authorization'))
+      const answer = await provider.token(form, c.req.header('authorization'), sourceOf(c))
       if (answer.status !== 200) {
-        c.set('errorCode', answer.status === 401 ? 'UNAUTHORIZED' : 'INVALID_INPUT')
+        c.set('errorCode', TOKEN_ERROR_CODES[answer.status])
         c.get('log')?.info({ error: answer.body.error }, 'oidc.token_refused')
+      }
+      if (answer.retryAfter !== undefined) {
+        c.header('retry-after', String(answer.retryAfter))
       }
       if (answer.challenge) {
         c.header('www-authenticate', 'Basic realm="oidc"')
