@@ -135,12 +135,7 @@ export const ACCESS = [
         '/api/ui/vocabulary',
         'the status page’s words for the sync’s vocabularies',
       ],
-      [
-        'ui-credentials',
-        'POST',
-        '/api/ui/credentials',
-        'reveals the consumer secrets and console login',
-      ],
+      ['ui-credentials', 'POST', '/api/ui/credentials', 'reveals the consumer secrets'],
       ['signing-key-rotate', 'POST', '/api/signing-key/rotate', 'rotates the token signing key'],
     ] as const
   ).map(

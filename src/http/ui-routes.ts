@@ -80,7 +80,6 @@ const named = z.object({ name: z.string(), clients: z.array(z.string()) })
 
 const CredentialsSchema = z.object({
   consumers: z.array(named.extend({ secret: z.string() })),
-  console: z.object({ username: z.string(), password: z.string(), url: z.string() }),
 })
 
 /** What `POST /api/ui/credentials` answers. */
@@ -89,7 +88,7 @@ export type Credentials = z.infer<typeof CredentialsSchema>
 const credentials = createRoute({
   method: 'post',
   path: '/credentials',
-  summary: 'The consumer secrets and the console login, for a Nextcloud admin',
+  summary: 'The consumer secrets, for a Nextcloud admin',
   responses: {
     200: {
       description: 'the secrets',
@@ -186,11 +185,6 @@ export function uiRoutes({ config, keycloak, sync }: UiRoutesDeps) {
             secret,
             clients,
           })),
-          console: {
-            username: config.keycloak.adminUser,
-            password: config.keycloak.adminPassword,
-            url: consoleUrl,
-          },
         },
         200,
       )

@@ -1,6 +1,7 @@
 // @ts-check
-// The credentials section: console login, token service, consumer secrets and an example
-// request. Secrets are fetched only on an admin's click and dropped again on "Hide".
+// The credentials section: token service, consumer secrets and an example request (the console
+// has no shared password to show). Secrets are fetched only on an admin's click and dropped again
+// on "Hide".
 
 import { revealCredentials } from './api.js'
 import { byId, el, setText } from './dom.js'
@@ -33,23 +34,6 @@ export function renderCredentials() {
   const button = byId('reveal-credentials')
   button.textContent = revealed ? 'Hide' : 'Reveal'
   button.setAttribute('aria-expanded', String(revealed))
-
-  const login = state.credentials?.console
-  /** @type {[string, string | undefined, string][]} */
-  const rows = [
-    ['console-username', login?.username, 'console username'],
-    ['console-password', login?.password, 'console password'],
-  ]
-  for (const [id, value, what] of rows) {
-    const code = byId(id)
-    code.textContent = revealed ? (value ?? '') : MASK
-    code.classList.toggle('masked', !revealed)
-    const row = code.parentElement
-    row?.querySelector('.copy')?.remove()
-    if (row && revealed && value) {
-      row.append(copyButton(value, what))
-    }
-  }
   renderConsumers()
   renderCurl()
 }
