@@ -30,6 +30,8 @@ export interface TestAppOptions {
   users?: Record<string, { enabled: boolean; groups?: string[] }>
   /** the OpenID provider's clock (default: Date.now) */
   now?: () => number
+  /** SYNC_GATE_GROUPS (default: none) */
+  gateGroups?: string[]
 }
 
 const run: RunSummary = {
@@ -65,6 +67,7 @@ export async function buildTestApp(opts: TestAppOptions = {}) {
     METRICS_TOKEN: TEST_METRICS_TOKEN,
     KEYCLOAK_CLIENTS: clients.join(','),
     KEYCLOAK_CONSUMERS: JSON.stringify(consumers),
+    ...(opts.gateGroups ? { SYNC_GATE_GROUPS: opts.gateGroups.join(',') } : {}),
   })
   const keycloak = new FakeKeycloak()
   keycloak.clientSecrets.set('opentalk', 'opentalk-secret')
@@ -133,6 +136,7 @@ export async function buildTestApp(opts: TestAppOptions = {}) {
             enabled: user.enabled,
             displayname: `${uid} display`,
             email: `${uid}@example.org`,
+            groups: user.groups ?? [],
           }
         : null
     },

@@ -6,6 +6,11 @@ export interface OidcClient {
   id: string
   secret: string
   redirectUris: readonly string[]
+  /**
+   * Nextcloud groups one of which a user needs to sign in through this client (absent or empty:
+   * none needed): the broker's are the sync's gate groups, whose outsiders the realm disables
+   */
+  gateGroups?: readonly string[]
 }
 
 /** The client the realm's identity provider for Nextcloud signs in as. */

@@ -6,7 +6,7 @@ import { OidcProvider, type OidcUser } from './provider.js'
 import { OIDC_PATH } from './routes.js'
 
 export interface OidcDeps {
-  config: Pick<Config, 'app' | 'keycloak' | 'nextcloud'>
+  config: Pick<Config, 'app' | 'keycloak' | 'nextcloud' | 'sync'>
   store: Pick<Store, 'getOrCreateSecret'>
   /** the user's details from Nextcloud (through the app's Nextcloud client) */
   findUser(uid: string): Promise<OidcUser | null>
@@ -24,7 +24,9 @@ export function oidcProvider(deps: OidcDeps): OidcProvider {
   return new OidcProvider({
     issuer: `${config.app.publicUrl}${OIDC_PATH}`,
     nextcloudUrl: config.nextcloud.url,
-    clients: async () => [await broker()],
+    // Checked at sign-in too: a user just taken out of the gate groups is not let in until the
+    // next sync disables their account.
+    clients: async () => [{ ...(await broker()), gateGroups: config.sync.gateGroups }],
     findUser: deps.findUser,
     keys: providerKeys(deps.store),
     ...(deps.now ? { now: deps.now } : {}),

@@ -17,9 +17,16 @@ const VERIFIER = 'verifier-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFG'
 const challengeOf = (verifier: string) => createHash('sha256').update(verifier).digest('base64url')
 
 /** A test app with a clock the test moves, and the broker client's secret and redirect URI. */
-async function setup(users?: Record<string, { enabled: boolean; groups?: string[] }>) {
+async function setup(
+  users?: Record<string, { enabled: boolean; groups?: string[] }>,
+  gateGroups?: string[],
+) {
   const clock = { now: Date.parse('2026-12-02T12:00:00Z') }
-  const t = await buildTestApp({ now: () => clock.now, ...(users ? { users } : {}) })
+  const t = await buildTestApp({
+    now: () => clock.now,
+    ...(users ? { users } : {}),
+    ...(gateGroups ? { gateGroups } : {}),
+  })
   const secret = await t.memory.store.getOrCreateSecret(
     clientSecretName(BROKER_CLIENT_ID),
     () => 'broker-secret-0123456789abcdef',
@@ -551,6 +558,35 @@ describe('the OpenID provider refuses', () => {
     const code = await codeFor(s, 'alice')
     s.t.nextcloud.set('alice', { enabled: false })
     await refused(await redeem(s, { code }), 400, 'invalid_grant')
+  })
+
+  it('a user outside the gate groups, or taken out of them, at authorize and at the token endpoint', async () => {
+    const s = await setup(
+      {
+        alice: { enabled: true, groups: ['staff'] },
+        dave: { enabled: true, groups: ['guests'] },
+      },
+      ['staff', 'board'],
+    )
+    const outside = location(await authorize(s, 'dave'))
+    expect(outside.searchParams.get('error')).toBe('access_denied')
+    expect(outside.searchParams.get('code')).toBeNull()
+    // removed from the gate group between the code and its redemption
+    const code = await codeFor(s, 'alice')
+    s.t.nextcloud.set('alice', { enabled: true, groups: ['guests'] })
+    await refused(await redeem(s, { code }), 400, 'invalid_grant')
+    // and at the next sign-in, before any sync has disabled the account
+    const removed = location(await authorize(s, 'alice'))
+    expect(removed.searchParams.get('error')).toBe('access_denied')
+    expect(removed.searchParams.get('code')).toBeNull()
+    // any one gate group lets in again
+    s.t.nextcloud.set('alice', { enabled: true, groups: ['board'] })
+    expect((await redeem(s, { code: await codeFor(s, 'alice') })).status).toBe(200)
+  })
+
+  it('without gate groups, any enabled user, in no group at all', async () => {
+    const s = await setup({ erin: { enabled: true } })
+    expect((await redeem(s, { code: await codeFor(s, 'erin') })).status).toBe(200)
   })
 
   it('a forged or missing AppAPI header at authorize: no code, no login redirect', async () => {

@@ -3,6 +3,7 @@ import { SignJWT } from 'jose'
 import { AppError } from '../errors.js'
 import { secretsEqual } from '../http/appapi-auth.js'
 import { FailureLimiter } from '../http/failure-limiter.js'
+import { passesGate } from '../sync/model.js'
 import type { OidcClient } from './clients.js'
 import { AuthCodes } from './codes.js'
 import type { ProviderKeys } from './keys.js'
@@ -14,6 +15,8 @@ export interface OidcUser {
   enabled?: boolean
   displayname?: string
   email?: string | null
+  /** the user's Nextcloud groups, for a client with gate groups */
+  groups?: readonly string[]
 }
 
 export interface ProviderOptions {
@@ -48,6 +51,8 @@ export interface TokenAnswer {
   /** with 429: seconds until the client may try again */
   retryAfter?: number
 }
+
+const OUTSIDE_GATE = 'this Nextcloud user is in none of the groups that may sign in'
 
 const VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/
 const CHALLENGE = /^[A-Za-z0-9_-]{43}$/
@@ -185,6 +190,9 @@ export class OidcProvider {
     if (!user || user.enabled === false) {
       return refuse('access_denied', 'this Nextcloud user may not sign in')
     }
+    if (!passesGate(user.groups ?? [], client.gateGroups ?? [])) {
+      return refuse('access_denied', OUTSIDE_GATE)
+    }
     const nonce = single('nonce')
     const code = this.codes.issue({
       clientId: client.id,
@@ -242,6 +250,9 @@ export class OidcProvider {
     const user = await this.opts.findUser(grant.userId)
     if (!user || user.enabled === false) {
       return oauthError(400, 'invalid_grant', 'this Nextcloud user may not sign in')
+    }
+    if (!passesGate(user.groups ?? [], client.gateGroups ?? [])) {
+      return oauthError(400, 'invalid_grant', OUTSIDE_GATE)
     }
     return { status: 200, body: await this.tokens(client.id, grant.scope, user, grant.nonce) }
   }

@@ -183,7 +183,7 @@ function toDesiredUser(
   policy: DesiredPolicy,
 ): DesiredUser {
   const memberOf = new Set(user.groups ?? [])
-  const gated = policy.gateGroups.length === 0 || policy.gateGroups.some((gid) => memberOf.has(gid))
+  const gated = passesGate(memberOf, policy.gateGroups)
   const { firstName, lastName } = splitDisplayName(
     user.displayname ?? user['display-name'] ?? '',
     user.id,
@@ -236,6 +236,18 @@ export function normalizeEmail(raw: unknown): string | null {
     email.indexOf('@') === at &&
     !/\s/.test(email)
   return valid ? email : null
+}
+
+/**
+ * Whether a member of `groups` may be in the realm: no gate groups let everyone through, else one
+ * of them is needed. The sync disables who fails it; the OpenID provider lets them not sign in.
+ */
+export function passesGate(groups: Iterable<string>, gateGroups: readonly string[]): boolean {
+  if (gateGroups.length === 0) {
+    return true
+  }
+  const memberOf = new Set(groups)
+  return gateGroups.some((gid) => memberOf.has(gid))
 }
 
 /** Absent means enabled (older Nextcloud omits it); some backends send strings. */
