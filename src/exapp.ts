@@ -10,10 +10,10 @@ import { openStorage } from './db/storage.js'
 import type { Store } from './db/store.js'
 import { resume, setEnabled } from './exapp/enabled.js'
 import { initSteps, progressToNextcloud } from './exapp/init-steps.js'
+import { listenAll } from './exapp/listening.js'
 import { keycloakTargetFor, later, nextcloudClientFor } from './exapp/parts.js'
 import { realmSpecFor } from './exapp/realm-spec.js'
 import { apiRoutes } from './http/api.js'
-import { listen } from './http/listen.js'
 import type { AppEnv } from './http/types.js'
 import type { KcAdmin } from './keycloak/admin.js'
 import { type BootstrapReport, realmBootstrapper } from './keycloak/bootstrap.js'
@@ -186,13 +186,13 @@ export async function startExApp(
     .recoverInterruptedRuns()
     .catch((err: unknown) => log.warn({ err }, 'sync.recover_interrupted_failed'))
   const server = createAdaptorServer({ fetch: app.fetch })
-  const url = await listen(server, config, overrides.port)
-  address.set(url)
-  log.info({ url, keycloak: keycloak.mode, realm }, 'exapp.listening')
+  const listening = await listenAll(server, config, overrides.port, oidc, log)
+  address.set(listening.keycloakUrl)
+  log.info({ url: listening.url, keycloak: keycloak.mode, realm }, 'exapp.listening')
   await resume({ storageDir, keycloak, startTimeoutMs, bootstrap, sync: scheduled, log })
 
   return {
-    url,
+    url: listening.url,
     app,
     config,
     database,
@@ -205,7 +205,7 @@ export async function startExApp(
     nextcloud,
     bootstrap,
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await listening.close()
       await poller.close()
       await sync.stop()
       // Before the database closes: the queued issuance records are written.

@@ -27,8 +27,8 @@ export function keycloakTargetFor(config: Config, admin: KcAdmin): KeycloakTarge
     managedRoles: managedRoles(config.sync),
     profileAttributes: config.sync.profileFields.map((f) => f.attribute),
     idpAlias: config.keycloak.tokenMode === 'jwt' ? JWT_GRANT_IDP_ALIAS : undefined,
-    // The realm login's provider exists unless the app listens on a unix socket only.
-    loginIdpAlias: config.app.socketPath ? undefined : NEXTCLOUD_IDP_ALIAS,
+    // The realm login's provider (on a unix socket too: Keycloak calls a loopback back-channel).
+    loginIdpAlias: NEXTCLOUD_IDP_ALIAS,
   })
 }
 

@@ -14,7 +14,7 @@ import type { Jwks } from '../tokens/signing-key-store.js'
 
 /** What the realm's identity provider for Nextcloud needs of the app's OpenID provider. */
 export interface BrokerSide {
-  /** the app's own address for Keycloak's calls (token, keys); undefined on a unix socket only */
+  /** the app's address for Keycloak's calls (token, keys); undefined: no Nextcloud login */
   backchannelUrl(): Promise<string | undefined>
   /** the broker client's secret (kept in the store) */
   secret(): Promise<string>

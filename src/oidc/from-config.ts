@@ -34,9 +34,9 @@ export function oidcProvider(deps: OidcDeps): OidcProvider {
 }
 
 /**
- * Where Keycloak, running beside the app, reaches the provider directly: the app's TCP address
- * with a wildcard host made loopback. None when the app listens only on a unix socket (HaRP):
- * then the realm gets no identity provider for Nextcloud.
+ * Where Keycloak, running beside the app, reaches the provider directly: a TCP address (the app's,
+ * or on HaRP's unix socket the back-channel's, see backchannel.ts) with a wildcard host made
+ * loopback. None for a socket path: then the realm gets no identity provider for Nextcloud.
  */
 export function loopbackUrl(listening: string | undefined): string | undefined {
   if (!listening?.startsWith('http')) {

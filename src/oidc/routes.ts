@@ -38,7 +38,8 @@ function publicPathOf(issuer: string): string {
 /**
  * The provider's HTTP surface. `/authorize` is reached by the browser through Nextcloud (the
  * access table lets only AppAPI-verified callers in: a user, or the anonymous visitor who is sent
- * to Nextcloud's login); `/token`, `/jwks` and discovery are called by Keycloak directly.
+ * to Nextcloud's login); `/token`, `/jwks` and discovery are called by Keycloak directly (see
+ * oidcBackchannelRoutes).
  */
 export function oidcRoutes(provider: OidcProvider): Hono<AppEnv> {
   const returnBase = publicPathOf(provider.issuer)
@@ -53,6 +54,18 @@ export function oidcRoutes(provider: OidcProvider): Hono<AppEnv> {
       )
       return sendBrowser(c.req.raw.headers, outcome.url)
     })
+    .route('/', oidcBackchannelRoutes(provider))
+    .all(`${OIDC_PATH}/*`, () => {
+      throw new AppError('NOT_FOUND', 'no such provider endpoint')
+    })
+}
+
+/**
+ * What Keycloak calls itself: the token endpoint, the keys and discovery. Part of the app's own
+ * routes, and on HaRP's unix socket also served alone on a loopback port (see backchannel.ts).
+ */
+export function oidcBackchannelRoutes(provider: OidcProvider): Hono<AppEnv> {
+  return new Hono<AppEnv>()
     .post(`${OIDC_PATH}/token`, async (c) => {
       const type = c.req.header('content-type') ?? ''
       c.header('cache-control', 'no-store')
@@ -85,8 +98,5 @@ export function oidcRoutes(provider: OidcProvider): Hono<AppEnv> {
       // Keycloak reads this directly: the endpoints it calls itself are where it asked.
       const direct = `${new URL(c.req.url).origin}${OIDC_PATH}`
       return c.json(provider.discovery(direct))
-    })
-    .all(`${OIDC_PATH}/*`, () => {
-      throw new AppError('NOT_FOUND', 'no such provider endpoint')
     })
 }
