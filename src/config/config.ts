@@ -62,6 +62,8 @@ export interface Config {
     tokenMode: 'jwt' | 'password'
     /** the realm's browser login: straight to Nextcloud, or Keycloak's own form */
     login: 'nextcloud' | 'keycloak'
+    /** Nextcloud groups whose members get a console identity for the synced realm (beside `admin`) */
+    consoleGroups: string[]
   }
   consumers: Consumer[]
   sync: {
@@ -166,6 +168,7 @@ export function buildConfig(env: Env, secrets: GeneratedSecrets, packageVersion:
       clients: env.KEYCLOAK_CLIENTS,
       tokenMode: env.KEYCLOAK_TOKEN_MODE,
       login: env.KEYCLOAK_LOGIN,
+      consoleGroups: env.KEYCLOAK_CONSOLE_GROUPS,
     },
     consumers,
     sync: {

@@ -136,6 +136,8 @@ export const envSchema = z.object({
   KEYCLOAK_CONSUMERS: consumers,
   KEYCLOAK_TOKEN_MODE: z.enum(['jwt', 'password']).default('jwt'),
   KEYCLOAK_LOGIN: z.enum(['nextcloud', 'keycloak']).default('nextcloud'),
+  // Nextcloud groups whose members administer the synced realm in Keycloak's console (besides admin).
+  KEYCLOAK_CONSOLE_GROUPS: csv,
   KC_BOOTSTRAP_ADMIN_USERNAME: z.string().min(1).default('admin'),
   KC_BOOTSTRAP_ADMIN_PASSWORD: secret,
   KC_HOSTNAME: optionalUrl,

@@ -33,7 +33,16 @@ export interface RealmSpec {
   identityProvider?: IdentityProviderRepresentation & { alias: string }
   /** the realm's browser login through the app's OpenID provider (absent: not configured) */
   nextcloudLogin?: NextcloudLoginSpec
+  /**
+   * the master realm's login for the admin console, through the same provider (its first login
+   * denies: only the console identities the app links get in), and the marker attributes its
+   * user profile must keep on them (absent: not configured)
+   */
+  console?: { login: NextcloudLoginSpec; profile: ProfileSpec }
 }
+
+/** The realm the admin console signs in to. */
+export const MASTER_REALM = 'master'
 
 export interface BootstrapReport {
   /** one entry per write, e.g. "realm created", "client opentalk updated"; empty when nothing changed */
@@ -67,7 +76,7 @@ export async function bootstrapRealm(
   const started = performance.now()
   const report: BootstrapReport = { changes: [], warnings: [] }
   await ensureRealm(admin, spec.realm, report)
-  await ensureProfile(admin, spec, report)
+  await ensureProfile(admin, spec.realm, spec.profile, report)
   for (const role of spec.roles) {
     await ensureRole(admin, spec.realm, role, report)
   }
@@ -79,6 +88,12 @@ export async function bootstrapRealm(
   }
   if (spec.nextcloudLogin) {
     await ensureNextcloudLogin(admin, spec.realm, spec.nextcloudLogin, report)
+  }
+  if (spec.console) {
+    const master = { changes: [] as string[] }
+    await ensureProfile(admin, MASTER_REALM, spec.console.profile, master)
+    await ensureNextcloudLogin(admin, MASTER_REALM, spec.console.login, master)
+    report.changes.push(...master.changes.map((c) => `${MASTER_REALM}: ${c}`))
   }
   log.info(
     {
@@ -126,13 +141,16 @@ async function ensureRealm(admin: KcAdmin, realm: string, report: BootstrapRepor
   }
 }
 
-async function ensureProfile(admin: KcAdmin, spec: RealmSpec, report: BootstrapReport) {
-  const current = await kc('read user profile', () => admin.users.getProfile({ realm: spec.realm }))
-  const desired = desiredUserProfile(current, spec.profile)
+async function ensureProfile(
+  admin: KcAdmin,
+  realm: string,
+  spec: ProfileSpec,
+  report: { changes: string[] },
+) {
+  const current = await kc('read user profile', () => admin.users.getProfile({ realm }))
+  const desired = desiredUserProfile(current, spec)
   if (canonical(current) !== canonical(desired)) {
-    await kc('update user profile', () =>
-      admin.users.updateProfile({ ...desired, realm: spec.realm }),
-    )
+    await kc('update user profile', () => admin.users.updateProfile({ ...desired, realm }))
     report.changes.push('user profile updated')
   }
 }

@@ -13,10 +13,18 @@ export interface NextcloudLoginSpec {
   clientSecret: string
   /** `nextcloud`: the realm's browser login goes straight to the provider; `keycloak`: its form */
   login: 'nextcloud' | 'keycloak'
+  /**
+   * what a first login of a Nextcloud user with no linked account does: `link` the synced account
+   * of the same username (the synced realm; the default), or `deny` (the master realm: only the
+   * console identities the app made and linked itself get in)
+   */
+  firstLogin?: 'link' | 'deny'
 }
 
 /** First-login flow: link the account the sync made (same username), ask nothing, create none. */
 export const FIRST_LOGIN_FLOW = 'nextcloud first login'
+/** First-login flow of the master realm: its one step denies (nobody unlinked gets in). */
+export const DENY_FIRST_LOGIN_FLOW = 'nextcloud deny first login'
 /** A copy of Keycloak's browser flow whose identity provider redirector goes to Nextcloud. */
 export const BROWSER_FLOW = 'nextcloud browser'
 const REDIRECTOR = 'identity-provider-redirector'
@@ -36,7 +44,7 @@ export function nextcloudIdentityProvider(
     storeToken: false,
     addReadTokenRoleOnCreate: false,
     linkOnly: false,
-    firstBrokerLoginFlowAlias: FIRST_LOGIN_FLOW,
+    firstBrokerLoginFlowAlias: firstLoginFlowOf(spec).alias,
     config: {
       issuer: spec.issuer,
       authorizationUrl: `${spec.issuer}/authorize`,
@@ -60,6 +68,28 @@ export function nextcloudIdentityProvider(
   }
 }
 
+interface FirstLoginFlow {
+  alias: string
+  description: string
+  /** its executions, all required, in order */
+  steps: readonly string[]
+}
+
+function firstLoginFlowOf(spec: Pick<NextcloudLoginSpec, 'firstLogin'>): FirstLoginFlow {
+  return spec.firstLogin === 'deny'
+    ? {
+        alias: DENY_FIRST_LOGIN_FLOW,
+        description: 'Denies every Nextcloud user without a linked account; creates and links none',
+        steps: ['deny-access-authenticator'],
+      }
+    : {
+        alias: FIRST_LOGIN_FLOW,
+        description: 'Links the synced account of the Nextcloud user; never asks, never creates',
+        // No existing account (not synced, or outside the gate groups): the login fails.
+        steps: ['idp-detect-existing-broker-user', 'idp-auto-link'],
+      }
+}
+
 export interface LoginReport {
   changes: string[]
 }
@@ -71,7 +101,7 @@ export async function ensureNextcloudLogin(
   spec: NextcloudLoginSpec,
   report: LoginReport,
 ): Promise<void> {
-  await ensureFirstLoginFlow(admin, realm, report)
+  await ensureFirstLoginFlow(admin, realm, firstLoginFlowOf(spec), report)
   await ensureIdentityProvider(admin, realm, nextcloudIdentityProvider(spec), report, [SECRET_KEY])
   await ensureBrowserFlow(admin, realm, spec.alias, report)
   const browserFlow = spec.login === 'nextcloud' ? BROWSER_FLOW : 'browser'
@@ -89,49 +119,49 @@ async function flowExists(admin: KcAdmin, realm: string, alias: string): Promise
   return flows.some((f) => f.alias === alias)
 }
 
-async function ensureFirstLoginFlow(admin: KcAdmin, realm: string, report: LoginReport) {
-  if (!(await flowExists(admin, realm, FIRST_LOGIN_FLOW))) {
+async function ensureFirstLoginFlow(
+  admin: KcAdmin,
+  realm: string,
+  flow: FirstLoginFlow,
+  report: LoginReport,
+) {
+  const { alias } = flow
+  if (!(await flowExists(admin, realm, alias))) {
     await kc('create the first-login flow', () =>
       admin.authenticationManagement.createFlow({
         realm,
-        alias: FIRST_LOGIN_FLOW,
-        description: 'Links the synced account of the Nextcloud user; never asks, never creates',
+        alias,
+        description: flow.description,
         providerId: 'basic-flow',
         topLevel: true,
         builtIn: false,
       }),
     )
-    report.changes.push(`flow ${FIRST_LOGIN_FLOW} created`)
+    report.changes.push(`flow ${alias} created`)
   }
-  // No existing account (not synced, or outside the gate groups): the login fails.
-  const steps = ['idp-detect-existing-broker-user', 'idp-auto-link']
   let executions = await kc('read executions', () =>
-    admin.authenticationManagement.getExecutions({ realm, flow: FIRST_LOGIN_FLOW }),
+    admin.authenticationManagement.getExecutions({ realm, flow: alias }),
   )
-  for (const provider of steps) {
+  for (const provider of flow.steps) {
     if (!executions.some((e) => e.providerId === provider)) {
       await kc('add a first-login step', () =>
-        admin.authenticationManagement.addExecutionToFlow({
-          realm,
-          flow: FIRST_LOGIN_FLOW,
-          provider,
-        }),
+        admin.authenticationManagement.addExecutionToFlow({ realm, flow: alias, provider }),
       )
-      report.changes.push(`flow ${FIRST_LOGIN_FLOW}: ${provider} added`)
+      report.changes.push(`flow ${alias}: ${provider} added`)
     }
   }
   executions = await kc('read executions', () =>
-    admin.authenticationManagement.getExecutions({ realm, flow: FIRST_LOGIN_FLOW }),
+    admin.authenticationManagement.getExecutions({ realm, flow: alias }),
   )
   for (const execution of executions) {
     if (execution.requirement !== 'REQUIRED') {
       await kc('require a first-login step', () =>
         admin.authenticationManagement.updateExecution(
-          { realm, flow: FIRST_LOGIN_FLOW },
+          { realm, flow: alias },
           { ...execution, requirement: 'REQUIRED' },
         ),
       )
-      report.changes.push(`flow ${FIRST_LOGIN_FLOW}: ${execution.providerId} required`)
+      report.changes.push(`flow ${alias}: ${execution.providerId} required`)
     }
   }
 }
