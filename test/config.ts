@@ -15,6 +15,7 @@ export function testConfig(env: Record<string, string | undefined>): Config {
     {
       APP_SECRET: randomSecret(),
       KC_BOOTSTRAP_ADMIN_PASSWORD: randomSecret(),
+      KEYCLOAK_ADMIN_CLIENT_SECRET: randomSecret(),
       KEYCLOAK_API_SECRET: randomSecret(),
       ENCRYPTION_KEY: randomSecret(),
     },

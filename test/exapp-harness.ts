@@ -113,6 +113,12 @@ export async function startTestExApp(opts: TestExAppOptions = {}): Promise<TestE
       await exapp.close()
       await nc.close()
       await admin.realms.del({ realm }).catch(() => undefined)
+      // The app's service account lives in master, beside every other test's.
+      const { clientId } = config.keycloak.serviceAccount
+      const [client] = await admin.clients.find({ realm: 'master', clientId }).catch(() => [])
+      if (client?.id) {
+        await admin.clients.del({ realm: 'master', id: client.id }).catch(() => undefined)
+      }
     },
   }
 }

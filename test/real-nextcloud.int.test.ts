@@ -3,8 +3,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createKeycloakAdmin, type KcAdmin } from '../src/keycloak/admin.js'
-import { silentLogger } from '../src/log.js'
+import { adminClient, clientLogin, type KcAdmin } from '../src/keycloak/admin.js'
 import { TOP_MENU } from '../src/ui/top-menu.js'
 import { launchChromium, type RunningBrowser } from './chromium.js'
 import { verifiedClaims } from './jwt.js'
@@ -248,13 +247,17 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
 
   async function connectKeycloak() {
     secrets = await app.secrets()
-    admin = createKeycloakAdmin({
-      baseUrl: app.keycloakUrl,
-      username: 'admin',
-      password: secrets.KC_BOOTSTRAP_ADMIN_PASSWORD,
-      realm: REALM,
-      log: silentLogger(),
-    })
+    // The app removed the bundled Keycloak's temporary admin: check the realm as its service account.
+    admin = adminClient(
+      app.keycloakUrl,
+      REALM,
+      clientLogin(
+        app.keycloakUrl,
+        `keycloak-exapp-${REALM}`,
+        secrets.KEYCLOAK_ADMIN_CLIENT_SECRET,
+        'KEYCLOAK_ADMIN_CLIENT_SECRET',
+      ),
+    )
   }
 
   /** A request through AppAPI's PHP proxy, as `as` (default the admin) with Basic auth. */

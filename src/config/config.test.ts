@@ -8,6 +8,7 @@ import { loadOrCreateSecrets } from './secrets.js'
 const secrets = {
   APP_SECRET: 'generated-app-secret',
   KC_BOOTSTRAP_ADMIN_PASSWORD: 'generated-admin-password',
+  KEYCLOAK_ADMIN_CLIENT_SECRET: 'generated-admin-client-secret',
   KEYCLOAK_API_SECRET: 'generated-api-secret-0123456789',
   ENCRYPTION_KEY: 'generated-encryption-key-0123456789abcdef',
 }
@@ -50,6 +51,10 @@ describe('parseEnv', () => {
     const config = parsed({})
     expect(config.app.secret).toBe(secrets.APP_SECRET)
     expect(config.keycloak.adminPassword).toBe(secrets.KC_BOOTSTRAP_ADMIN_PASSWORD)
+    expect(config.keycloak.serviceAccount).toEqual({
+      clientId: 'keycloak-exapp-commonground',
+      secret: secrets.KEYCLOAK_ADMIN_CLIENT_SECRET,
+    })
     expect(config.consumers).toEqual([
       { name: 'default', secret: secrets.KEYCLOAK_API_SECRET, clients: ['opentalk'] },
     ])
@@ -162,7 +167,7 @@ describe('loadOrCreateSecrets', () => {
     const first = await loadOrCreateSecrets(dir)
     const second = await loadOrCreateSecrets(dir)
     expect(second).toEqual(first)
-    expect(new Set(Object.values(first)).size).toBe(4)
+    expect(new Set(Object.values(first)).size).toBe(5)
     for (const value of Object.values(first)) {
       expect(value).toMatch(/^[A-Za-z0-9_-]{40,}$/)
     }

@@ -57,6 +57,8 @@ export interface Config {
     heap: string
     adminUser: string
     adminPassword: string
+    /** the app's own master-realm client: it administers Keycloak as this service account */
+    serviceAccount: { clientId: string; secret: string }
     db: KeycloakDb
     clients: string[]
     tokenMode: 'jwt' | 'password'
@@ -164,6 +166,11 @@ export function buildConfig(env: Env, secrets: GeneratedSecrets, packageVersion:
       heap: env.KEYCLOAK_HEAP,
       adminUser: env.KC_BOOTSTRAP_ADMIN_USERNAME,
       adminPassword: env.KC_BOOTSTRAP_ADMIN_PASSWORD ?? secrets.KC_BOOTSTRAP_ADMIN_PASSWORD,
+      serviceAccount: {
+        // One per synced realm, so two apps sharing a Keycloak do not take over each other's.
+        clientId: `keycloak-exapp-${env.KEYCLOAK_REALM}`,
+        secret: env.KEYCLOAK_ADMIN_CLIENT_SECRET ?? secrets.KEYCLOAK_ADMIN_CLIENT_SECRET,
+      },
       db,
       clients: env.KEYCLOAK_CLIENTS,
       tokenMode: env.KEYCLOAK_TOKEN_MODE,

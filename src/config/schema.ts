@@ -140,6 +140,7 @@ export const envSchema = z.object({
   KEYCLOAK_CONSOLE_GROUPS: csv,
   KC_BOOTSTRAP_ADMIN_USERNAME: z.string().min(1).default('admin'),
   KC_BOOTSTRAP_ADMIN_PASSWORD: secret,
+  KEYCLOAK_ADMIN_CLIENT_SECRET: secret,
   KC_HOSTNAME: optionalUrl,
   KC_DB: optionalString.pipe(
     z.enum(['dev-file', 'postgres', 'mariadb', 'mysql', 'mssql', 'oracle']).optional(),

@@ -26,6 +26,7 @@ describe('secrets', () => {
     expect(Object.keys(file).sort()).toEqual([
       'ENCRYPTION_KEY',
       'KC_BOOTSTRAP_ADMIN_PASSWORD',
+      'KEYCLOAK_ADMIN_CLIENT_SECRET',
       'KEYCLOAK_API_SECRET',
     ])
     expect(JSON.stringify(file)).not.toContain('app-secret-from-the-environment')
@@ -36,6 +37,7 @@ describe('secrets', () => {
     const all = {
       APP_SECRET: 'a'.repeat(32),
       KC_BOOTSTRAP_ADMIN_PASSWORD: 'b'.repeat(32),
+      KEYCLOAK_ADMIN_CLIENT_SECRET: 'e'.repeat(32),
       KEYCLOAK_API_SECRET: 'c'.repeat(32),
       ENCRYPTION_KEY: 'd'.repeat(32),
     }

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 export const GENERATED_SECRETS = [
   'APP_SECRET',
   'KC_BOOTSTRAP_ADMIN_PASSWORD',
+  'KEYCLOAK_ADMIN_CLIENT_SECRET',
   'KEYCLOAK_API_SECRET',
   'ENCRYPTION_KEY',
 ] as const

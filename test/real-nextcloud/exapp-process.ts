@@ -7,6 +7,7 @@ import { type Background, groupAlive, startBackground } from './shell.js'
 export interface AppSecrets {
   APP_SECRET: string
   KC_BOOTSTRAP_ADMIN_PASSWORD: string
+  KEYCLOAK_ADMIN_CLIENT_SECRET: string
   KEYCLOAK_API_SECRET: string
 }
 
