@@ -11,7 +11,14 @@ import type { Store } from './db/store.js'
 import { resume, setEnabled } from './exapp/enabled.js'
 import { initSteps, progressToNextcloud } from './exapp/init-steps.js'
 import { listenAll } from './exapp/listening.js'
-import { keycloakTargetFor, later, nextcloudClientFor } from './exapp/parts.js'
+import {
+  brokerSecrets,
+  consoleAdminsFor,
+  each,
+  keycloakTargetFor,
+  later,
+  nextcloudClientFor,
+} from './exapp/parts.js'
 import { realmSpecFor } from './exapp/realm-spec.js'
 import { apiRoutes } from './http/api.js'
 import type { AppEnv } from './http/types.js'
@@ -24,10 +31,10 @@ import { createTokenClient } from './keycloak/token-client.js'
 import { pushTrustedKeys } from './keycloak/trusted-keys.js'
 import type { Logger } from './log.js'
 import { Metrics, metricsRoutes } from './metrics.js'
-import { brokerClient } from './oidc/clients.js'
 import { loopbackUrl, oidcProvider } from './oidc/from-config.js'
 import { oidcRoutes } from './oidc/routes.js'
 import { readState } from './state.js'
+import type { ConsoleAdmins } from './sync/console-admins.js'
 import { SyncEngine, type SyncTarget } from './sync/engine.js'
 import { NextcloudSource } from './sync/nextcloud-source.js'
 import { DirectoryPoller, pollEngine, withPoll } from './sync/poller.js'
@@ -62,6 +69,8 @@ export interface RunningExApp {
   nextcloud: NextcloudClient
   /** bootstraps the realm (idempotent); init and boot call it */
   bootstrap(): Promise<BootstrapReport>
+  /** the Nextcloud admins' console identities (none with another sync target) */
+  consoleAdmins: ConsoleAdmins | undefined
   /** stops HTTP, the schedule, Keycloak, then the database */
   close(): Promise<void>
 }
@@ -101,6 +110,7 @@ export async function startExApp(
   const findUser = async (uid: string) => nextcloud.userDetails(await source.admin(), uid)
   // The sync announces the users it changed; tokens (built after it) drop what they cached.
   const revocations = new UserRevocations()
+  const consoleAdmins = consoleAdminsFor({ config, admin, nextcloud, source, log, overrides })
   const sync = new SyncEngine({
     realm,
     source,
@@ -111,7 +121,7 @@ export async function startExApp(
     policy: config.sync,
     log,
     onUserRevoked: revocations.publish,
-    onRunFinished: (run) => metrics.recordRun(run),
+    onRunFinished: each((run) => metrics.recordRun(run), consoleAdmins?.afterRun),
   })
   // Cheap polls of Nextcloud between full runs; they start and stop with the schedule.
   const poller = new DirectoryPoller({
@@ -138,13 +148,13 @@ export async function startExApp(
   // Keycloak calls the OpenID provider's token and keys endpoints at the app's own address, known
   // once the app listens: a bootstrap asked for before then waits for it.
   const address = later<string>()
-  const broker = brokerClient(store, config.keycloak)
+  const secrets = brokerSecrets(store, config)
   const bootstrap = realmBootstrapper(
     admin,
     () =>
       realmSpecFor(config, clientSecret, jwtMode ? () => tokens.publicJwks() : undefined, {
         backchannelUrl: async () => loopbackUrl(await address.value),
-        secret: async () => (await broker()).secret,
+        ...secrets,
       }),
     log,
   )
@@ -204,10 +214,12 @@ export async function startExApp(
     lifecycle,
     nextcloud,
     bootstrap,
+    consoleAdmins,
     async close() {
       await listening.close()
       await poller.close()
       await sync.stop()
+      await consoleAdmins?.settled()
       // Before the database closes: the queued issuance records are written.
       await tokens.stop()
       realmGuard.stop()

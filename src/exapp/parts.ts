@@ -1,11 +1,15 @@
 import { createNextcloudClient, type NextcloudClient } from '../appapi/nextcloud-client.js'
 import type { Config } from '../config/config.js'
+import type { Store } from '../db/store.js'
 import type { KcAdmin } from '../keycloak/admin.js'
 import { JWT_GRANT_IDP_ALIAS } from '../keycloak/jwt-grant.js'
 import type { Logger } from '../log.js'
-import { NEXTCLOUD_IDP_ALIAS } from '../oidc/clients.js'
+import { brokerClient, consoleBrokerClient, NEXTCLOUD_IDP_ALIAS } from '../oidc/clients.js'
+import { ConsoleAdmins } from '../sync/console-admins.js'
+import type { RunSummary } from '../sync/engine.js'
 import { KeycloakTarget } from '../sync/keycloak-target.js'
 import { managedRoles } from '../sync/model.js'
+import type { NextcloudSource } from '../sync/nextcloud-source.js'
 
 /** The client of Nextcloud's OCS and AppAPI endpoints, signed as this app. */
 export function nextcloudClientFor(config: Config, log: Logger): NextcloudClient {
@@ -39,4 +43,55 @@ export function later<T>(): { value: Promise<T>; set(value: T): void } {
     set = resolve
   })
   return { value, set }
+}
+
+/** The secrets of the provider's two broker clients (the realm's and the console's), kept in the store. */
+export function brokerSecrets(
+  store: Pick<Store, 'getOrCreateSecret'>,
+  config: Config,
+): { secret(): Promise<string>; consoleSecret(): Promise<string> } {
+  const broker = brokerClient(store, config.keycloak)
+  const consoleBroker = consoleBrokerClient(store, config.keycloak)
+  return {
+    secret: async () => (await broker()).secret,
+    consoleSecret: async () => (await consoleBroker()).secret,
+  }
+}
+
+/**
+ * The console identities of Nextcloud admins in the master realm; none when the sync writes
+ * another target than Keycloak (the benches' in-memory realm).
+ */
+export function consoleAdminsFor(parts: {
+  config: Config
+  admin: KcAdmin
+  nextcloud: NextcloudClient
+  source: Pick<NextcloudSource, 'admin'>
+  log: Logger
+  overrides: { syncTarget?: unknown }
+}): ConsoleAdmins | undefined {
+  const { config, source } = parts
+  if (parts.overrides.syncTarget) {
+    return undefined
+  }
+  return new ConsoleAdmins({
+    admin: parts.admin,
+    realm: config.keycloak.realm,
+    consoleGroups: config.keycloak.consoleGroups,
+    idpAlias: NEXTCLOUD_IDP_ALIAS,
+    nextcloud: parts.nextcloud,
+    actingAdmin: () => source.admin(),
+    log: parts.log,
+  })
+}
+
+/** One listener made of several (absent ones skipped), e.g. for each finished sync run. */
+export function each(
+  ...listeners: (((run: RunSummary) => void) | undefined)[]
+): (run: RunSummary) => void {
+  return (run) => {
+    for (const listener of listeners) {
+      listener?.(run)
+    }
+  }
 }

@@ -10,6 +10,7 @@ describe('the realm login in the realm spec', () => {
   const broker = (url: string | undefined) => ({
     backchannelUrl: async () => loopbackUrl(url),
     secret: async () => 'broker-secret-0123456789',
+    consoleSecret: async () => 'console-secret-0123456789',
   })
 
   it('points the browser at the public prefix and Keycloak at the app’s loopback address', async () => {

@@ -2,8 +2,9 @@ import type { Config } from '../config/config.js'
 import type { RealmSpec } from '../keycloak/bootstrap.js'
 import { clientGrantAttributes, JWT_GRANT_IDP_ALIAS } from '../keycloak/jwt-grant.js'
 import { sidecarIdentityProvider } from '../keycloak/trusted-keys.js'
-import { BROKER_CLIENT_ID, NEXTCLOUD_IDP_ALIAS } from '../oidc/clients.js'
+import { BROKER_CLIENT_ID, CONSOLE_CLIENT_ID, NEXTCLOUD_IDP_ALIAS } from '../oidc/clients.js'
 import { OIDC_PATH } from '../oidc/routes.js'
+import { consoleProfile } from '../sync/console-plan.js'
 import {
   MANAGED_ATTRIBUTE,
   managedRoles,
@@ -18,6 +19,8 @@ export interface BrokerSide {
   backchannelUrl(): Promise<string | undefined>
   /** the broker client's secret (kept in the store) */
   secret(): Promise<string>
+  /** the admin console's broker client's secret (kept in the store) */
+  consoleSecret(): Promise<string>
 }
 
 /** The realm as the sidecar needs it; client secrets are generated once and kept in the store. */
@@ -56,6 +59,18 @@ export async function realmSpecFor(
             clientId: BROKER_CLIENT_ID,
             clientSecret: await broker.secret(),
             login: config.keycloak.login,
+          },
+          console: {
+            login: {
+              alias: NEXTCLOUD_IDP_ALIAS,
+              issuer: `${config.app.publicUrl}${OIDC_PATH}`,
+              backchannelUrl: `${backchannel}${OIDC_PATH}`,
+              clientId: CONSOLE_CLIENT_ID,
+              clientSecret: await broker.consoleSecret(),
+              login: config.keycloak.login,
+              firstLogin: 'deny' as const,
+            },
+            profile: consoleProfile(),
           },
         }
       : {}),

@@ -1,6 +1,6 @@
 import type { Config } from '../config/config.js'
 import type { Store } from '../db/store.js'
-import { brokerClient } from './clients.js'
+import { brokerClient, consoleBrokerClient } from './clients.js'
 import { providerKeys } from './keys.js'
 import { OidcProvider, type OidcUser } from './provider.js'
 import { OIDC_PATH } from './routes.js'
@@ -16,17 +16,22 @@ export interface OidcDeps {
 /**
  * The provider as the app runs it: its issuer under the public URL Nextcloud serves the app at
  * (Keycloak's own public URL may differ, with KC_HOSTNAME),
- * one client (the realm's broker, see clients.ts), keys and client secret in the store.
+ * two clients (the realm's broker and the admin console's, see clients.ts), keys and client
+ * secrets in the store.
  */
 export function oidcProvider(deps: OidcDeps): OidcProvider {
   const { config } = deps
   const broker = brokerClient(deps.store, config.keycloak)
+  const consoleBroker = consoleBrokerClient(deps.store, config.keycloak)
   return new OidcProvider({
     issuer: `${config.app.publicUrl}${OIDC_PATH}`,
     nextcloudUrl: config.nextcloud.url,
     // Checked at sign-in too: a user just taken out of the gate groups is not let in until the
     // next sync disables their account.
-    clients: async () => [{ ...(await broker()), gateGroups: config.sync.gateGroups }],
+    clients: async () => [
+      { ...(await broker()), gateGroups: config.sync.gateGroups },
+      await consoleBroker(),
+    ],
     findUser: deps.findUser,
     keys: providerKeys(deps.store),
     ...(deps.now ? { now: deps.now } : {}),

@@ -41,6 +41,8 @@ export interface ProviderOptions {
 export type AuthorizeOutcome =
   | { kind: 'to-client'; url: string }
   | { kind: 'to-login'; url: string }
+  /** a signed-in user this client does not admit: a page saying why, sent nowhere */
+  | { kind: 'refused'; message: string }
 
 /** A token endpoint answer: RFC 6749 §5.1 on success, §5.2 on failure. */
 export interface TokenAnswer {
@@ -193,6 +195,9 @@ export class OidcProvider {
     if (!passesGate(user.groups ?? [], client.gateGroups ?? [])) {
       return refuse('access_denied', OUTSIDE_GATE)
     }
+    if (client.admits && !client.admits.user(user)) {
+      return { kind: 'refused', message: `${client.admits.why}; ${user.id} is not one` }
+    }
     const nonce = single('nonce')
     const code = this.codes.issue({
       clientId: client.id,
@@ -253,6 +258,9 @@ export class OidcProvider {
     }
     if (!passesGate(user.groups ?? [], client.gateGroups ?? [])) {
       return oauthError(400, 'invalid_grant', OUTSIDE_GATE)
+    }
+    if (client.admits && !client.admits.user(user)) {
+      return oauthError(400, 'invalid_grant', client.admits.why)
     }
     return { status: 200, body: await this.tokens(client.id, grant.scope, user, grant.nonce) }
   }

@@ -24,6 +24,33 @@ function sendBrowser(request: Headers, location: string): Response {
   return viaPhpProxy(request) ? redirectPage(headers) : new Response(null, { status: 302, headers })
 }
 
+const HTML_ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+}
+
+/**
+ * A refusal the browser is not sent back with (Keycloak would only say "unexpected error"): a
+ * plain page with the reason, no script, no style.
+ */
+function refusedPage(message: string): Response {
+  const text = message.replace(/[&<>"']/g, (ch) => HTML_ESCAPES[ch] as string)
+  return new Response(
+    `<!doctype html><html><head><meta charset="utf-8"><title>Access denied</title></head><body><h1>Access denied</h1><p>${text}</p></body></html>`,
+    {
+      status: 403,
+      headers: {
+        'content-type': 'text/html; charset=utf-8',
+        'cache-control': 'no-store',
+        'content-security-policy': "default-src 'none'",
+      },
+    },
+  )
+}
+
 /** How the access log counts a refused token request. */
 const TOKEN_ERROR_CODES = {
   400: 'INVALID_INPUT',
@@ -52,6 +79,11 @@ export function oidcRoutes(provider: OidcProvider): Hono<AppEnv> {
         nextcloudUid(c),
         `${returnBase}/authorize?${params.toString()}`,
       )
+      if (outcome.kind === 'refused') {
+        c.set('errorCode', 'FORBIDDEN')
+        c.get('log')?.info({ uid: nextcloudUid(c) }, 'oidc.authorize_refused')
+        return refusedPage(outcome.message)
+      }
       return sendBrowser(c.req.raw.headers, outcome.url)
     })
     .route('/', oidcBackchannelRoutes(provider))
