@@ -299,9 +299,11 @@ export function imageEnv(names: string[]): Record<string, string> {
   const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ')
   const out: Record<string, string> = {}
   for (const name of names) {
-    const m = new RegExp(`\\b${name}=(\\S+)`).exec(text)
-    if (m?.[1]) {
-      out[name] = m[1]
+    // NAME=value, or NAME="a value with spaces"
+    const m = new RegExp(`\\b${name}=(?:"([^"]*)"|(\\S+))`).exec(text)
+    const value = m?.[1] ?? m?.[2]
+    if (value) {
+      out[name] = value
     }
   }
   return out

@@ -1,5 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { cpSync, rmSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomSecret } from '../src/config/secrets.js'
 import { errorMessage } from '../src/errors.js'
@@ -32,6 +33,10 @@ export interface SidecarMemory {
   idleRss: number
   /** the app's own view of its memory once the token load is done (its /metrics, in bytes) */
   afterTokens: Record<string, number>
+  /** where the resident memory was at the larger peak (smaps: see rssBreakdown) */
+  breakdown: Record<string, number>
+  /** the same, idle before the cold sync */
+  idleBreakdown: Record<string, number>
   syncMs: number
   tokens: LoadResult
 }
@@ -59,18 +64,81 @@ export function buildDist(): string {
   return out
 }
 
+/**
+ * Where a process's resident memory is, from /proc/<pid>/smaps:
+ * - wasmMemory: WebAssembly memories (a read-write mapping right before the several-GiB guard
+ *   region V8 reserves behind each; only touched pages are resident)
+ * - v8Heaps: the JavaScript heaps of all threads (V8 maps its pages at random addresses below
+ *   0x400000000000, where glibc never maps)
+ * - machineCode: code V8 generated (JIT, WebAssembly), anonymous executable mappings
+ * - files: the node binary and the shared libraries mapped in (shared with other processes, but
+ *   counted in VmRSS)
+ * - native: the rest: malloc (Node's and libraries' C++ objects, ArrayBuffer contents, thread stacks)
+ */
+export async function rssBreakdown(pid: number): Promise<Record<string, number>> {
+  const text = await readFile(`/proc/${pid}/smaps`, 'utf8').catch(() => '')
+  const maps: { start: number; end: number; perms: string; file: boolean; rss: number }[] = []
+  for (const line of text.split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ (\d+)\s*(.*)$/.exec(line)
+    if (head) {
+      maps.push({
+        start: Number.parseInt(head[1] as string, 16),
+        end: Number.parseInt(head[2] as string, 16),
+        perms: head[3] as string,
+        file: (head[4] as string) !== '0' && (head[5] ?? '').startsWith('/'),
+        rss: 0,
+      })
+      continue
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line)
+    const last = maps[maps.length - 1]
+    if (rss && last) {
+      last.rss = Number(rss[1]) * 1024
+    }
+  }
+  const out = { wasmMemory: 0, v8Heaps: 0, machineCode: 0, files: 0, native: 0 }
+  maps.forEach((m, i) => {
+    const next = maps[i + 1]
+    if (m.file) {
+      out.files += m.rss
+    } else if (m.perms.includes('x')) {
+      out.machineCode += m.rss
+    } else if (
+      m.perms.startsWith('rw') &&
+      next?.start === m.end &&
+      next.perms === '---p' &&
+      next.end - next.start >= 2 ** 32
+    ) {
+      out.wasmMemory += m.rss
+    } else if (m.start < 0x400000000000) {
+      out.v8Heaps += m.rss
+    } else {
+      out.native += m.rss
+    }
+  })
+  return out
+}
+
+/** Samples VmRSS every `everyMs`; at each new peak (1 MiB above the last one) reads where it is. */
 function sampler(pid: number, everyMs = 100) {
   let peak = 0
+  let breakdown: Record<string, number> = {}
+  let reading = false
   const timer = setInterval(() => {
-    void procStatusBytes(pid, 'VmRSS').then((b) => {
+    void procStatusBytes(pid, 'VmRSS').then(async (b) => {
+      if ((b ?? 0) > peak + 1048576 && !reading) {
+        reading = true
+        breakdown = { rss: b ?? 0, ...(await rssBreakdown(pid)) }
+        reading = false
+      }
       peak = Math.max(peak, b ?? 0)
     })
   }, everyMs)
   return {
-    async stop(): Promise<number> {
+    async stop(): Promise<{ peak: number; breakdown: Record<string, number> }> {
       clearInterval(timer)
       peak = Math.max(peak, (await procStatusBytes(pid, 'VmRSS')) ?? 0)
-      return peak
+      return { peak, breakdown }
     },
   }
 }
@@ -196,6 +264,7 @@ export async function sidecarMemory(opts: {
     })
     await sleep(2_000)
     const idleRss = (await procStatusBytes(pid, 'VmRSS')) ?? 0
+    const idleBreakdown = await rssBreakdown(pid)
     progress(
       `memory: sidecar idle at ${(idleRss / 1048576).toFixed(0)} MiB; /init (realm, cold sync)`,
     )
@@ -220,7 +289,8 @@ export async function sidecarMemory(opts: {
       return status.init === 100 ? true : undefined
     })
     const syncMs = performance.now() - syncStarted
-    const syncPeakRss = await syncSampler.stop()
+    const syncPeak = await syncSampler.stop()
+    const syncPeakRss = syncPeak.peak
     const runs = await fetch(`${base}/api/sync-runs?limit=1`, { headers: asAdmin })
     const runText = await runs.text()
     if (!runs.ok || !runText.includes('"succeeded"')) {
@@ -245,7 +315,8 @@ export async function sidecarMemory(opts: {
         throw new Error(`token for ${uid}: HTTP ${r.status} ${body.slice(0, 200)}`)
       }
     })
-    const tokensPeakRss = await tokenSampler.stop()
+    const tokensPeak = await tokenSampler.stop()
+    const tokensPeakRss = tokensPeak.peak
     const afterTokens = await processFigures(base, secrets.metrics)
     const lifetimeHwm = (await procStatusBytes(pid, 'VmHWM')) ?? 0
     return {
@@ -256,6 +327,8 @@ export async function sidecarMemory(opts: {
       lifetimeHwm,
       idleRss,
       afterTokens,
+      breakdown: syncPeakRss > tokensPeakRss ? syncPeak.breakdown : tokensPeak.breakdown,
+      idleBreakdown,
       syncMs,
       tokens,
     }

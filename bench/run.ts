@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import { REDACT_PATHS } from '../src/log.js'
-import { aDirectory } from '../test/builders.js'
+import { aDirectory, type Directory } from '../test/builders.js'
 import { startCountingProxy } from '../test/counting-proxy.js'
 import { bootstrapped, startTestExApp, type TestExApp } from '../test/exapp-harness.js'
 import { prepareKeycloak, startOwnKeycloak } from '../test/keycloak.js'
@@ -34,16 +34,19 @@ import {
 } from './workloads.js'
 
 const USAGE = `npm run bench -- [--scale 0.1] [--json out.json] [--skip startup,tokens,memory]
+                     [--only memory,startup]
 
 Runs every workload against a Keycloak of its own (ports 38680/39680, storage
 .test-artifacts/bench-38680) and the fake Nextcloud, prints one markdown table on stdout and,
-with --json, writes the figures there. Progress goes to stderr.`
+with --json, writes the figures there. Progress goes to stderr. --only runs the named workloads
+alone (sync, tokens, memory, startup); memory and startup need no sync run before them.`
 
 const { values } = parseArgs({
   options: {
     scale: { type: 'string', default: '1' },
     json: { type: 'string' },
     skip: { type: 'string', default: '' },
+    only: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 })
@@ -57,6 +60,9 @@ if (!(scale > 0 && scale <= 10)) {
   process.exit(2)
 }
 const skip = new Set(values.skip.split(',').filter(Boolean))
+const only = values.only === undefined ? undefined : new Set(values.only.split(',').filter(Boolean))
+/** Whether a workload (sync, tokens, memory, startup) runs: --only names them, --skip leaves some out. */
+const runs = (workload: string) => (only ? only.has(workload) : !skip.has(workload))
 const scaled = (n: number, min = 1) => Math.max(min, Math.round(n * scale))
 
 const sizes = {
@@ -99,6 +105,9 @@ function checkLoad(name: string, r: LoadResult): void {
 }
 
 async function main(): Promise<void> {
+  if (only && !only.has('sync') && !only.has('tokens')) {
+    return memoryAndStartupOnly()
+  }
   const startedAt = new Date().toISOString()
   progress(`sizes ${JSON.stringify(sizes)}; load average ${loadAverage()}`)
   loadAt.start = loadAverage()
@@ -229,7 +238,7 @@ async function main(): Promise<void> {
     })
     figures.sync = { ...(figures.sync as object), poll }
 
-    if (!skip.has('tokens')) {
+    if (runs('tokens')) {
       const changedSet = new Set(changed)
       const eligible = directory.users
         .map((u) => u.id)
@@ -303,28 +312,8 @@ async function main(): Promise<void> {
       figures.tokens = { tokenCold, tokenWarm, bareJwt, httpFloor, barePassword: barePw }
     }
 
-    if (!skip.has('memory')) {
-      loadAt.memory = loadAverage()
-      const tokenUsers = directory.users.map((u) => u.id).filter((id) => id !== 'admin')
-      const sidecar = await sidecarMemory({
-        keycloak: { url: kc.url, admin: kc.admin, password: kc.password },
-        directory,
-        tokenUsers: tokenUsers.slice(0, sizes.tokenUsers),
-        tokenCount: sizes.tokenUsers * (sizes.warmRounds + 1),
-        concurrency: sizes.concurrency,
-      })
-      rows.push({
-        workload: `memory: sidecar as its own process (${sidecar.command}, embedded store)`,
-        measured: `${mib(sidecar.sidecarPeakRss)} peak RSS (cold sync ${mib(sidecar.syncPeakRss)}, tokens ${mib(sidecar.tokensPeakRss)})`,
-        baseline: '150 MiB goal',
-        ratio: ratio(sidecar.sidecarPeakRss, 150 * 1024 * 1024),
-        notes: `idle ${mib(sidecar.idleRss)}; lifetime VmHWM ${mib(sidecar.lifetimeHwm)} (first start's database setup included); cold sync ${secs(sidecar.syncMs)}; tokens ${lat(sidecar.tokens)}`,
-      })
-      figures.memory = {
-        ...(figures.memory as object),
-        sidecarPeakRss: sidecar.sidecarPeakRss,
-        sidecar,
-      }
+    if (runs('memory')) {
+      await memoryWorkload(kc, directory)
     }
   } finally {
     await t?.close().catch(() => undefined)
@@ -333,19 +322,62 @@ async function main(): Promise<void> {
     await kc.stop()
   }
 
-  if (!skip.has('startup')) {
-    loadAt.startup = loadAverage()
-    const startup: StartupResult = await startupWorkload(prepared)
-    rows.push({
-      workload: 'startup (warm): process start → heartbeat ready → first token',
-      measured: `${secs(startup.exappReadyMs)} ready, ${secs(startup.exappTokenMs)} first token`,
-      baseline: `${secs(startup.bareMs)} bare kc.sh start --optimized`,
-      ratio: ratio(startup.exappTokenMs, startup.bareMs),
-      notes: `sidecar child peak RSS ${startup.exappPeakRss ? mib(startup.exappPeakRss) : '?'} (Keycloak not included)`,
-    })
-    figures.startup = startup
+  if (runs('startup')) {
+    await startupRow(prepared)
   }
+  await report(startedAt)
+}
 
+/** The sidecar as its own process: a cold sync and a token load, its RSS sampled. */
+async function memoryWorkload(
+  kc: { url: string; admin: string; password: string },
+  directory: Directory,
+): Promise<void> {
+  loadAt.memory = loadAverage()
+  const tokenUsers = directory.users.map((u) => u.id).filter((id) => id !== 'admin')
+  const sidecar = await sidecarMemory({
+    keycloak: { url: kc.url, admin: kc.admin, password: kc.password },
+    directory,
+    tokenUsers: tokenUsers.slice(0, sizes.tokenUsers),
+    tokenCount: sizes.tokenUsers * (sizes.warmRounds + 1),
+    concurrency: sizes.concurrency,
+  })
+  loadAt['memory-end'] = loadAverage()
+  const b = sidecar.breakdown
+  rows.push({
+    workload: `memory: sidecar as its own process (${sidecar.command}, embedded store)`,
+    measured: `${mib(sidecar.sidecarPeakRss)} peak RSS (cold sync ${mib(sidecar.syncPeakRss)}, tokens ${mib(sidecar.tokensPeakRss)})`,
+    baseline: '150 MiB goal',
+    ratio: ratio(sidecar.sidecarPeakRss, 150 * 1024 * 1024),
+    notes: `idle ${mib(sidecar.idleRss)}; lifetime VmHWM ${mib(sidecar.lifetimeHwm)} (first start's database setup included); cold sync ${secs(sidecar.syncMs)}; tokens ${lat(sidecar.tokens)}; at the peak: ${Object.entries(
+      b,
+    )
+      .map(([k, v]) => `${k} ${mib(v)}`)
+      .join(', ')}`,
+  })
+  figures.memory = {
+    ...(figures.memory as object),
+    sidecarPeakRss: sidecar.sidecarPeakRss,
+    sidecar,
+  }
+}
+
+/** Startup to first token, the ExApp against a bare Keycloak in the same run. */
+async function startupRow(prepared: { home: string; javaHome: string }): Promise<void> {
+  loadAt.startup = loadAverage()
+  const startup: StartupResult = await startupWorkload(prepared)
+  rows.push({
+    workload: 'startup (warm): process start → heartbeat ready → first token',
+    measured: `${secs(startup.exappReadyMs)} ready, ${secs(startup.exappTokenMs)} first token`,
+    baseline: `${secs(startup.bareMs)} bare kc.sh start --optimized`,
+    ratio: ratio(startup.exappTokenMs, startup.bareMs),
+    notes: `sidecar child peak RSS ${startup.exappPeakRss ? mib(startup.exappPeakRss) : '?'} (Keycloak not included)${startup.timeline ? `; timeline ${startup.timeline}` : ''}`,
+  })
+  figures.startup = startup
+}
+
+/** The markdown table on stdout, and the figures with --json. */
+async function report(startedAt: string): Promise<void> {
   loadAt.end = loadAverage()
   const table = [
     `Bench ${startedAt}, scale ${scale}, Node ${process.version}; load average (1/5/15 min) at start ${loadAt.start}, at end ${loadAt.end}; the ExApp logs at info to /dev/null`,
@@ -364,6 +396,34 @@ async function main(): Promise<void> {
     )
     progress(`figures written to ${values.json}`)
   }
+}
+
+/** --only memory and/or startup: the bench Keycloak and the directory, no sync run before. */
+async function memoryAndStartupOnly(): Promise<void> {
+  const startedAt = new Date().toISOString()
+  progress(`sizes ${JSON.stringify(sizes)}; load average ${loadAverage()}`)
+  loadAt.start = loadAverage()
+  const prepared = await prepareKeycloak()
+  if (runs('memory')) {
+    progress('starting the bench Keycloak on 38680/39680')
+    const kc = await startOwnKeycloak(38680, 'bench', prepared)
+    try {
+      const directory = aDirectory({
+        users: sizes.users,
+        groups: sizes.groups,
+        membershipsPerUser: sizes.membershipsPerUser,
+        seed: 7,
+      })
+      await memoryWorkload(kc, directory)
+    } finally {
+      progress('stopping the bench Keycloak')
+      await kc.stop()
+    }
+  }
+  if (runs('startup')) {
+    await startupRow(prepared)
+  }
+  await report(startedAt)
 }
 
 main().then(

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process'
-import { closeSync, openSync } from 'node:fs'
+import { closeSync, openSync, writeSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { pino } from 'pino'
 import { randomSecret } from '../src/config/secrets.js'
 import { errorMessage } from '../src/errors.js'
 import { aDirectory } from '../test/builders.js'
@@ -21,6 +22,55 @@ export interface StartupResult {
   exappPeakRss?: number
   /** bare `kc.sh start --optimized` → /health/ready */
   bareMs: number
+  /** the warm ExApp start, from its own log: ms after the process was spawned, per event */
+  exappEvents?: Record<string, number>
+  /** the bare start: ms after spawn at which Keycloak said it had started */
+  bareEvents?: Record<string, number>
+  /** both as one line, for the table */
+  timeline?: string
+}
+
+/**
+ * Log lines that mark the start-up's steps: the app's JSON lines by `msg`, and Keycloak's own
+ * "started in" line, which the supervisor passes on.
+ */
+const MARKS: [string, (line: { msg?: string; state?: string }) => boolean][] = [
+  ['starting', (l) => l.msg === 'exapp.starting'],
+  ['kcSpawned', (l) => l.msg === 'keycloak.spawned'],
+  ['dbOpened', (l) => l.msg === 'db.opened'],
+  ['listening', (l) => l.msg === 'exapp.listening'],
+  ['kcStarted', (l) => / started in \d/.test(l.msg ?? '')],
+  ['kcReady', (l) => l.msg === 'keycloak.state' && l.state === 'ready'],
+  ['bootstrapped', (l) => l.msg === 'realm.bootstrapped'],
+]
+
+/** Records, from JSON log lines, when (Date.now() − `since`) each of MARKS first appeared. */
+function markRecorder(since: number) {
+  const events: Record<string, number> = {}
+  let rest = ''
+  return {
+    events,
+    write(chunk: string) {
+      const lines = (rest + chunk).split('\n')
+      rest = lines.pop() ?? ''
+      for (const text of lines) {
+        let line: { msg?: string; state?: string; time?: number; durationMs?: number }
+        try {
+          line = JSON.parse(text)
+        } catch {
+          continue
+        }
+        for (const [name, matches] of MARKS) {
+          if (events[name] === undefined && matches(line)) {
+            events[name] = (line.time ?? Date.now()) - since
+            if (name === 'bootstrapped' && line.durationMs !== undefined) {
+              events.bootstrapMs = line.durationMs
+            }
+          }
+        }
+      }
+    },
+  }
 }
 
 const PORT = 38780
@@ -29,8 +79,9 @@ const APP_VERSION = '0.0.0-bench'
 
 /**
  * One start of the whole ExApp as its own process, as the image runs it: `node <dist>/main.js`
- * with the image's NODE_ENV, MALLOC_ARENA_MAX and NODE_OPTIONS. With BENCH_STARTUP_LOG set, its
- * output (JSON lines, timestamped) goes to that file, one file per start.
+ * with the image's NODE_ENV, MALLOC_ARENA_MAX and NODE_OPTIONS, logging at info as the image does
+ * (its steps' lines are the timeline). With BENCH_STARTUP_LOG set, its output (JSON lines,
+ * timestamped) also goes to that file, one file per start.
  */
 async function exappOnce(
   dist: string,
@@ -39,7 +90,12 @@ async function exappOnce(
   fresh: boolean,
   secrets: { app: string; api: string; admin: string },
   ncUrl: string,
-): Promise<{ readyMs: number; tokenMs: number; peakRss?: number }> {
+): Promise<{
+  readyMs: number
+  tokenMs: number
+  peakRss?: number
+  events: Record<string, number>
+}> {
   const storage = join(ROOT, '.test-artifacts', `bench-startup-exapp-${PORT}`)
   if (fresh) {
     await rm(storage, { recursive: true, force: true })
@@ -62,17 +118,24 @@ async function exappOnce(
       JAVA_HOME: prepared.javaHome,
     },
   })
+  // at info, as the image logs: the steps' lines give the timeline
+  env.LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info'
   const logFile = process.env.BENCH_STARTUP_LOG
-  const out = logFile ? openSync(`${logFile}.${label}.jsonl`, 'w') : 'ignore'
+  const out = logFile ? openSync(`${logFile}.${label}.jsonl`, 'w') : undefined
   const started = performance.now()
+  const marks = markRecorder(Date.now())
   const child = spawn(process.execPath, [join(dist, 'main.js')], {
     cwd: join(dist, '..'),
     env,
-    stdio: ['ignore', out, 'inherit'],
+    stdio: ['ignore', 'pipe', 'inherit'],
   })
-  if (typeof out === 'number') {
-    closeSync(out)
-  }
+  child.stdout?.setEncoding('utf8')
+  child.stdout?.on('data', (chunk: string) => {
+    marks.write(chunk)
+    if (out !== undefined) {
+      writeSync(out, chunk)
+    }
+  })
   try {
     let readyMs: number | undefined
     let tokenMs: number | undefined
@@ -109,26 +172,40 @@ async function exappOnce(
       await sleep(50)
     }
     const peakRss = child.pid ? await procStatusBytes(child.pid, 'VmHWM') : undefined
-    return { readyMs: readyMs ?? Number.NaN, tokenMs, ...(peakRss ? { peakRss } : {}) }
+    return {
+      readyMs: readyMs ?? Number.NaN,
+      tokenMs,
+      ...(peakRss ? { peakRss } : {}),
+      events: marks.events,
+    }
   } finally {
     await stopChild(child)
+    if (out !== undefined) {
+      closeSync(out)
+    }
   }
 }
 
-/** One start of a bare Keycloak (storage of its own); resolves with start → ready. */
+/**
+ * One start of a bare Keycloak (storage of its own); resolves with start → ready and when
+ * Keycloak said it had started.
+ */
 async function bareOnce(
   prepared: { home: string; javaHome: string },
   fresh: boolean,
   password: string,
-): Promise<number> {
+): Promise<{ ms: number; events: Record<string, number> }> {
   const started = performance.now()
+  const marks = markRecorder(Date.now())
+  const log = pino({ level: 'info' }, { write: (chunk: string) => marks.write(chunk) })
   const kc = await startOwnKeycloak(PORT, 'bench-startup-bare', prepared, {
     keep: !fresh,
     password,
+    log,
   })
   const ms = performance.now() - started
   await kc.stop()
-  return ms
+  return { ms, events: marks.events }
 }
 
 /**
@@ -162,14 +239,22 @@ export async function startupWorkload(prepared: {
     progress('startup: bare Keycloak first start (not measured)')
     await bareOnce(prepared, true, password)
     progress('startup: bare Keycloak warm start')
-    const bareMs = await bareOnce(prepared, false, password)
+    const bare = await bareOnce(prepared, false, password)
+    const bareMs = bare.ms
     progress(`startup: bare Keycloak ready after ${(bareMs / 1000).toFixed(1)} s`)
+    const at = (events: Record<string, number>) =>
+      Object.entries(events)
+        .map(([k, v]) => `${k} ${(v / 1000).toFixed(2)}`)
+        .join(', ')
     return {
       command: 'node dist/main.js',
       exappReadyMs: exapp.readyMs,
       exappTokenMs: exapp.tokenMs,
       ...(exapp.peakRss ? { exappPeakRss: exapp.peakRss } : {}),
       bareMs,
+      exappEvents: exapp.events,
+      bareEvents: bare.events,
+      timeline: `ExApp (s after spawn): ${at(exapp.events)}, ready ${(exapp.readyMs / 1000).toFixed(2)}, token ${(exapp.tokenMs / 1000).toFixed(2)}; bare: ${at(bare.events)}, ready ${(bareMs / 1000).toFixed(2)}`,
     }
   } finally {
     await nc.close()
