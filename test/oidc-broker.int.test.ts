@@ -94,17 +94,23 @@ describe('the realm’s login brokered to Nextcloud (KEYCLOAK_LOGIN=nextcloud)',
       appId: 'keycloak',
       appSecret,
       routes: routesFromInfoXml(new URL('../appinfo/info.xml', import.meta.url).pathname),
-      users: { alice: { admin: false }, bob: { admin: false }, carol: { admin: false } },
+      users: {
+        alice: { admin: false },
+        bob: { admin: false },
+        carol: { admin: false },
+        dave: { admin: false },
+      },
     })
     t = await startTestExApp({
       directory: {
         users: [
           aUser({ id: 'admin', groups: ['admin'] }),
-          aUser({ id: 'alice' }),
-          aUser({ id: 'bob' }),
-          aUser({ id: 'carol' }),
+          aUser({ id: 'alice', groups: ['staff'] }),
+          aUser({ id: 'bob', groups: ['staff'] }),
+          aUser({ id: 'carol', groups: ['staff'] }),
+          aUser({ id: 'dave', groups: ['staff'] }),
         ],
-        groups: [aGroup({ id: 'admin' })],
+        groups: [aGroup({ id: 'admin' }), aGroup({ id: 'staff' })],
       },
       enabled: true,
       port,
@@ -113,6 +119,7 @@ describe('the realm’s login brokered to Nextcloud (KEYCLOAK_LOGIN=nextcloud)',
         APP_SECRET: appSecret,
         // The browser reaches the shared Keycloak directly; the app through the HaRP stand-in.
         KC_HOSTNAME: keycloak.url,
+        SYNC_GATE_GROUPS: 'admin,staff',
       },
       configure: (config) => {
         config.app.publicUrl = harp.publicUrl
@@ -209,7 +216,7 @@ describe('the realm’s login brokered to Nextcloud (KEYCLOAK_LOGIN=nextcloud)',
       expect.objectContaining({ userId: 'bob', userName: 'bob' }),
     ])
     const linked = await t.admin.users.find({ realm: t.realm, idpAlias: NEXTCLOUD_IDP_ALIAS })
-    expect(linked.map((u) => u.username).sort()).toEqual(['admin', 'alice', 'bob', 'carol'])
+    expect(linked.map((u) => u.username).sort()).toEqual(['admin', 'alice', 'bob', 'carol', 'dave'])
   })
 
   it('a signed-in Nextcloud user lands back in the relying party as themselves, no form shown', async () => {
@@ -257,5 +264,16 @@ describe('the realm’s login brokered to Nextcloud (KEYCLOAK_LOGIN=nextcloud)',
     const result = await login('carol')
     expect(result.idToken).toBeUndefined()
     expect(result.callback?.searchParams.get('code') ?? null).toBeNull()
+  })
+
+  it('a user taken out of the gate groups cannot sign in, before any sync disables them', async () => {
+    expect((await login('dave')).idToken).toBeDefined()
+    t.nc.setMembership('dave', [])
+    const result = await login('dave')
+    expect(result.idToken).toBeUndefined()
+    expect(result.callback?.searchParams.get('code') ?? null).toBeNull()
+    // Keycloak's account is still enabled: the provider refused, not the realm.
+    const [dave] = await t.admin.users.find({ realm: t.realm, username: 'dave', exact: true })
+    expect(dave?.enabled).toBe(true)
   })
 })
