@@ -1,13 +1,38 @@
 import { randomUUID } from 'node:crypto'
-import type { MiddlewareHandler } from 'hono'
+import type { Context, MiddlewareHandler } from 'hono'
 import type { Logger } from '../log.js'
 import type { AppEnv } from './types.js'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
 /**
+ * Adds `X-Request-Id` to the response the route made. Its own headers take it where they can:
+ * `c.header()` on a finished response copies it into a new one, and @hono/node-server then reads
+ * the copy's body back from a web stream instead of writing the string it had: in a profile of
+ * the token API that copy and its stream were the largest cost after the socket writes. A
+ * response whose headers are immutable (one `fetch` returned) is copied as before.
+ */
+function tagResponse(c: Context<AppEnv>, requestId: string): void {
+  try {
+    c.res.headers.set('X-Request-Id', requestId)
+  } catch {
+    c.header('X-Request-Id', requestId)
+  }
+}
+
+/**
+ * A token answered is at debug, as the token service's own `token.issued` is: a consumer may ask
+ * for tokens hundreds of times a second, each answer is already kept in the issuance log (who, for
+ * whom, which client, when), and a line per answer at info (a child logger's line, redacted and
+ * serialized) was a large share of what the token API costs per request. A token refused stays
+ * at info, a failure at error.
+ */
+const TOKEN_PATH = '/api/token'
+
+/**
  * Gives every request an id (Nextcloud's `AA-REQUEST-ID` or `X-Request-Id` when well-formed) and
- * writes one access line when it ends: 4xx at info, 5xx at error.
+ * writes one access line when it ends: at info, 5xx at error, health checks and answered token
+ * requests at debug.
  */
 export function accessLog(log: Logger): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -19,7 +44,7 @@ export function accessLog(log: Logger): MiddlewareHandler<AppEnv> {
     c.set('log', child)
     const started = performance.now()
     await next()
-    c.header('X-Request-Id', requestId)
+    tagResponse(c, requestId)
     const status = c.res.status
     const line = {
       method: c.req.method,
@@ -31,7 +56,11 @@ export function accessLog(log: Logger): MiddlewareHandler<AppEnv> {
     }
     if (status >= 500) {
       child.error(line, 'http.access')
-    } else if (c.req.path === '/heartbeat' || c.req.path === '/healthz') {
+    } else if (
+      c.req.path === '/heartbeat' ||
+      c.req.path === '/healthz' ||
+      (status < 400 && c.req.path === TOKEN_PATH)
+    ) {
       child.debug(line, 'http.access')
     } else {
       child.info(line, 'http.access')

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { getConnInfo } from '@hono/node-server/conninfo'
 import type { Context, MiddlewareHandler } from 'hono'
 import type { Consumer } from '../config/config.js'
@@ -20,15 +20,25 @@ export function sourceOf(c: Context<AppEnv>): string {
   }
 }
 
-/** The consumer whose secret matches, comparing every one in constant time. */
-export function consumerFor(secret: string, consumers: Consumer[]): Consumer | undefined {
-  let match: Consumer | undefined
-  for (const consumer of consumers) {
-    if (secretsEqual(secret, consumer.secret)) {
-      match = consumer
+const sha256 = (value: string) => createHash('sha256').update(value).digest()
+
+/**
+ * Finds the consumer a presented secret belongs to. The configured secrets are hashed once; each
+ * request hashes the presented one and compares it with every digest in constant time (no early
+ * exit), as `secretsEqual` would, without hashing every configured secret again per request.
+ */
+export function consumerMatcher(consumers: Consumer[]): (secret: string) => Consumer | undefined {
+  const digests = consumers.map((consumer) => ({ consumer, digest: sha256(consumer.secret) }))
+  return (secret) => {
+    const given = sha256(secret)
+    let match: Consumer | undefined
+    for (const { consumer, digest } of digests) {
+      if (timingSafeEqual(given, digest) && secret.length === consumer.secret.length) {
+        match = consumer
+      }
     }
+    return match
   }
-  return match
 }
 
 export interface AccessOptions {
@@ -72,6 +82,7 @@ async function authenticate(
   c: Context<AppEnv>,
   entry: AccessEntry,
   opts: AccessOptions,
+  findConsumer: (secret: string) => Consumer | undefined,
 ): Promise<Caller> {
   const takes = (kind: CallerKind) => entry.callers.includes(kind)
   const secret = c.req.header('x-api-secret')
@@ -81,14 +92,15 @@ async function authenticate(
       ? undefined
       : verifyAppApi((name) => c.req.header(name), { appId: opts.appId, secret: opts.appSecret })
   const user = verdict?.ok && verdict.userId !== '' ? `user:${verdict.userId}` : undefined
-  const presented =
-    secret !== undefined
-      ? credentialKey('secret', secret)
-      : appApi !== undefined
-        ? credentialKey('appapi', appApi)
-        : undefined
   const failed = (message: string): never => {
     if (entry.counted) {
+      // Hashed only here: a request that passes never needs its credential as a limiter key.
+      const presented =
+        secret !== undefined
+          ? credentialKey('secret', secret)
+          : appApi !== undefined
+            ? credentialKey('appapi', appApi)
+            : undefined
       // A blocked key is a credential that failed before, so it cannot be the right one.
       const wait = presented ? opts.limiter.blockedFor(presented) : 0
       if (wait > 0) {
@@ -109,7 +121,7 @@ async function authenticate(
     if (userWait > 0) {
       rateLimited(c, userWait)
     }
-    const consumer = consumerFor(secret, opts.consumers)
+    const consumer = findConsumer(secret)
     if (!consumer) {
       return failed('invalid X-API-SECRET')
     }
@@ -169,6 +181,7 @@ export function accessControl(
   matcher: AccessMatcher,
   opts: AccessOptions,
 ): MiddlewareHandler<AppEnv> {
+  const findConsumer = consumerMatcher(opts.consumers)
   return async (c, next) => {
     const entry = matcher.entryFor(c.req.path)
     const method = c.req.method.toUpperCase()
@@ -185,7 +198,7 @@ export function accessControl(
       throw new AppError('INVALID_INPUT', 'path not allowed')
     }
     if (!entry.callers.includes('anonymous')) {
-      c.set('caller', await authenticate(c, entry, opts))
+      c.set('caller', await authenticate(c, entry, opts, findConsumer))
     }
     await next()
   }
