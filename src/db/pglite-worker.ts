@@ -59,6 +59,13 @@ const serialize = (err) => {
 }
 const plain = (r) => ({ rows: r.rows, fields: r.fields, command: r.command, affectedRows: r.affectedRows })
 const raw = (value) => value
+// One full collection once PGlite is open: the 9 MB WebAssembly file it read to compile is garbage
+// then, held outside the heap, and an idle thread's V8 has no reason to collect it (measured: the
+// process's native memory 10 MiB smaller once open).
+const collectOnce = () => {
+  require('node:v8').setFlagsFromString('--expose-gc')
+  require('node:vm').runInNewContext('gc')()
+}
 // A new database is set up (initdb) by a process of its own: the setup needs several hundred
 // MiB that the app's process would otherwise keep for its whole life. It is made beside the
 // data folder and moved in when complete, so a setup cut short leaves nothing half-made there.
@@ -92,6 +99,7 @@ const setUp = (dataDir) => {
       startParams: [...PGlite.defaultStartParams, ...workerData.settings],
     })
     await db.waitReady
+    collectOnce()
   } catch (err) {
     parentPort.postMessage({ id: 0, failed: serialize(err) })
     return
