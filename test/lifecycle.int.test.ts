@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestExApp, type TestExApp } from './exapp-harness.js'
+import { NEXTCLOUD_IDP_ALIAS } from '../src/oidc/clients.js'
+import { bootstrapped, startTestExApp, type TestExApp } from './exapp-harness.js'
 import { fixtureDirectory } from './fake-nextcloud/index.js'
 
 describe('install through AppAPI against a real Keycloak', () => {
@@ -140,6 +141,21 @@ describe('under HaRP', () => {
         req.end()
       })
       expect(JSON.parse(body)).toMatchObject({ status: 'ok' })
+
+      // Keycloak cannot call the socket: the realm's Nextcloud login points at the provider's
+      // back-channel on a loopback port, which serves the provider's keys and nothing else.
+      await bootstrapped(t)
+      const idp = await t.admin.identityProviders.findOne({
+        realm: t.realm,
+        alias: NEXTCLOUD_IDP_ALIAS,
+      })
+      const tokenUrl = idp?.config?.tokenUrl ?? ''
+      expect(tokenUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/oidc\/token$/)
+      const base = new URL(tokenUrl).origin
+      expect(idp?.config?.jwksUrl).toBe(`${base}/oidc/jwks`)
+      const jwks = (await (await fetch(`${base}/oidc/jwks`)).json()) as { keys: unknown[] }
+      expect(jwks.keys).toHaveLength(1)
+      expect((await fetch(`${base}/heartbeat`)).status).toBe(404)
     } finally {
       await t.close()
     }
