@@ -6,7 +6,13 @@ import { randomSecret } from '../src/config/secrets.js'
 
 /** A Config as main.ts would build it from `env`, with fresh generated secrets. */
 export function testConfig(env: Record<string, string | undefined>): Config {
-  const parsed = parseEnv({ LOG_LEVEL: 'silent', SYNC_INTERVAL: '0', ...env })
+  // The master realm is left alone unless a test asks for the console login (one shared Keycloak).
+  const parsed = parseEnv({
+    LOG_LEVEL: 'silent',
+    SYNC_INTERVAL: '0',
+    KEYCLOAK_CONSOLE_LOGIN: 'keycloak',
+    ...env,
+  })
   if (!parsed.ok) {
     throw new Error(parsed.errors.join('\n'))
   }

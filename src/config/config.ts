@@ -66,6 +66,8 @@ export interface Config {
     login: 'nextcloud' | 'keycloak'
     /** Nextcloud groups whose members get a console identity for the synced realm (beside `admin`) */
     consoleGroups: string[]
+    /** `nextcloud`: the master realm's console login and the admins' console identities; `keycloak`: master untouched */
+    consoleLogin: 'nextcloud' | 'keycloak'
   }
   consumers: Consumer[]
   sync: {
@@ -176,6 +178,7 @@ export function buildConfig(env: Env, secrets: GeneratedSecrets, packageVersion:
       tokenMode: env.KEYCLOAK_TOKEN_MODE,
       login: env.KEYCLOAK_LOGIN,
       consoleGroups: env.KEYCLOAK_CONSOLE_GROUPS,
+      consoleLogin: env.KEYCLOAK_CONSOLE_LOGIN,
     },
     consumers,
     sync: {

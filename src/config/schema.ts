@@ -138,6 +138,7 @@ export const envSchema = z.object({
   KEYCLOAK_LOGIN: z.enum(['nextcloud', 'keycloak']).default('nextcloud'),
   // Nextcloud groups whose members administer the synced realm in Keycloak's console (besides admin).
   KEYCLOAK_CONSOLE_GROUPS: csv,
+  KEYCLOAK_CONSOLE_LOGIN: z.enum(['nextcloud', 'keycloak']).default('nextcloud'),
   KC_BOOTSTRAP_ADMIN_USERNAME: z.string().min(1).default('admin'),
   KC_BOOTSTRAP_ADMIN_PASSWORD: secret,
   KEYCLOAK_ADMIN_CLIENT_SECRET: secret,

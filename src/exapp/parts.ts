@@ -59,8 +59,9 @@ export function brokerSecrets(
 }
 
 /**
- * The console identities of Nextcloud admins in the master realm; none when the sync writes
- * another target than Keycloak (the benches' in-memory realm).
+ * The console identities of Nextcloud admins in the master realm; none with
+ * KEYCLOAK_CONSOLE_LOGIN=keycloak, or when the sync writes another target than Keycloak (the
+ * benches' in-memory realm).
  */
 export function consoleAdminsFor(parts: {
   config: Config
@@ -71,7 +72,7 @@ export function consoleAdminsFor(parts: {
   overrides: { syncTarget?: unknown }
 }): ConsoleAdmins | undefined {
   const { config, source } = parts
-  if (parts.overrides.syncTarget) {
+  if (parts.overrides.syncTarget || config.keycloak.consoleLogin !== 'nextcloud') {
     return undefined
   }
   return new ConsoleAdmins({

@@ -58,6 +58,32 @@ describe('the realm login in the realm spec', () => {
     expect(spec.nextcloudLogin).toBeUndefined()
   })
 
+  it('configures the master realm’s console login only with KEYCLOAK_CONSOLE_LOGIN=nextcloud', async () => {
+    const on = testConfig({
+      NEXTCLOUD_URL: 'https://cloud.example',
+      KEYCLOAK_CONSOLE_LOGIN: 'nextcloud',
+      KEYCLOAK_LOGIN: 'keycloak',
+    })
+    const spec = await realmSpecFor(on, secret, undefined, broker('http://127.0.0.1:23000'))
+    expect(spec.console?.login).toEqual({
+      alias: 'nextcloud',
+      issuer: 'https://cloud.example/index.php/apps/app_api/proxy/keycloak/oidc',
+      backchannelUrl: 'http://127.0.0.1:23000/oidc',
+      clientId: 'keycloak-console-broker',
+      clientSecret: 'console-secret-0123456789',
+      login: 'nextcloud',
+      firstLogin: 'deny',
+    })
+    expect(spec.console?.profile.markerAttributes).toEqual(['nextcloud_console', 'nextcloud_uid'])
+    const off = testConfig({
+      NEXTCLOUD_URL: 'https://cloud.example',
+      KEYCLOAK_CONSOLE_LOGIN: 'keycloak',
+    })
+    expect(
+      (await realmSpecFor(off, secret, undefined, broker('http://127.0.0.1:23000'))).console,
+    ).toBeUndefined()
+  })
+
   it('refuses a KEYCLOAK_LOGIN it does not know', () => {
     expect(() => testConfig({ KEYCLOAK_LOGIN: 'both' })).toThrow(/KEYCLOAK_LOGIN/)
   })

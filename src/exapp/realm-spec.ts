@@ -60,18 +60,22 @@ export async function realmSpecFor(
             clientSecret: await broker.secret(),
             login: config.keycloak.login,
           },
-          console: {
-            login: {
-              alias: NEXTCLOUD_IDP_ALIAS,
-              issuer: `${config.app.publicUrl}${OIDC_PATH}`,
-              backchannelUrl: `${backchannel}${OIDC_PATH}`,
-              clientId: CONSOLE_CLIENT_ID,
-              clientSecret: await broker.consoleSecret(),
-              login: config.keycloak.login,
-              firstLogin: 'deny' as const,
-            },
-            profile: consoleProfile(),
-          },
+          ...(config.keycloak.consoleLogin === 'nextcloud'
+            ? {
+                console: {
+                  login: {
+                    alias: NEXTCLOUD_IDP_ALIAS,
+                    issuer: `${config.app.publicUrl}${OIDC_PATH}`,
+                    backchannelUrl: `${backchannel}${OIDC_PATH}`,
+                    clientId: CONSOLE_CLIENT_ID,
+                    clientSecret: await broker.consoleSecret(),
+                    login: 'nextcloud' as const,
+                    firstLogin: 'deny' as const,
+                  },
+                  profile: consoleProfile(),
+                },
+              }
+            : {}),
         }
       : {}),
   }
