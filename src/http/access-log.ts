@@ -23,9 +23,9 @@ function tagResponse(c: Context<AppEnv>, requestId: string): void {
 /**
  * A token answered is at debug, as the token service's own `token.issued` is: a consumer may ask
  * for tokens hundreds of times a second, each answer is already kept in the issuance log (who, for
- * whom, which client, when), and a line per answer at info (a child logger's line, redacted and
- * serialized) was a large share of what the token API costs per request. A token refused stays
- * at info, a failure at error.
+ * whom, which client, when), so a line per answer at info would mostly be volume: the same facts
+ * again, hundreds of lines a second, burying what an operator looks for. A token refused stays at
+ * info, a failure at error.
  */
 const TOKEN_PATH = '/api/token'
 
