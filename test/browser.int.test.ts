@@ -9,6 +9,7 @@ import { freePort } from './net.js'
 import { type NextcloudFront, startNextcloudFront } from './nextcloud-front.js'
 import { requestPath, routesFromInfoXml } from './php-proxy.js'
 import { type ProxiedKeycloak, startProxiedKeycloak } from './proxied-keycloak.js'
+import { type RelyingParty, registerRelyingParty, startRelyingParty } from './relying-party.js'
 
 /**
  * The status page and the Keycloak admin console in a real browser (Debian's chromium), opened
@@ -21,6 +22,8 @@ const ARTIFACTS = join(ROOT, '.test-artifacts', 'browser')
 const KC_PORT = 38880
 const APP_ID = 'keycloak'
 const USERS = { admin: { admin: true }, alice: { admin: false } }
+/** Nextcloud passwords of the stand-in's login form */
+const PASSWORDS = { admin: 'admin-nextcloud-password', alice: 'alice-nextcloud-password' }
 const NEW_USERS = ['carol', 'dave', 'erin']
 /**
  * BROWSER_TEST_FIXED_HOSTNAME=1 runs the production setting instead: Keycloak's `hostname` fixed
@@ -38,6 +41,8 @@ interface Side {
   publicUrl: string
   /** what Nextcloud answers a non-admin on admin-only paths */
   denied: number
+  /** an app of the synced realm, signing its users in with the realm's login */
+  rp: RelyingParty
 }
 
 /** Console errors, uncaught exceptions and policy violations of a page, to assert none. */
@@ -55,6 +60,38 @@ function watchProblems(page: Page): string[] {
     }
   })
   return problems
+}
+
+interface SeenDocument {
+  url: string
+  status: number
+  /** a password field or Keycloak's login form in the page */
+  password: boolean
+}
+
+/** Every page the main frame loaded, in order, and whether it asked for a password. */
+function watchDocuments(page: Page): () => Promise<SeenDocument[]> {
+  const seen: Promise<SeenDocument>[] = []
+  page.on('response', (res) => {
+    const req = res.request()
+    if (req.resourceType() !== 'document' || req.frame() !== page.mainFrame()) {
+      return
+    }
+    const url = res.url()
+    const status = res.status()
+    seen.push(
+      res.text().then(
+        (body) => ({
+          url,
+          status,
+          password: /type=["']?password/i.test(body) || body.includes('kc-form-login'),
+        }),
+        // a redirect has no body to read
+        () => ({ url, status, password: false }),
+      ),
+    )
+  })
+  return () => Promise.all(seen)
 }
 
 function relativeLuminance(rgb: string): number {
@@ -92,11 +129,17 @@ describe('status page and console in a browser, through the Nextcloud proxies', 
       }
       // The front's address goes into the ExApp's config (Keycloak's public URL) before it runs.
       const port = FIXED ? FIXED_FRONT_PORT : await freePort()
-      const publicUrl = `http://127.0.0.1:${port}${prefix}`
+      const origin = `http://127.0.0.1:${port}`
+      const publicUrl = `${origin}${prefix}`
       const t = await startTestExApp({
         keycloak: { url: keycloak.url, admin: keycloak.admin, password: keycloak.password },
         realm: uniqueRealm(`browser-${name}`),
-        env: { APP_ID, KC_HOSTNAME: publicUrl },
+        // Nextcloud is the front's origin, as for a real one: its API (forwarded to the fake),
+        // its login page, and the app's public prefix on that side.
+        env: { APP_ID, KC_HOSTNAME: publicUrl, NEXTCLOUD_URL: origin },
+        configure: (config) => {
+          config.app.publicUrl = publicUrl
+        },
         directory: {
           users: [
             aUser({ id: 'admin', groups: ['admin'] }),
@@ -113,11 +156,15 @@ describe('status page and console in a browser, through the Nextcloud proxies', 
         appVersion: t.exapp.config.app.version,
         routes,
         users: USERS,
+        passwords: PASSWORDS,
         ui: () => t.nc.ui(APP_ID),
+        nextcloud: () => t.nc.url,
       })
-      sides.push({ name, front, t, publicUrl, denied })
+      const rp = await startRelyingParty({ issuer: `${publicUrl}/realms/${t.realm}` })
+      sides.push({ name, front, t, publicUrl, denied, rp })
       const installed = await t.nc.install(APP_ID, { timeoutMs: 180_000 })
       expect(installed).toMatchObject({ init: 100, error: '', enabled: true })
+      await registerRelyingParty(t.admin, t.realm, rp)
     }
     console.log(`browser test setup in ${Math.round((Date.now() - started) / 1000)} s`)
   })
@@ -125,6 +172,7 @@ describe('status page and console in a browser, through the Nextcloud proxies', 
   afterAll(async () => {
     await chromium?.close()
     for (const s of sides) {
+      await s.rp.close()
       await s.front.close()
       await s.t.close()
     }
@@ -360,6 +408,81 @@ describe('status page and console in a browser, through the Nextcloud proxies', 
       expect(statusFrames.length - seen).toBeLessThanOrEqual(1)
       expect((await appFrame(page)).url()).toContain('/admin/master/console/')
     }
+
+    it('signs a Nextcloud user in to an app of the realm through Nextcloud, no form shown', async () => {
+      const s = side(name)
+      const { context, page, problems } = await asUser('alice', s)
+      const documents = watchDocuments(page)
+      try {
+        expect((await page.goto(s.rp.loginUrl))?.ok()).toBe(true)
+        await page.locator('#signed-in').waitFor({ timeout: 60_000 })
+        expect(await page.locator('#username').textContent()).toBe('alice')
+        expect(page.url().startsWith(`${s.rp.redirectUri}?`)).toBe(true)
+        await page.screenshot({ path: join(ARTIFACTS, `sso-${name}-signed-in.png`) })
+        expect(s.rp.failures).toEqual([])
+        expect(s.rp.landings.at(-1)).toMatchObject({
+          preferredUsername: 'alice',
+          claims: { iss: `${s.publicUrl}/realms/${s.t.realm}`, aud: s.rp.clientId },
+        })
+        // The way: the realm, the app's provider through this proxy, the realm's broker, back.
+        const seen = await documents()
+        const path = new URL(s.publicUrl).pathname
+        const at = (part: string) => seen.findIndex((d) => d.url.includes(part))
+        expect(at(`${path}/realms/${s.t.realm}/protocol/openid-connect/auth`)).toBeGreaterThan(-1)
+        expect(at(`${path}/oidc/authorize`)).toBeGreaterThan(
+          at(`${path}/realms/${s.t.realm}/protocol/openid-connect/auth`),
+        )
+        expect(at(`${path}/realms/${s.t.realm}/broker/nextcloud/endpoint`)).toBeGreaterThan(
+          at(`${path}/oidc/authorize`),
+        )
+        // No page on the way had a password field: neither Keycloak's form nor Nextcloud's.
+        expect(seen.filter((d) => d.password).map((d) => d.url)).toEqual([])
+        expect(seen.some((d) => d.url.includes('/index.php/login'))).toBe(false)
+        expect(problems).toEqual([])
+      } finally {
+        await context.close()
+      }
+    })
+
+    it('without a Nextcloud session, Nextcloud’s login comes first, then the same landing', async () => {
+      const s = side(name)
+      const context = await chromium.browser.newContext({ viewport: { width: 1280, height: 900 } })
+      const page = await context.newPage()
+      const problems = watchProblems(page)
+      const documents = watchDocuments(page)
+      try {
+        await page.goto(s.rp.loginUrl)
+        await page.locator('form[name="login"] #password').waitFor({ timeout: 60_000 })
+        const login = new URL(page.url())
+        expect(login.origin).toBe(s.front.origin)
+        expect(login.pathname).toBe('/index.php/login')
+        const back = login.searchParams.get('redirect_url') ?? ''
+        expect(back.startsWith(`${new URL(s.publicUrl).pathname}/oidc/authorize?`), back).toBe(true)
+        await page.screenshot({ path: join(ARTIFACTS, `sso-${name}-nextcloud-login.png`) })
+        await page.locator('#user').fill('admin')
+        await page.locator('#password').fill(PASSWORDS.admin)
+        await page.locator('#submit-form').click()
+        await page.locator('#signed-in').waitFor({ timeout: 60_000 })
+        expect(await page.locator('#username').textContent()).toBe('admin')
+        await page.screenshot({ path: join(ARTIFACTS, `sso-${name}-signed-in-after-login.png`) })
+        expect(s.rp.failures).toEqual([])
+        expect(s.rp.landings.at(-1)?.preferredUsername).toBe('admin')
+        // The one password field was Nextcloud's login; Keycloak showed no form.
+        const seen = await documents()
+        expect(seen.filter((d) => d.password).map((d) => new URL(d.url).pathname)).toEqual([
+          '/index.php/login',
+        ])
+        expect(problems).toEqual([])
+      } catch (err) {
+        await page.screenshot({ path: join(ARTIFACTS, `sso-${name}-login-failure.png`) })
+        const way = (await documents()).map((d) => `${d.status} ${d.url}`)
+        throw new Error(
+          `${String(err)}\nat ${page.url()}: ${(await page.locator('body').textContent())?.slice(0, 300)}\nthe way:\n${way.join('\n')}\nthe relying party: ${s.rp.failures.join('; ')}\nwhat the page saw:\n${problems.join('\n')}`,
+        )
+      } finally {
+        await context.close()
+      }
+    })
 
     it('gives a non-admin neither the page, its API, nor the console', async () => {
       const s = side(name)

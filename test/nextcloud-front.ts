@@ -1,4 +1,11 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { randomBytes } from 'node:crypto'
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http'
+import { pipeline } from 'node:stream/promises'
 import { escapeHtml } from '../src/proxy/redirect-page.js'
 import type { TopMenuRecord, UiResourceRecord } from './fake-nextcloud/exapps.js'
 import { harpProxyHandler } from './harp-proxy.js'
@@ -7,6 +14,7 @@ import {
   levelOf,
   listenOn,
   phpProxyHandler,
+  readBody,
   type TestProxyOptions,
   userFromCookies,
 } from './php-proxy.js'
@@ -18,12 +26,25 @@ import {
  * entry's scripts through the PHP proxy like AppAPI's template does. The
  * logged-in user is the `nc_session_id` cookie, as in php-proxy.ts.
  *
+ * Nextcloud's login is here too, as Nextcloud 31's LoginController answers it (measured on the
+ * real one, see test/real-nextcloud/browser.ts): `GET /index.php/login?redirect_url=…` shows the
+ * form to a visitor (a signed-in user is sent to the default page), `POST /index.php/login` with
+ * `user`, `password`, `requesttoken` and a same-origin `Origin` header signs in and answers 303 to
+ * `redirect_url` made absolute on this origin, unless it contains an '@' (then the default
+ * page); a failed login goes back to the form. Any other path is Nextcloud's API: forwarded to
+ * `nextcloud()` (the fake Nextcloud), so an ExApp given this origin as NEXTCLOUD_URL reaches
+ * Nextcloud and sends browsers to its login on the one origin, as with a real Nextcloud.
+ *
  * The embedded page carries Nextcloud's theme variables on `body`, light or (`?theme=dark`)
  * dark, so a framed page can be checked in both.
  */
 export interface NextcloudFrontOptions extends TestProxyOptions {
   /** the app's registered top-menu entries and scripts (the fake Nextcloud's records) */
   ui(): { topMenus: TopMenuRecord[]; scripts: UiResourceRecord[] }
+  /** the users' Nextcloud passwords, for the login form (a user without one cannot log in) */
+  passwords?: Record<string, string>
+  /** where Nextcloud's API is served (the fake Nextcloud): every path the front does not serve */
+  nextcloud?: () => string | undefined
 }
 
 export interface NextcloudFront {
@@ -34,6 +55,8 @@ export interface NextcloudFront {
   harpUrl: string
   /** the page the top-menu entry `name` opens */
   embeddedUrl(name: string, theme?: 'light' | 'dark'): string
+  /** Nextcloud's login page, with the way back */
+  loginUrl(redirectUrl?: string): string
   close(): Promise<void>
 }
 
@@ -129,6 +152,102 @@ ${tags}
 </body></html>`)
   }
 
+  // One token for the front's life; Nextcloud's is per session, which the check here ignores.
+  const requestToken = randomBytes(16).toString('base64url')
+  const DEFAULT_PAGE = '/apps/dashboard/'
+  const see = (res: ServerResponse, location: string, cookie?: string) => {
+    res.writeHead(303, { location, ...(cookie ? { 'set-cookie': cookie } : {}) })
+    res.end()
+  }
+
+  const loginForm = (req: IncomingMessage, res: ServerResponse, url: URL) => {
+    if (levelOf(userFromCookies(req.headers.cookie), opts.users) > 0) {
+      see(res, `${origin}${DEFAULT_PAGE}`)
+      return
+    }
+    const redirect = url.searchParams.get('redirect_url') ?? ''
+    const user = url.searchParams.get('user') ?? ''
+    res.writeHead(200, {
+      'content-type': 'text/html; charset=UTF-8',
+      'content-security-policy':
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'",
+    })
+    res.end(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Login - Nextcloud</title>
+<link rel="icon" href="data:,">
+<style>body{font:16px system-ui,sans-serif;background:#00679e;color:#fff;display:grid;place-items:center;min-height:90vh}
+form{background:#fff;color:#222;padding:2em;border-radius:10px;display:grid;gap:.8em;min-width:18em}
+input{font:inherit;padding:.4em}button{font:inherit;padding:.5em;background:#00679e;color:#fff;border:0;border-radius:3px}</style>
+</head><body>
+<form method="post" action="/index.php/login" name="login">
+<h2>Log in to Nextcloud</h2>
+${user ? '<p id="login-failed">Wrong login or password.</p>' : ''}
+<input type="text" name="user" id="user" placeholder="Login or email" value="${escapeHtml(user)}" autocomplete="username" required>
+<input type="password" name="password" id="password" placeholder="Password" autocomplete="current-password" required>
+<input type="hidden" name="requesttoken" value="${escapeHtml(requestToken)}">
+${redirect ? `<input type="hidden" name="redirect_url" value="${escapeHtml(redirect)}">` : ''}
+<button type="submit" id="submit-form">Log in</button>
+</form></body></html>`)
+  }
+
+  const tryLogin = async (req: IncomingMessage, res: ServerResponse) => {
+    const form = new URLSearchParams((await readBody(req)).toString('utf8'))
+    const user = (form.get('user') ?? '').trim()
+    const redirect = form.get('redirect_url')
+    const password = opts.passwords?.[user]
+    const ok =
+      req.headers.origin === origin &&
+      form.get('requesttoken') === requestToken &&
+      password !== undefined &&
+      form.get('password') === password &&
+      user in opts.users
+    if (!ok) {
+      const again = new URLSearchParams({ user })
+      if (redirect !== null) {
+        again.set('redirect_url', redirect)
+      }
+      see(res, `/index.php/login?${again}`)
+      return
+    }
+    // Nextcloud: getAbsoluteURL(redirect_url), refused when it contains an '@'.
+    const absolute =
+      redirect === null ? undefined : `${origin}${redirect.startsWith('/') ? '' : '/'}${redirect}`
+    const location = absolute && !absolute.includes('@') ? absolute : `${origin}${DEFAULT_PAGE}`
+    see(res, location, `nc_session_id=${user}; path=/; HttpOnly; SameSite=Lax`)
+  }
+
+  /** Nextcloud's API, and whatever else the front does not serve: the fake Nextcloud's. */
+  const toNextcloud = async (req: IncomingMessage, res: ServerResponse) => {
+    const base = opts.nextcloud?.()
+    if (!base) {
+      res.writeHead(404, { 'content-type': 'text/html; charset=UTF-8' })
+      res.end('<!DOCTYPE html><html><body><h2>Page not found</h2></body></html>')
+      return
+    }
+    const target = new URL(base)
+    const upstream = await new Promise<IncomingMessage | undefined>((resolve) => {
+      const out = httpRequest(
+        {
+          host: target.hostname,
+          port: target.port,
+          path: req.url,
+          method: req.method,
+          headers: { ...req.headers, host: target.host },
+        },
+        resolve,
+      )
+      out.on('error', () => resolve(undefined))
+      req.pipe(out)
+    })
+    if (!upstream) {
+      res.writeHead(502)
+      res.end()
+      return
+    }
+    res.writeHead(upstream.statusCode ?? 502, upstream.rawHeaders)
+    await pipeline(upstream, res)
+  }
+
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://front')
     if (url.pathname.startsWith(`${php.prefix}/`) || url.pathname === php.prefix) {
@@ -137,9 +256,20 @@ ${tags}
       void harp(req, res)
     } else if (req.method === 'GET' && url.pathname.startsWith(embeddedPrefix)) {
       embedded(req, res, url)
+    } else if (req.method === 'GET' && url.pathname === '/index.php/login') {
+      loginForm(req, res, url)
+    } else if (req.method === 'POST' && url.pathname === '/index.php/login') {
+      void tryLogin(req, res).catch(() => {
+        res.writeHead(500)
+        res.end()
+      })
     } else {
-      res.writeHead(404, { 'content-type': 'text/html; charset=UTF-8' })
-      res.end('<!DOCTYPE html><html><body><h2>Page not found</h2></body></html>')
+      void toNextcloud(req, res).catch(() => {
+        if (!res.headersSent) {
+          res.writeHead(502)
+        }
+        res.end()
+      })
     }
   })
   const origin = await listenOn(server, opts.port)
@@ -147,6 +277,8 @@ ${tags}
     origin,
     phpUrl: `${origin}${php.prefix}`,
     harpUrl: `${origin}${harp.prefix}`,
+    loginUrl: (redirectUrl) =>
+      `${origin}/index.php/login${redirectUrl === undefined ? '' : `?${new URLSearchParams({ redirect_url: redirectUrl })}`}`,
     embeddedUrl: (name, theme = 'light') =>
       `${origin}${embeddedPrefix}${encodeURIComponent(name)}${theme === 'dark' ? '?theme=dark' : ''}`,
     close: () => closeServer(server),

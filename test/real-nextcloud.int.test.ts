@@ -19,6 +19,7 @@ import {
 } from './real-nextcloud/nextcloud.js'
 import { localise, readmeRecipe } from './real-nextcloud/recipe.js'
 import { describeRun, type RunResult, runBash } from './real-nextcloud/shell.js'
+import { type RelyingParty, registerRelyingParty, startRelyingParty } from './relying-party.js'
 
 /**
  * The ExApp against a real Nextcloud 31.0.2 with AppAPI 5.0.2 (installed and served by the start
@@ -129,6 +130,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
   let secrets: AppSecrets
   let admin: KcAdmin
   let chromium: RunningBrowser | undefined
+  let rp: RelyingParty | undefined
   const appEnv: Record<string, string> = {}
   const results: string[] = []
 
@@ -202,6 +204,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
 
   afterAll(async () => {
     await chromium?.close()
+    await rp?.close()
     await app?.stop()
     await nc?.stop()
     await nc?.keepLogs(join(ARTIFACTS, 'nextcloud'))
@@ -513,6 +516,95 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
         } finally {
           await context.close()
         }
+      }),
+      240_000,
+    )
+
+    it(
+      `${server}: in Chromium, an app of the realm signs Nextcloud users in through Nextcloud: no form with a session, Nextcloud's login without`,
+      check(server, 'browser: single sign-on of an app of the realm', async () => {
+        const executable = process.env.TEST_CHROMIUM_PATH
+        if (!executable) {
+          throw new Error('TEST_CHROMIUM_PATH unset: run with vitest.int.config.ts')
+        }
+        chromium ??= await launchChromium(executable)
+        rp ??= await startRelyingParty({ issuer: `${nc.url}${PROXY}/realms/${REALM}` })
+        await registerRelyingParty(admin, REALM, rp)
+        const party = rp
+        const signIn = async (uid: string, session: boolean) => {
+          const context = await chromium?.browser.newContext({
+            viewport: { width: 1280, height: 900 },
+          })
+          if (!context) {
+            throw new Error('no browser')
+          }
+          const forms: string[] = []
+          const watched = async () => {
+            const page = await context.newPage()
+            page.on('response', (res) => {
+              if (res.request().resourceType() === 'document') {
+                void res.text().then(
+                  (body) => {
+                    if (/type=["']?password/i.test(body) || body.includes('kc-form-login')) {
+                      forms.push(res.url())
+                    }
+                  },
+                  () => undefined,
+                )
+              }
+            })
+            return { page, problems: watchProblems(page, PROXY).problems }
+          }
+          let { page, problems } = await watched()
+          const shot = `${server}-sso-${session ? 'session' : 'login-first'}`
+          try {
+            if (session) {
+              await loginToNextcloud(context, nc.url, userFor(uid))
+              await page.goto(party.loginUrl)
+            } else {
+              // The provider sends a visitor to Nextcloud's login, with the way back to it.
+              await page.goto(party.loginUrl)
+              await page.waitForURL((u) => u.pathname.endsWith('/login'), { timeout: 60_000 })
+              const login = new URL(page.url())
+              expect(login.origin).toBe(nc.url)
+              const back = login.searchParams.get('redirect_url') ?? ''
+              expect(back.startsWith(`${PROXY}/oidc/authorize?`), back).toBe(true)
+              await page.screenshot({ path: join(ARTIFACTS, `${shot}-nextcloud-login.png`) })
+              // What went wrong on the way here, Nextcloud's login page (and its scripts missing
+              // from the test tarball) left aside.
+              const own = problems.filter(
+                (p) => p.includes(`${PROXY}/`) || p.includes(party.origin),
+              )
+              expect(own).toEqual([])
+              // The form's scripts are not in the test tarball: its POST, as the form sends it.
+              const next = await loginToNextcloud(context, nc.url, userFor(uid), back)
+              expect(next).toBe(`${nc.url}${back}`)
+              await page.close()
+              ;({ page, problems } = await watched())
+              await page.goto(next)
+            }
+            await page.locator('#signed-in').waitFor({ timeout: 60_000 })
+            expect(await page.locator('#username').textContent()).toBe(uid)
+            await page.screenshot({ path: join(ARTIFACTS, `${shot}.png`) })
+            expect(party.failures).toEqual([])
+            expect(party.landings.at(-1)).toMatchObject({
+              preferredUsername: uid,
+              claims: { iss: `${nc.url}${PROXY}/realms/${REALM}`, aud: party.clientId },
+            })
+            // No Keycloak form on the way (the login page's own form is not rendered here).
+            expect(forms.filter((u) => u.includes(`${PROXY}/`))).toEqual([])
+            expect(problems).toEqual([])
+          } catch (err) {
+            await page
+              .screenshot({ path: join(ARTIFACTS, `${shot}-failure.png`) })
+              .catch(() => undefined)
+            throw new Error(`${String(err)}\nwhat the page saw:\n${problems.join('\n')}`)
+          } finally {
+            await context.close()
+          }
+        }
+        await signIn("o'brien", true)
+        await signIn('noemail', false)
       }),
       240_000,
     )

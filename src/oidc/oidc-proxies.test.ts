@@ -110,7 +110,7 @@ describe('the OpenID provider behind Nextcloud’s proxies', () => {
     const to = pageTarget(await res.text())
     expect(to.pathname.endsWith('/index.php/login')).toBe(true)
     expect(to.searchParams.get('redirect_url')).toBe(
-      `${new URL(t.config.keycloak.publicUrl).pathname}/oidc/authorize?${query()}`,
+      `${new URL(t.config.keycloak.publicUrl).pathname}/oidc/authorize?${query()}&from_nextcloud_login=1`,
     )
   })
 

@@ -10,18 +10,30 @@ import type { OidcProvider } from './provider.js'
 export const OIDC_PATH = '/oidc'
 
 /**
+ * The mark of the way back from Nextcloud's login (a query parameter the provider never reads).
+ * Nextcloud's login page lets its form lead only to Nextcloud (`form-action 'self'`), and browsers
+ * hold every redirect after the form's POST to that: a chain of 302s from here through the realm's
+ * broker to an app elsewhere would be blocked. The request the login returns to answers with a
+ * page instead, which ends the chain.
+ */
+const FROM_LOGIN = 'from_nextcloud_login'
+
+/**
  * Sends the browser on. Through AppAPI's PHP proxy a 302 would be followed by the proxy itself,
  * so the browser gets a page that moves it (a meta refresh and a link, allowed by the page's own
- * CSP); HaRP and direct callers get the 302.
+ * CSP), as does a browser back from Nextcloud's login (see FROM_LOGIN); HaRP and direct callers
+ * otherwise get the 302.
  */
-function sendBrowser(request: Headers, location: string): Response {
+function sendBrowser(request: Headers, location: string, page = false): Response {
   const headers = new Headers({
     location,
     'cache-control': 'no-store',
     // The code is in the URL: no page it leads to learns it from a Referer.
     'referrer-policy': 'no-referrer',
   })
-  return viaPhpProxy(request) ? redirectPage(headers) : new Response(null, { status: 302, headers })
+  return page || viaPhpProxy(request)
+    ? redirectPage(headers)
+    : new Response(null, { status: 302, headers })
 }
 
 const HTML_ESCAPES: Record<string, string> = {
@@ -73,18 +85,22 @@ export function oidcRoutes(provider: OidcProvider): Hono<AppEnv> {
   return new Hono<AppEnv>()
     .get(`${OIDC_PATH}/authorize`, async (c) => {
       const params = new URL(c.req.url).searchParams
+      const fromLogin = params.get(FROM_LOGIN) === '1'
+      params.delete(FROM_LOGIN)
+      const back = new URLSearchParams(params)
+      back.set(FROM_LOGIN, '1')
       // Re-encoded, so no '@' is left bare: Nextcloud's login refuses to return to a URL with one.
       const outcome = await provider.authorize(
         params,
         nextcloudUid(c),
-        `${returnBase}/authorize?${params.toString()}`,
+        `${returnBase}/authorize?${back.toString()}`,
       )
       if (outcome.kind === 'refused') {
         c.set('errorCode', 'FORBIDDEN')
         c.get('log')?.info({ uid: nextcloudUid(c) }, 'oidc.authorize_refused')
         return refusedPage(outcome.message)
       }
-      return sendBrowser(c.req.raw.headers, outcome.url)
+      return sendBrowser(c.req.raw.headers, outcome.url, fromLogin)
     })
     .route('/', oidcBackchannelRoutes(provider))
     .all(`${OIDC_PATH}/*`, () => {

@@ -10,7 +10,10 @@ import { LRUCache } from 'lru-cache'
  * - each Nextcloud user has at most `perUser` jars, and only that user's new jars replace the
  *   least recently used of them: nobody else's traffic evicts a user's live session;
  * - anonymous callers (empty uid) share a pool of `anonymous` jars, least recently used out first;
- * - jars idle longer than `idleMs` (`anonymousIdleMs` for anonymous ones) are dropped.
+ * - jars idle longer than `idleMs` (`anonymousIdleMs` for anonymous ones) are dropped;
+ * - an anonymous jar passes to the first user who presents it, once: a visitor whose realm login
+ *   sent them to Nextcloud's login comes back signed in, and Keycloak's login must find the
+ *   cookies it set for them (its auth session) to finish. A user's jar never passes to anyone.
  *
  * Only callers Nextcloud authenticated (AppAPI's signed user header) reach the per-user jars, so
  * their number is bounded by Nextcloud's users.
@@ -73,17 +76,37 @@ export class JarStore {
     return uid === '' ? this.anonymous : this.users.get(uid)
   }
 
-  /** The jar `id` if it belongs to `uid` and is still alive; it becomes the most recently used. */
+  /**
+   * The jar `id` if it belongs to `uid` and is still alive; it becomes the most recently used. An
+   * anonymous jar presented by a user becomes that user's (see above).
+   */
   get(id: string | undefined, uid: string): Jar | undefined {
     if (!id) {
       return undefined
     }
     const pool = this.poolOf(uid)
-    const jar = pool?.get(id)
+    const jar = pool?.get(id) ?? (uid === '' ? undefined : this.adopt(id, uid))
     if (!jar) {
       this.dropEmpty(uid)
       return undefined
     }
+    return jar
+  }
+
+  /** Moves the live anonymous jar `id` to `uid`'s jars, making room among theirs only. */
+  private adopt(id: string, uid: string): Jar | undefined {
+    const jar = this.anonymous.get(id)
+    if (!jar) {
+      return undefined
+    }
+    this.anonymous.delete(id)
+    let pool = this.users.get(uid)
+    if (!pool) {
+      pool = this.pool(this.perUser, this.idleMs)
+      this.users.set(uid, pool)
+    }
+    jar.uid = uid
+    pool.set(id, jar)
     return jar
   }
 

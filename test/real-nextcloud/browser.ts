@@ -42,13 +42,14 @@ export function watchProblems(page: Page, appPath: string): Watched {
 /**
  * Logs in to Nextcloud as its login form does (the web UI's scripts are not in the test
  * tarball): a CSRF token, then the form POST with an Origin header; the session cookies stay in
- * `context`.
+ * `context`. Answers where Nextcloud sends the browser next (`redirectUrl` made absolute).
  */
 export async function loginToNextcloud(
   context: BrowserContext,
   url: string,
   user: { uid: string; password: string },
-): Promise<void> {
+  redirectUrl?: string,
+): Promise<string> {
   const csrf = await context.request.get(`${url}/index.php/csrftoken`)
   if (!csrf.ok()) {
     throw new Error(`GET /index.php/csrftoken: HTTP ${csrf.status()}`)
@@ -61,6 +62,8 @@ export async function loginToNextcloud(
       requesttoken: token,
       timezone: 'UTC',
       timezone_offset: '0',
+      // the login page's hidden field when it was opened with ?redirect_url=
+      ...(redirectUrl === undefined ? {} : { redirect_url: redirectUrl }),
     },
     headers: { Origin: url },
     maxRedirects: 0,
@@ -69,6 +72,7 @@ export async function loginToNextcloud(
   if (res.status() !== 303 || location.includes('login')) {
     throw new Error(`Nextcloud login as ${user.uid}: HTTP ${res.status()} to ${location}`)
   }
+  return location
 }
 
 /** The status page's frame inside Nextcloud's embedded page. */
