@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { adminClient, clientLogin, type KcAdmin } from '../src/keycloak/admin.js'
+import { CONSOLE_ATTRIBUTE } from '../src/sync/console-plan.js'
 import { TOP_MENU } from '../src/ui/top-menu.js'
 import { launchChromium, type RunningBrowser } from './chromium.js'
 import { verifiedClaims } from './jwt.js'
@@ -446,8 +447,8 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
     )
 
     it(
-      `${server}: in Chromium, the embedded page shows the status page and the admin console logs in, lists users and opens one`,
-      check(server, 'browser: status page and console', async () => {
+      `${server}: in Chromium, the embedded page shows the status page; Open admin console signs the Nextcloud admin in as themselves, no form; a non-admin gets nothing`,
+      check(server, 'browser: status page and console as the Nextcloud admin', async () => {
         const executable = process.env.TEST_CHROMIUM_PATH
         if (!executable) {
           throw new Error('TEST_CHROMIUM_PATH unset: run with vitest.int.config.ts')
@@ -458,6 +459,19 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
         })
         const page = await context.newPage()
         const { problems, nextcloudErrors } = watchProblems(page, PROXY)
+        const forms: string[] = []
+        page.on('response', (res) => {
+          if (res.request().resourceType() === 'document') {
+            void res.text().then(
+              (body) => {
+                if (/type=["']?password/i.test(body) || body.includes('kc-form-login')) {
+                  forms.push(res.url())
+                }
+              },
+              () => undefined,
+            )
+          }
+        })
         try {
           await loginToNextcloud(context, nc.url, userFor('admin'))
           const res = await page.goto(
@@ -470,13 +484,11 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
           await frame.locator('#runs tr[data-run-id]').first().waitFor({ timeout: 30_000 })
           await page.screenshot({ path: join(ARTIFACTS, `${server}-status.png`), fullPage: true })
 
+          // The console's login goes to Nextcloud, where the admin is signed in: the console
+          // opens with no form on the way, as the admin's own console identity.
           const consoleUrl = `${nc.url}${PROXY}/admin/master/console/`
           expect(await frame.locator('a#open-console').getAttribute('href')).toBe(consoleUrl)
           await frame.locator('a#open-console').click()
-          await frame.locator('#username').waitFor({ timeout: 60_000 })
-          await frame.locator('#username').fill('admin')
-          await frame.locator('#password').fill(secrets.KC_BOOTSTRAP_ADMIN_PASSWORD)
-          await frame.locator('#kc-login').click()
           await page.waitForFunction(
             (url) => {
               const el = document.getElementById('keycloak-exapp-frame') as HTMLIFrameElement | null
@@ -504,6 +516,26 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
             new RegExp(`/admin/master/console/#/${REALM}/users/[0-9a-f-]+/settings$`),
           )
           await page.screenshot({ path: join(ARTIFACTS, `${server}-console-user.png`) })
+          // No temporary-admin banner: the bootstrap admin is gone.
+          expect(await frame.getByText(/temporary admin/i).count()).toBe(0)
+          expect(forms.filter((u) => u.includes(`${PROXY}/`))).toEqual([])
+
+          // Whose console session it is: the master realm's user made for the Nextcloud admin
+          // (marked, linked to the provider nextcloud), with a session of the console's client.
+          const [me] = await admin.users.find({ realm: 'master', username: 'admin', exact: true })
+          expect(me?.attributes?.[CONSOLE_ATTRIBUTE]).toEqual([REALM])
+          const links = await admin.users.listFederatedIdentities({
+            realm: 'master',
+            id: me?.id ?? '',
+          })
+          expect(links).toEqual([
+            expect.objectContaining({ identityProvider: 'nextcloud', userId: 'admin' }),
+          ])
+          const sessions = await admin.users.listSessions({ realm: 'master', id: me?.id ?? '' })
+          expect(
+            sessions.some((x) => Object.values(x.clients ?? {}).includes('security-admin-console')),
+            JSON.stringify(sessions),
+          ).toBe(true)
           console.log(
             `${server}: ${nextcloudErrors.length} errors of Nextcloud's own page scripts left aside`,
           )
@@ -515,6 +547,24 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
           throw new Error(`${String(err)}\nwhat the page saw:\n${problems.join('\n')}`)
         } finally {
           await context.close()
+        }
+
+        // A signed-in non-admin: Nextcloud's proxy answers the console's paths with 404, and the
+        // status page is not theirs either.
+        const plain = await chromium.browser.newContext()
+        try {
+          await loginToNextcloud(plain, nc.url, userFor("o'brien"))
+          const p = await plain.newPage()
+          for (const path of [
+            `${PROXY}/admin/master/console/`,
+            `${PROXY}/realms/master/protocol/openid-connect/auth?client_id=security-admin-console`,
+          ]) {
+            const r = await p.goto(`${nc.url}${path}`)
+            expect(r?.status(), path).toBe(404)
+          }
+          await p.screenshot({ path: join(ARTIFACTS, `${server}-console-non-admin.png`) })
+        } finally {
+          await plain.close()
         }
       }),
       240_000,
@@ -564,7 +614,11 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
             } else {
               // The provider sends a visitor to Nextcloud's login, with the way back to it.
               await page.goto(party.loginUrl)
-              await page.waitForURL((u) => u.pathname.endsWith('/login'), { timeout: 60_000 })
+              // Nextcloud's login, not Keycloak's broker step (…/broker/nextcloud/login)
+              await page.waitForURL(
+                (u) => u.origin === nc.url && /^(\/index\.php)?\/login$/.test(u.pathname),
+                { timeout: 60_000 },
+              )
               const login = new URL(page.url())
               expect(login.origin).toBe(nc.url)
               const back = login.searchParams.get('redirect_url') ?? ''

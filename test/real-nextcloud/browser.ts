@@ -69,7 +69,8 @@ export async function loginToNextcloud(
     maxRedirects: 0,
   })
   const location = res.headers().location ?? ''
-  if (res.status() !== 303 || location.includes('login')) {
+  // a failed login goes back to the login page; the way on may carry "login" in its query
+  if (res.status() !== 303 || /\/login(\/|$)/.test(new URL(location, url).pathname)) {
     throw new Error(`Nextcloud login as ${user.uid}: HTTP ${res.status()} to ${location}`)
   }
   return location
