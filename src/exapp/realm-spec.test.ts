@@ -52,7 +52,7 @@ describe('the realm login in the realm spec', () => {
     })
   })
 
-  it('configures no Nextcloud login when the app listens on a unix socket only', async () => {
+  it('configures no Nextcloud login when the only address given for the back-channel is a unix socket', async () => {
     const config = testConfig({ NEXTCLOUD_URL: 'https://cloud.example' })
     const spec = await realmSpecFor(config, secret, undefined, broker('/tmp/exapp.sock'))
     expect(spec.nextcloudLogin).toBeUndefined()
