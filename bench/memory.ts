@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process'
-import { cpSync, rmSync } from 'node:fs'
+import { closeSync, cpSync, openSync, rmSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomSecret } from '../src/config/secrets.js'
@@ -237,11 +237,16 @@ export async function sidecarMemory(opts: {
     },
   })
   const command = `node dist/main.js (${['MALLOC_ARENA_MAX', 'NODE_OPTIONS'].map((k) => `${k}=${env[k] ?? ''}`).join(' ')}, as the image sets them)`
+  // The sidecar's log (warnings and errors at the bench's level) is kept for a failure's cause.
+  const logFile = join(ROOT, '.test-artifacts', 'bench-sidecar.log')
+  const logFd = openSync(logFile, 'w')
   const child = spawn(process.execPath, [join(dist, 'main.js')], {
     cwd: ROOT,
     env,
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', logFd, 'inherit'],
   })
+  closeSync(logFd)
+  progress(`memory: the sidecar logs to ${logFile}`)
   const pid = child.pid
   if (pid === undefined) {
     throw new Error('the sidecar did not start')
