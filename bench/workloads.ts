@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import type GroupRepresentation from '@keycloak/keycloak-admin-client/lib/defs/groupRepresentation.js'
+import type { UserProfileConfig } from '@keycloak/keycloak-admin-client/lib/defs/userProfileMetadata.js'
 import type UserRepresentation from '@keycloak/keycloak-admin-client/lib/defs/userRepresentation.js'
 import { Hono } from 'hono'
 import { createApp } from '../src/app.js'
@@ -9,11 +10,17 @@ import { AppError } from '../src/errors.js'
 import type { AppEnv } from '../src/http/types.js'
 import { createKeycloakAdmin, type KcAdmin } from '../src/keycloak/admin.js'
 import { signAssertion } from '../src/keycloak/assertion-signing.js'
-import { ASSERTION_TTL_SECONDS, JWT_GRANT_ISSUER } from '../src/keycloak/jwt-grant.js'
+import {
+  ASSERTION_TTL_SECONDS,
+  federatedIdentityRep,
+  JWT_GRANT_IDP_ALIAS,
+  JWT_GRANT_ISSUER,
+} from '../src/keycloak/jwt-grant.js'
 import { createTokenClient } from '../src/keycloak/token-client.js'
 import { type Logger, silentLogger } from '../src/log.js'
 import { Metrics, metricsRoutes } from '../src/metrics.js'
 import type { RunSummary } from '../src/sync/engine.js'
+import { groupMarkers, userMarkers } from '../src/sync/model.js'
 import { SigningKeys } from '../src/tokens/signing-key-store.js'
 import type { Directory, UserRecord } from '../test/builders.js'
 import type { CountingProxy } from '../test/counting-proxy.js'
@@ -27,9 +34,13 @@ export interface SyncResult {
   /** the admin client's token renewals during the run */
   logins: number
   requests: Record<string, number>
+  /** time with a request to Keycloak in flight (the rest is the app's own, or waiting on Nextcloud) */
+  keycloakBusyMs: number
   counts: Record<string, number>
   failed: number
   status: string
+  /** what the run planned against (the stored state or a full read) and why */
+  basis?: RunSummary['basis']
 }
 
 /** One full run through the ExApp's real sync engine, Keycloak requests counted by the proxy. */
@@ -56,9 +67,11 @@ export async function syncRun(
       writes: proxy.writes(),
       logins: proxy.logins(),
       requests: proxy.counts(),
+      keycloakBusyMs: Math.round(proxy.busyMs()),
       counts: value.counts,
       failed: value.failed,
       status: value.status,
+      ...(value.basis ? { basis: value.basis } : {}),
     }
     progress(`${name}: ${value.status} in ${(ms / 1000).toFixed(1)} s, ${JSON.stringify(result)}`)
     if (value.status !== 'succeeded') {
@@ -85,6 +98,13 @@ export async function partialImportBaseline(
   kcConn: { url: string; admin: string; password: string },
   directory: Directory,
   batch = 500,
+  /**
+   * plain: usernames, names, emails, enabled, group paths. app: the representations the sync
+   * writes, which carry more per user: its marker attributes (unmanaged attributes enabled) and
+   * the two identity links (the JWT grant's provider and the realm login's), to two providers
+   * made first; groups with their marker attributes
+   */
+  like: 'plain' | 'app' = 'plain',
 ): Promise<{ ms: number; realmMs: number }> {
   const realm = `bench-import-${randomSecret()
     .slice(0, 8)
@@ -99,9 +119,34 @@ export async function partialImportBaseline(
   })
   const realmMs = (await timed(() => kc.realms.create({ realm, enabled: true }))).ms
   try {
+    const app = like === 'app'
+    if (app) {
+      const profile = await kc.users.getProfile({ realm })
+      await kc.users.updateProfile({
+        ...profile,
+        realm,
+        unmanagedAttributePolicy: 'ENABLED' as UserProfileConfig['unmanagedAttributePolicy'],
+      })
+      for (const alias of [JWT_GRANT_IDP_ALIAS, 'nextcloud']) {
+        await kc.identityProviders.create({
+          realm,
+          alias,
+          providerId: 'oidc',
+          enabled: true,
+          config: {
+            issuer: `https://${alias}.invalid`,
+            authorizationUrl: `https://${alias}.invalid/authorize`,
+            tokenUrl: `https://${alias}.invalid/token`,
+            clientId: 'bench',
+            clientSecret: 'bench',
+          },
+        })
+      }
+    }
     const groups: GroupRepresentation[] = directory.groups.map((g) => ({
       name: g.id,
       path: `/${g.id}`,
+      ...(app ? { attributes: groupMarkers({ gid: g.id, displayName: g.displayname }) } : {}),
     }))
     const users: UserRepresentation[] = directory.users.map((u: UserRecord) => ({
       username: u.id,
@@ -109,6 +154,15 @@ export async function partialImportBaseline(
       ...(u.email ? { email: u.email, emailVerified: true } : {}),
       ...splitName(u.displayname),
       groups: u.groups.map((g) => `/${g}`),
+      ...(app
+        ? {
+            attributes: userMarkers(u.id),
+            requiredActions: [],
+            federatedIdentities: [JWT_GRANT_IDP_ALIAS, 'nextcloud'].map((alias) =>
+              federatedIdentityRep(u.id, alias),
+            ),
+          }
+        : {}),
     }))
     const { ms } = await timed(async () => {
       await kc.realms.partialImport({ realm, rep: { ifResourceExists: 'SKIP', groups } })

@@ -14,6 +14,11 @@ export interface CountingProxy {
   logins(): number
   /** every request forwarded so far, as `METHOD /path` (query left off) */
   requests(): string[]
+  /**
+   * milliseconds during which at least one forwarded request was in flight (from its arrival to
+   * the end of its answer): how long Keycloak worked for the caller, whatever the concurrency
+   */
+  busyMs(): number
   reset(): void
   /** after `n` more forwarded requests, answer 503 without forwarding until `heal()` */
   breakAfter(n: number): void
@@ -34,6 +39,19 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
   let log: string[] = []
   let budget = Number.POSITIVE_INFINITY
   let breakOn: { pattern: RegExp; left: number } | undefined
+  let inFlight = 0
+  let busySince = 0
+  let busy = 0
+  const started = () => {
+    if (inFlight++ === 0) {
+      busySince = performance.now()
+    }
+  }
+  const ended = () => {
+    if (--inFlight === 0) {
+      busy += performance.now() - busySince
+    }
+  }
   const server: Server = createServer((req, res) => {
     if (budget <= 0) {
       res.writeHead(503, { 'content-type': 'text/plain' }).end('keycloak unavailable (test)')
@@ -51,6 +69,8 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     if (/\/protocol\/openid-connect\/token$/.test((req.url ?? '').split('?')[0] ?? '')) {
       logins++
     }
+    started()
+    res.once('close', ended)
     const forward = httpRequest(
       {
         host: upstream.hostname,
@@ -76,7 +96,10 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
       Object.entries(counts).reduce((n, [m, c]) => (m === 'GET' ? n : n + c), 0) - logins,
     logins: () => logins,
     requests: () => [...log],
+    busyMs: () => busy + (inFlight > 0 ? performance.now() - busySince : 0),
     reset() {
+      busy = 0
+      busySince = performance.now()
       counts = {}
       logins = 0
       log = []
