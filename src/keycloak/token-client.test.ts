@@ -93,6 +93,25 @@ describe('createTokenClient', () => {
     })
   })
 
+  it('reads discovery once and sends each grant with the secret it was given, for each client', async () => {
+    const { client, calls } = fakeKeycloak(() =>
+      json(200, { access_token: 'at', expires_in: 300, token_type: 'Bearer' }),
+    )
+    await client.jwtGrant({ ...creds, assertion: ASSERTION })
+    await client.jwtGrant({ ...creds, assertion: ASSERTION })
+    await client.jwtGrant({ clientId: 'other', clientSecret: 'other-secret', assertion: ASSERTION })
+    await client.jwtGrant({ ...creds, clientSecret: 'rotated', assertion: ASSERTION })
+
+    const grants = calls.filter((c) => c.method === 'POST')
+    expect(calls.length - grants.length).toBe(1)
+    expect(grants.map((g) => [g.body.get('client_id'), g.body.get('client_secret')])).toEqual([
+      ['opentalk', SECRET],
+      ['opentalk', SECRET],
+      ['other', 'other-secret'],
+      ['opentalk', 'rotated'],
+    ])
+  })
+
   it('sends scope, username and password for the password grant and keeps the refresh token', async () => {
     const { client, calls } = fakeKeycloak(() =>
       json(200, {

@@ -66,8 +66,18 @@ export function createTokenClient(opts: TokenClientOptions): TokenClient {
     return metadata
   }
 
+  /**
+   * One openid-client Configuration per client and secret, built once: its constructor
+   * structured-clones the whole discovery document, which cost more CPU per grant than anything
+   * else the client does. A changed secret builds a new one.
+   */
+  const configs = new Map<string, { secret: string; config: oidc.Configuration }>()
   const configFor = async (req: ClientCredentials) => {
     const server = await discover()
+    const known = configs.get(req.clientId)
+    if (known?.secret === req.clientSecret) {
+      return known.config
+    }
     const config = new oidc.Configuration(
       { ...server, token_endpoint: `${realmUrl}/protocol/openid-connect/token` },
       req.clientId,
@@ -81,6 +91,10 @@ export function createTokenClient(opts: TokenClientOptions): TokenClient {
       config[oidc.customFetch] = customFetch
     }
     config.timeout = timeout
+    if (configs.size >= 100) {
+      configs.clear()
+    }
+    configs.set(req.clientId, { secret: req.clientSecret, config })
     return config
   }
 
