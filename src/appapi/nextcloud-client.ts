@@ -109,7 +109,7 @@ export function createNextcloudClient(opts: NextcloudClientOptions): NextcloudCl
     appSecret: opts.appSecret,
     appVersion: opts.appVersion,
     aaVersion: opts.aaVersion,
-    fetch: opts.fetch ?? fetch,
+    ...(opts.fetch ? { fetch: opts.fetch } : {}),
     log,
     timeoutMs: opts.timeoutMs ?? 30_000,
   })
