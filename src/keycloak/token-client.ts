@@ -2,6 +2,7 @@ import * as oidc from 'openid-client'
 import { AppError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { classify, type Grant, GrantError } from './grant-errors.js'
+import { httpFetch } from './http-fetch.js'
 import { JWT_BEARER_GRANT_TYPE } from './jwt-grant.js'
 
 /** Keycloak's token response, normalized: empty strings where Keycloak gives none. */
@@ -39,6 +40,7 @@ export interface TokenClientOptions {
   backchannelUrl: string
   realm: string
   log: Logger
+  /** sends the requests instead of node:http (tests); default: httpFetch(), kept-alive connections */
   fetch?: typeof fetch
   timeoutMs?: number
 }
@@ -55,7 +57,7 @@ export function createTokenClient(opts: TokenClientOptions): TokenClient {
   const insecure = new URL(base).protocol === 'http:'
   const timeout = Math.ceil((opts.timeoutMs ?? 10_000) / 1000)
   const log = opts.log
-  const customFetch = opts.fetch ? toCustomFetch(opts.fetch) : undefined
+  const customFetch = opts.fetch ? toCustomFetch(opts.fetch) : httpFetch()
   let metadata: Promise<oidc.ServerMetadata> | undefined
 
   const discover = () => {
@@ -87,9 +89,7 @@ export function createTokenClient(opts: TokenClientOptions): TokenClient {
     if (insecure) {
       oidc.allowInsecureRequests(config)
     }
-    if (customFetch) {
-      config[oidc.customFetch] = customFetch
-    }
+    config[oidc.customFetch] = customFetch
     config.timeout = timeout
     if (configs.size >= 100) {
       configs.clear()
@@ -151,7 +151,7 @@ async function loadMetadata(
   realmUrl: string,
   insecure: boolean,
   timeout: number,
-  customFetch: oidc.CustomFetch | undefined,
+  customFetch: oidc.CustomFetch,
 ): Promise<oidc.ServerMetadata> {
   try {
     const config = await oidc.discovery(
@@ -162,7 +162,7 @@ async function loadMetadata(
       {
         execute: insecure ? [oidc.allowInsecureRequests] : [],
         timeout,
-        ...(customFetch ? { [oidc.customFetch]: customFetch } : {}),
+        [oidc.customFetch]: customFetch,
       },
     )
     return config.serverMetadata()
