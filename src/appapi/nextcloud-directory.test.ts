@@ -48,6 +48,31 @@ describe('parseUserDetails', () => {
     })
   })
 
+  it('keeps the fields in the order Nextcloud sent them, the filled ones after, enabled last', () => {
+    const raw = JSON.parse(
+      '{"storageLocation":"/d","enabled":true,"id":"alice","quota":{"used":1},"groups":["eng"],"__proto__":{"x":1}}',
+    )
+    const user = parseUserDetails(raw)
+    expect(Object.keys(user ?? {})).toEqual([
+      'storageLocation',
+      'id',
+      'quota',
+      'groups',
+      '__proto__',
+      'displayname',
+      'email',
+      'additional_mail',
+      'subadmin',
+      'backend',
+      'lastLogin',
+      'language',
+      'locale',
+      'enabled',
+    ])
+    expect(Object.getPrototypeOf(user)).toBe(Object.prototype)
+    expect(Object.getOwnPropertyDescriptor(user, '__proto__')?.value).toEqual({ x: 1 })
+  })
+
   it('accepts a group list PHP encoded as an object', () => {
     expect(parseUserDetails({ ...minimal, groups: { 0: 'a', 2: 'b' } })?.groups).toEqual(['a', 'b'])
   })
