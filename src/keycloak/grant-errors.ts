@@ -66,7 +66,9 @@ export const GRANT_ERROR_CODES: Record<GrantRejection, ErrorCode> = {
 export function classify(grant: Grant, err: unknown): AppError & { cause: GrantError } {
   const { status, error, description } = describe(err)
   const rejection = rejectionFor(grant, status, error, description)
-  const detail = description ? `${error}: ${description.slice(0, 200)}` : (error ?? 'no response')
+  const detail = description
+    ? `${error}: ${description.slice(0, 200)}`
+    : (error ?? failureReason(err))
   const cause = new GrantError(rejection, status, error, description, { cause: err })
   const message =
     status === undefined
@@ -107,6 +109,15 @@ function rejectionFor(
   }
 }
 
+/** What went wrong when no answer came: the message, and a system error's code (ECONNREFUSED). */
+export function failureReason(err: unknown): string {
+  if (!(err instanceof Error)) {
+    return 'no response'
+  }
+  const code = (err.cause as { code?: unknown } | undefined)?.code
+  return typeof code === 'string' ? `${err.message}: ${code}` : err.message
+}
+
 /** Status, OAuth error and description out of whatever openid-client threw. */
 function describe(err: unknown): { status?: number; error?: string; description?: string } {
   if (err instanceof oidc.ResponseBodyError) {
@@ -116,6 +127,10 @@ function describe(err: unknown): { status?: number; error?: string; description?
     return { status: err.status, error: err.cause[0]?.parameters.error ?? 'invalid_client' }
   }
   if (err instanceof oidc.ClientError) {
+    if (err.code === 'OAUTH_TIMEOUT' || err.code === 'OAUTH_ABORT') {
+      // no answer within the client's timeout: Keycloak is away or overloaded
+      return {}
+    }
     const response = err.cause instanceof Response ? err.cause : undefined
     if (response) {
       // a non-OAuth answer (an HTML error page, a proxy's 502): Keycloak is not serving tokens

@@ -11,9 +11,12 @@ const ISSUER = 'https://nc.example/index.php/apps/app_api/proxy/keycloak/realms/
 
 let server: Server | undefined
 afterEach(async () => {
-  server?.closeAllConnections()
-  await new Promise((resolve) => server?.close(resolve))
+  const running = server
   server = undefined
+  if (running) {
+    running.closeAllConnections()
+    await new Promise((resolve) => running.close(resolve))
+  }
 })
 
 interface Seen {
@@ -102,7 +105,25 @@ describe('the token client over node:http', () => {
     expect(grantRejection(err)).toBe('user_not_found')
   })
 
-  it('fails a grant whose answer does not come within the timeout, as fetch does', async () => {
+  it('reads a refused connection as Keycloak away (KEYCLOAK_UNAVAILABLE), as over fetch', async () => {
+    // a port nothing listens on: bound, then closed
+    const probe = createServer()
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+    const { port } = probe.address() as AddressInfo
+    await new Promise((resolve) => probe.close(resolve))
+    const client = createTokenClient({
+      backchannelUrl: `http://127.0.0.1:${port}`,
+      realm: 'r',
+      log: silentLogger(),
+      timeoutMs: 2000,
+    })
+    const err = await client.jwtGrant(grant).catch((e: unknown) => e)
+    expect(isAppError(err, 'KEYCLOAK_UNAVAILABLE'), String(err)).toBe(true)
+    expect(grantRejection(err)).toBe('unavailable')
+    expect((err as Error).message).toContain('ECONNREFUSED')
+  })
+
+  it('fails a grant whose answer does not come within the timeout: Keycloak away, not an internal error', async () => {
     const held: ServerResponse[] = []
     const { url } = await keycloak((res) => {
       held.push(res)
@@ -121,12 +142,13 @@ describe('the token client over node:http', () => {
       expect(isAppError(err)).toBe(true)
       return { rejection: grantRejection(err), message: (err as Error).message }
     }
-    // Classified alike: over fetch openid-client fails reading the body ("parsing error"); here
-    // the answer is read before the Response is made, so it reports its own timeout.
-    const viaFetch = await failure(globalThis.fetch)
+    // The answer is read before the Response is made, so openid-client reports its own timeout
+    // (OAUTH_TIMEOUT): KEYCLOAK_UNAVAILABLE (502), not INTERNAL.
     const viaHttp = await failure()
-    expect(viaHttp.rejection).toBe(viaFetch.rejection)
+    expect(viaHttp.rejection).toBe('unavailable')
     expect(viaHttp.message).toContain('operation timed out')
+    // (Over fetch the Response comes first and openid-client fails reading its body instead.)
+    await failure(globalThis.fetch)
     expect(held.length).toBe(2)
     for (const res of held) {
       res.destroy()

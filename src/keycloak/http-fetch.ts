@@ -34,7 +34,10 @@ export function httpFetch(): oidc.CustomFetch {
       headers['content-length'] = Buffer.byteLength(payload)
     }
     return new Promise<Response>((resolve, reject) => {
-      const fail = (err: unknown) => reject(signal?.aborted ? signal.reason : err)
+      // As fetch does: the signal's reason when it fired, else a TypeError (openid-client passes a
+      // TypeError on untouched, so a refused or reset connection reads as Keycloak being away).
+      const fail = (err: unknown) =>
+        reject(signal?.aborted ? signal.reason : new TypeError('fetch failed', { cause: err }))
       const req = (tls ? httpsRequest : httpRequest)(url, {
         method,
         headers,

@@ -1,7 +1,7 @@
 import * as oidc from 'openid-client'
 import { AppError } from '../errors.js'
 import type { Logger } from '../log.js'
-import { classify, type Grant, GrantError } from './grant-errors.js'
+import { classify, failureReason, type Grant, GrantError } from './grant-errors.js'
 import { httpFetch } from './http-fetch.js'
 import { JWT_BEARER_GRANT_TYPE } from './jwt-grant.js'
 
@@ -170,7 +170,7 @@ async function loadMetadata(
     const cause = new GrantError('unavailable', undefined, undefined, undefined, { cause: err })
     throw new AppError(
       'KEYCLOAK_UNAVAILABLE',
-      `Keycloak's OpenID configuration at ${realmUrl} cannot be read`,
+      `Keycloak's OpenID configuration at ${realmUrl} cannot be read (${failureReason(err)})`,
       { cause },
     )
   }
