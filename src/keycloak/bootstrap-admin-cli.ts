@@ -20,9 +20,7 @@ import {
 import { errorMessage } from '../errors.js'
 import { createLogger } from '../log.js'
 import { bootstrapAdminInvocation } from './bootstrap-admin.js'
-import { buildKeycloak, installKeycloak } from './install.js'
-import { findJava } from './java.js'
-import { buildOptionsFor } from './options.js'
+import { installedKeycloak } from './embedded.js'
 import { findGroupMembers } from './process-group.js'
 
 async function main(): Promise<number> {
@@ -46,17 +44,7 @@ async function main(): Promise<number> {
     )
   }
   const log = createLogger({ level: process.env.LOG_LEVEL ?? 'warn' })
-  const java = await findJava({ javaHome: config.keycloak.javaHome })
-  const home =
-    config.keycloak.home ??
-    (
-      await installKeycloak({
-        version: config.keycloak.version,
-        cacheDir: config.keycloak.cacheDir,
-        log,
-      })
-    ).home
-  await buildKeycloak({ home, javaHome: java.javaHome, buildOptions: buildOptionsFor(config), log })
+  const { home, javaHome } = await installedKeycloak(config, log)
   const pidFile = join(config.app.storageDir, 'keycloak', 'keycloak.pid')
   const pid = Number.parseInt(await readFile(pidFile, 'utf8').catch(() => ''), 10)
   if (Number.isInteger(pid) && pid > 1 && (await findGroupMembers(pid, home)).length > 0) {
@@ -64,7 +52,7 @@ async function main(): Promise<number> {
   }
   const given = process.env.KEYCLOAK_BREAK_GLASS_PASSWORD
   const password = given || randomSecret(18)
-  const run = bootstrapAdminInvocation(config, home, java.javaHome, values.username, password)
+  const run = bootstrapAdminInvocation(config, home, javaHome, values.username, password)
   const childEnv: Record<string, string> = {}
   for (const [name, value] of Object.entries({ ...process.env, ...run.env })) {
     if (value !== undefined) {

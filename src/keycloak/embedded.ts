@@ -10,27 +10,39 @@ import { keycloakSupervisor, type Supervisor } from './supervisor.js'
 /** Installs, builds and supervises the given Keycloak home; returns the supervisor. */
 export type PrepareKeycloak = () => Promise<Supervisor>
 
-/** Finds Java, installs the pinned distribution when needed, builds it for our options. */
+/**
+ * Finds Java, installs the pinned distribution when needed (unless KEYCLOAK_HOME names one), and
+ * builds it for our options: the Keycloak the app runs, and the break-glass command's.
+ */
+export async function installedKeycloak(
+  config: Config,
+  log: Logger,
+): Promise<{ home: string; javaHome: string; javaVersion: string }> {
+  const java = await findJava({ javaHome: config.keycloak.javaHome })
+  const home =
+    config.keycloak.home ??
+    (
+      await installKeycloak({
+        version: config.keycloak.version,
+        cacheDir: config.keycloak.cacheDir,
+        log,
+      })
+    ).home
+  await buildKeycloak({
+    home,
+    javaHome: java.javaHome,
+    buildOptions: buildOptionsFor(config),
+    log,
+  })
+  return { home, javaHome: java.javaHome, javaVersion: java.version }
+}
+
+/** The bundled Keycloak, installed and built, under a supervisor. */
 export function prepareBundledKeycloak(config: Config, log: Logger): PrepareKeycloak {
   return async () => {
-    const java = await findJava({ javaHome: config.keycloak.javaHome })
-    const home =
-      config.keycloak.home ??
-      (
-        await installKeycloak({
-          version: config.keycloak.version,
-          cacheDir: config.keycloak.cacheDir,
-          log,
-        })
-      ).home
-    await buildKeycloak({
-      home,
-      javaHome: java.javaHome,
-      buildOptions: buildOptionsFor(config),
-      log,
-    })
-    log.info({ home, java: java.version }, 'keycloak.prepared')
-    return keycloakSupervisor(config, home, java.javaHome, log.child({ component: 'keycloak' }))
+    const { home, javaHome, javaVersion } = await installedKeycloak(config, log)
+    log.info({ home, java: javaVersion }, 'keycloak.prepared')
+    return keycloakSupervisor(config, home, javaHome, log.child({ component: 'keycloak' }))
   }
 }
 
