@@ -77,6 +77,15 @@ const sizes = {
   deltaDisabled: scaled(10),
 }
 
+/** The directory every workload syncs: the same seed, so the same users and groups each time. */
+const benchDirectory = () =>
+  aDirectory({
+    users: sizes.users,
+    groups: sizes.groups,
+    membershipsPerUser: sizes.membershipsPerUser,
+    seed: 7,
+  })
+
 interface Row {
   workload: string
   measured: string
@@ -121,12 +130,7 @@ async function main(): Promise<void> {
   let t: TestExApp | undefined
   const proxy = await startCountingProxy(kc.url)
   try {
-    const directory = aDirectory({
-      users: sizes.users,
-      groups: sizes.groups,
-      membershipsPerUser: sizes.membershipsPerUser,
-      seed: 7,
-    })
+    const directory = benchDirectory()
     const memberships = directory.users.reduce((n, u) => n + u.groups.length, 0)
     progress(
       `directory: ${directory.users.length} users, ${directory.groups.length} groups, ${memberships} memberships`,
@@ -417,12 +421,7 @@ async function memoryAndStartupOnly(): Promise<void> {
     progress('starting the bench Keycloak on 38680/39680')
     const kc = await startOwnKeycloak(38680, 'bench', prepared)
     try {
-      const directory = aDirectory({
-        users: sizes.users,
-        groups: sizes.groups,
-        membershipsPerUser: sizes.membershipsPerUser,
-        seed: 7,
-      })
+      const directory = benchDirectory()
       await memoryWorkload(kc, directory)
     } finally {
       progress('stopping the bench Keycloak')

@@ -9,7 +9,7 @@ import { TOP_MENU } from '../src/ui/top-menu.js'
 import { launchChromium, type RunningBrowser } from './chromium.js'
 import { verifiedClaims } from './jwt.js'
 import { freePort } from './net.js'
-import { appFrame, loginToNextcloud, watchProblems } from './real-nextcloud/browser.js'
+import { appFrame, loginToNextcloud, watchForms, watchProblems } from './real-nextcloud/browser.js'
 import { type AppSecrets, ExAppProcess } from './real-nextcloud/exapp-process.js'
 import { differences, keycloakSide, nextcloudSide } from './real-nextcloud/mirror.js'
 import {
@@ -460,18 +460,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
         const page = await context.newPage()
         const { problems, nextcloudErrors } = watchProblems(page, PROXY)
         const forms: string[] = []
-        page.on('response', (res) => {
-          if (res.request().resourceType() === 'document') {
-            void res.text().then(
-              (body) => {
-                if (/type=["']?password/i.test(body) || body.includes('kc-form-login')) {
-                  forms.push(res.url())
-                }
-              },
-              () => undefined,
-            )
-          }
-        })
+        watchForms(page, forms)
         try {
           await loginToNextcloud(context, nc.url, userFor('admin'))
           const res = await page.goto(
@@ -591,18 +580,7 @@ describe.skipIf(SKIP)('the ExApp in a real Nextcloud (AppAPI 5.0.2)', () => {
           const forms: string[] = []
           const watched = async () => {
             const page = await context.newPage()
-            page.on('response', (res) => {
-              if (res.request().resourceType() === 'document') {
-                void res.text().then(
-                  (body) => {
-                    if (/type=["']?password/i.test(body) || body.includes('kc-form-login')) {
-                      forms.push(res.url())
-                    }
-                  },
-                  () => undefined,
-                )
-              }
-            })
+            watchForms(page, forms)
             return { page, problems: watchProblems(page, PROXY).problems }
           }
           let { page, problems } = await watched()

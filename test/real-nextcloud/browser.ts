@@ -76,6 +76,26 @@ export async function loginToNextcloud(
   return location
 }
 
+/**
+ * Adds to `forms` the address of every page `page` loads that asks for a password (a password
+ * field, or Keycloak's login form).
+ */
+export function watchForms(page: Page, forms: string[]): void {
+  page.on('response', (res) => {
+    if (res.request().resourceType() === 'document') {
+      void res.text().then(
+        (body) => {
+          if (/type=["']?password/i.test(body) || body.includes('kc-form-login')) {
+            forms.push(res.url())
+          }
+        },
+        // a redirect has no body to read
+        () => undefined,
+      )
+    }
+  })
+}
+
 /** The status page's frame inside Nextcloud's embedded page. */
 export async function appFrame(page: Page): Promise<Frame> {
   const frame = await (await page.$('#keycloak-exapp-frame'))?.contentFrame()
