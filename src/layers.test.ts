@@ -18,6 +18,7 @@ import { describe, expect, it } from 'vitest'
  *   domain       tokens/ → sync/
  *   adapters     db/    appapi/    keycloak/                   (none imports another)
  *   base         errors.ts  log.ts  config/  single-flight.ts  state.ts  storage-modes.ts
+ *                http-request.ts
  *
  * So `keycloak/` knows nothing of `sync/`, `tokens/` or `http/`: what it needs from them is
  * passed in by its callers.
@@ -32,7 +33,15 @@ interface Layer {
 const LAYERS: Layer[] = [
   {
     name: 'base',
-    nodes: ['errors.ts', 'log.ts', 'config', 'single-flight.ts', 'state.ts', 'storage-modes.ts'],
+    nodes: [
+      'errors.ts',
+      'log.ts',
+      'config',
+      'single-flight.ts',
+      'state.ts',
+      'storage-modes.ts',
+      'http-request.ts',
+    ],
     within: { 'storage-modes.ts': ['log.ts'] },
   },
   { name: 'adapters', nodes: ['db', 'appapi', 'keycloak'] },

@@ -46,6 +46,24 @@ const json = (res: ServerResponse) => {
   res.end(OK)
 }
 
+/**
+ * A server that answers every request but the second on each connection, whose connection it
+ * closes unanswered (as a server does with a kept connection it timed out); requests are listed
+ * as `METHOD connection/nth`.
+ */
+async function serveClosingSecond() {
+  const requests: string[] = []
+  const served = await serve((req, res, conn, nth) => {
+    requests.push(`${req.method} ${conn}/${nth}`)
+    if (nth === 2) {
+      req.socket.destroy()
+      return
+    }
+    json(res)
+  })
+  return { ...served, requests }
+}
+
 describe('the OCS caller over node:http', () => {
   it('keeps connections alive between calls', async () => {
     const { call, connections } = await serve((_req, res) => json(res))
@@ -58,15 +76,7 @@ describe('the OCS caller over node:http', () => {
   })
 
   it('sends a GET once more on a new connection when the kept one was closed under it', async () => {
-    const requests: string[] = []
-    const { call, connections } = await serve((req, res, conn, nth) => {
-      requests.push(`${req.method} ${conn}/${nth}`)
-      if (nth === 2) {
-        req.socket.destroy()
-        return
-      }
-      json(res)
-    })
+    const { call, connections, requests } = await serveClosingSecond()
     await call({ method: 'GET', path: '/ocs/v2.php/cloud/user', asUser: 'admin' })
     expect(await call({ method: 'GET', path: '/ocs/v2.php/cloud/user', asUser: 'admin' })).toEqual({
       id: 'u',
@@ -76,15 +86,7 @@ describe('the OCS caller over node:http', () => {
   })
 
   it('does not send anything but a GET twice', async () => {
-    const requests: string[] = []
-    const { call } = await serve((req, res, conn, nth) => {
-      requests.push(`${req.method} ${conn}/${nth}`)
-      if (nth === 2) {
-        req.socket.destroy()
-        return
-      }
-      json(res)
-    })
+    const { call, requests } = await serveClosingSecond()
     await call({ method: 'GET', path: '/ocs/v2.php/cloud/user', asUser: 'admin' })
     const err = await call({
       method: 'POST',
