@@ -55,13 +55,19 @@ const token = createRoute({
         .optional()
         .openapi({ description: 'extra scopes; openid is always included' }),
     }),
-    headers: z.object({
-      'x-nc-user-id': z
-        .string()
-        .optional()
-        .openapi({ description: 'the Nextcloud uid (with X-API-SECRET)' }),
-    }),
   },
+  // Described, not validated: a header is a string or absent, so a schema could refuse nothing,
+  // and its validator (every header copied into an object, parsed) ran on each token request.
+  // requester() reads and checks it.
+  parameters: [
+    {
+      name: 'x-nc-user-id',
+      in: 'header',
+      required: false,
+      description: 'the Nextcloud uid (with X-API-SECRET)',
+      schema: { type: 'string', description: 'the Nextcloud uid (with X-API-SECRET)' },
+    },
+  ],
   responses: {
     200: { description: 'tokens', content: { 'application/json': { schema: TokenSet } } },
     ...errors(400, 401, 403, 404, 429, 502),
