@@ -105,7 +105,9 @@ export class Metrics {
     issue: (...args: A) => Promise<R>,
   ): (...args: A) => Promise<R> {
     return async (...args) => {
-      const end = this.tokenDuration.startTimer()
+      // performance.now() rather than the histogram's startTimer(): the same seconds, without a
+      // timer closure, two hrtime arrays and a merged label object per request.
+      const started = performance.now()
       let outcome = 'issued'
       try {
         return await issue(...args)
@@ -113,8 +115,9 @@ export class Metrics {
         outcome = (err as { code?: string }).code ?? 'INTERNAL'
         throw err
       } finally {
-        end({ outcome })
-        this.tokenRequests.inc({ outcome })
+        const labels = { outcome }
+        this.tokenDuration.observe(labels, (performance.now() - started) / 1000)
+        this.tokenRequests.inc(labels)
       }
     }
   }

@@ -46,24 +46,26 @@ export function accessLog(log: Logger): MiddlewareHandler<AppEnv> {
     await next()
     tagResponse(c, requestId)
     const status = c.res.status
-    const line = {
-      method: c.req.method,
-      route: c.req.routePath,
-      path: c.req.path,
-      status,
-      durationMs: Math.round((performance.now() - started) * 10) / 10,
-      errorCode: c.get('errorCode'),
-    }
-    if (status >= 500) {
-      child.error(line, 'http.access')
-    } else if (
-      c.req.path === '/heartbeat' ||
-      c.req.path === '/healthz' ||
-      (status < 400 && c.req.path === TOKEN_PATH)
-    ) {
-      child.debug(line, 'http.access')
-    } else {
-      child.info(line, 'http.access')
+    const path = c.req.path
+    const level =
+      status >= 500
+        ? 'error'
+        : path === '/heartbeat' || path === '/healthz' || (status < 400 && path === TOKEN_PATH)
+          ? 'debug'
+          : 'info'
+    // A line below the logger's level (a token answered, at info) is not even put together.
+    if (child.isLevelEnabled(level)) {
+      child[level](
+        {
+          method: c.req.method,
+          route: c.req.routePath,
+          path,
+          status,
+          durationMs: Math.round((performance.now() - started) * 10) / 10,
+          errorCode: c.get('errorCode'),
+        },
+        'http.access',
+      )
     }
   }
 }

@@ -25,6 +25,9 @@ interface Entry {
   tokens: TokenSet
   obtainedAt: number
   freshUntil: number
+  /** the tokens as last handed out and the whole seconds they had aged then: one copy a second */
+  agedBy: number
+  aged: TokenSet
 }
 
 interface Flight {
@@ -83,7 +86,13 @@ export class TokenCache {
     const now = this.now()
     const entry = this.entries.get(id)
     if (entry && now < entry.freshUntil) {
-      return { tokens: aged(entry.tokens, entry.obtainedAt, now), source: 'cache' }
+      // Requests in the same second share one aged copy instead of each making its own.
+      const elapsed = elapsedSeconds(entry.obtainedAt, now)
+      if (elapsed !== entry.agedBy) {
+        entry.aged = aged(entry.tokens, elapsed)
+        entry.agedBy = elapsed
+      }
+      return { tokens: entry.aged, source: 'cache' }
     }
     if (entry) {
       this.entries.delete(id)
@@ -91,7 +100,10 @@ export class TokenCache {
     const joined = this.flights.get(id)
     if (joined) {
       const tokens = await joined.promise
-      return { tokens: aged(tokens, joined.startedAt, this.now()), source: 'shared' }
+      return {
+        tokens: aged(tokens, elapsedSeconds(joined.startedAt, this.now())),
+        source: 'shared',
+      }
     }
     const flight: Flight = {
       userId: key.userId,
@@ -160,7 +172,7 @@ export class TokenCache {
     this.index(userId, id)
     this.entries.set(
       id,
-      { userId, tokens, obtainedAt, freshUntil },
+      { userId, tokens, obtainedAt, freshUntil, agedBy: 0, aged: tokens },
       { ttl: freshUntil - this.now() },
     )
   }
@@ -191,9 +203,13 @@ function cacheId(key: TokenKey): string {
   return JSON.stringify([key.userId, key.clientId, key.scope])
 }
 
-/** `tokens` as seen `now`, its lifetimes counted from `obtainedAt` (when the grant was asked). */
-function aged(tokens: TokenSet, obtainedAt: number, now: number): TokenSet {
-  const elapsed = Math.max(0, Math.ceil((now - obtainedAt) / 1000))
+/** Whole seconds from `obtainedAt` (when the grant was asked) to `now`, rounded up. */
+function elapsedSeconds(obtainedAt: number, now: number): number {
+  return Math.max(0, Math.ceil((now - obtainedAt) / 1000))
+}
+
+/** `tokens` as seen `elapsed` seconds after the grant was asked. */
+function aged(tokens: TokenSet, elapsed: number): TokenSet {
   if (elapsed === 0) {
     return tokens
   }

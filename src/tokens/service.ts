@@ -91,6 +91,9 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,64}$/
  * database, and a token that outlives the user's Nextcloud account is not ours to hand out.
  */
 export function normalizeScope(scope: string | undefined): string {
+  if (scope === undefined || scope === '') {
+    return 'openid'
+  }
   const requested = (scope ?? '').split(' ').filter((s) => s !== '')
   if (requested.length > MAX_SCOPES) {
     throw new AppError('INVALID_INPUT', `at most ${MAX_SCOPES} scopes may be asked for`)
@@ -251,24 +254,29 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
         }
         const scope = normalizeScope(req.scope)
         const key = { userId: fold(userId), clientId, scope }
-        const fromCache = () => cache.get(key, () => mint(userId, clientId, scope))
-        let answer: ReturnType<typeof fromCache>
+        let answer: ReturnType<TokenCache['get']>
         if (!req.users) {
-          answer = fromCache()
+          answer = cache.get(key, () => mint(userId, clientId, scope))
         } else if (speculative) {
-          answer = fromCache()
+          answer = cache.get(key, () => mint(userId, clientId, scope))
           // Nothing is handed out before the check passed. When it refuses, the refusal is the
           // answer, and whatever the mint does is left to the cache.
-          answer.catch(() => undefined)
+          answer.catch(ignore)
           await checkAudience(userId, req.users)
         } else {
           await checkAudience(userId, req.users)
-          answer = fromCache()
+          answer = cache.get(key, () => mint(userId, clientId, scope))
         }
         const { tokens, source } = await answer
         issuances.record(req, source === 'minted' ? 'issued' : 'cached')
-        const durationMs = Math.round(performance.now() - started)
-        log.debug({ consumer: consumer.name, userId, clientId, source, durationMs }, 'token.issued')
+        // Below the level (info in production) the line's fields are not even gathered.
+        if (log.isLevelEnabled('debug')) {
+          const durationMs = Math.round(performance.now() - started)
+          log.debug(
+            { consumer: consumer.name, userId, clientId, source, durationMs },
+            'token.issued',
+          )
+        }
         return tokens
       } catch (err) {
         const code = isAppError(err) ? err.code : 'INTERNAL'
@@ -295,6 +303,8 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     },
   }
 }
+
+const ignore = () => undefined
 
 type Minter = {
   mint(userId: string, clientId: string, scope: string): Promise<TokenSet>
