@@ -223,6 +223,17 @@ export function describeStoreContract(label: string, open: () => Promise<Databas
       expect(await store.pruneIssuances({ keep: 3 })).toBe(0)
     })
 
+    it('records issuances whatever characters their fields hold', async () => {
+      const consumer = unique('consumer "quoted", {braced}')
+      const userIds = ['a"b', 'c\\d', 'e,f', '{g}', 'NULL', ' h ', '', 'ü😀']
+      await store.recordIssuances(
+        userIds.map((userId) => ({ consumer, userId, clientId: 'c\\"', outcome: 'issued' })),
+      )
+      for (const userId of userIds) {
+        expect(await store.countIssuances({ consumer, userId, clientId: 'c\\"' }), userId).toBe(1)
+      }
+    })
+
     it('prunes issuances older than a date', async () => {
       const consumer = unique('consumer')
       const base = { consumer, userId: 'u', clientId: 'c', outcome: 'issued' }

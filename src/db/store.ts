@@ -100,6 +100,20 @@ const summaryColumns = {
   message: syncRuns.message,
 }
 
+/**
+ * A Postgres array literal of `values` (undefined: NULL), every element quoted, for one text
+ * parameter cast to an array type.
+ */
+export function arrayLiteral(values: readonly (string | undefined)[]): string {
+  let out = '{'
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i]
+    out += i === 0 ? '' : ','
+    out += value === undefined ? 'NULL' : `"${value.replace(/[\\"]/g, '\\$&')}"`
+  }
+  return `${out}}`
+}
+
 /** Changes per stored chunk of a changelog, and chunks per read: a few milliseconds each. */
 const CHANGES_PER_CHUNK = 500
 const CHUNKS_PER_READ = 4
@@ -262,9 +276,22 @@ export function createStore(database: Pick<Database, 'db'>, box: SecretBox): Sto
     },
 
     async recordIssuances(issuances) {
-      if (issuances.length > 0) {
-        await db.insert(tokenIssuances).values([...issuances])
+      if (issuances.length === 0) {
+        return
       }
+      // One array per column, each one text parameter, instead of drizzle's multi-row VALUES:
+      // that built 5 parameters per record (500 records per write), each mapped and checked, all
+      // on the thread that answers requests: ~9 ms at once, in the middle of a token load.
+      const column = (value: (issuance: Issuance) => string | undefined) =>
+        arrayLiteral(issuances.map(value))
+      await db.execute(sql`
+        insert into ${tokenIssuances} (consumer, user_id, client_id, outcome, issued_at)
+        select consumer, user_id, client_id, outcome, coalesce(issued_at, now())
+        from unnest(
+          ${column((i) => i.consumer)}::text[], ${column((i) => i.userId)}::text[],
+          ${column((i) => i.clientId)}::text[], ${column((i) => i.outcome)}::text[],
+          ${column((i) => i.issuedAt?.toISOString())}::timestamptz[]
+        ) as r(consumer, user_id, client_id, outcome, issued_at)`)
     },
     async pruneIssuances(opts) {
       let where: SQL
