@@ -19,11 +19,12 @@ import {
   later,
   nextcloudClientFor,
 } from './exapp/parts.js'
+import { realmMark } from './exapp/realm-mark.js'
 import { realmSpecFor } from './exapp/realm-spec.js'
 import { apiRoutes } from './http/api.js'
 import type { AppEnv } from './http/types.js'
 import type { KcAdmin } from './keycloak/admin.js'
-import { type BootstrapReport, realmBootstrapper } from './keycloak/bootstrap.js'
+import { type BootstrapReport, realmBootstrapper, specFingerprint } from './keycloak/bootstrap.js'
 import { keycloakAdmin, keycloakRuntime } from './keycloak/from-config.js'
 import { createRealmGuard } from './keycloak/realm-guard.js'
 import type { KeycloakRuntime } from './keycloak/runtime.js'
@@ -132,10 +133,18 @@ export async function startExApp(
     log,
   })
   const scheduled = withPoll(sync, poller)
+  const tokenClient = createTokenClient({ backchannelUrl: config.keycloak.url, realm, log })
+  // The first token after a start needs the realm's discovery document: read it as soon as
+  // Keycloak is ready rather than in front of that token (a realm not made yet is read later).
+  keycloak.onStatusChange?.((status) => {
+    if (status === 'ready') {
+      tokenClient.issuer().catch(() => undefined)
+    }
+  })
   const tokens = createTokenService({
     config: config.keycloak,
     store,
-    tokenClient: createTokenClient({ backchannelUrl: config.keycloak.url, realm, log }),
+    tokenClient,
     engine: sync,
     findUser,
     clientSecret,
@@ -149,15 +158,15 @@ export async function startExApp(
   // once the app listens: a bootstrap asked for before then waits for it.
   const address = later<string>()
   const secrets = brokerSecrets(store, config)
-  const bootstrap = realmBootstrapper(
-    admin,
-    () =>
-      realmSpecFor(config, clientSecret, jwtMode ? () => tokens.publicJwks() : undefined, {
-        backchannelUrl: async () => loopbackUrl(await address.value),
-        ...secrets,
-      }),
-    log,
-  )
+  const realmSpec = () =>
+    realmSpecFor(config, clientSecret, jwtMode ? () => tokens.publicJwks() : undefined, {
+      backchannelUrl: async () => loopbackUrl(await address.value),
+      ...secrets,
+    })
+  // A clean restart leaves the realm as it was: tokens need not wait for its re-assertion.
+  const mark = realmMark(storageDir, keycloak)
+  const leftMark = mark.take()
+  const bootstrap = realmBootstrapper(admin, realmSpec, log, mark.asserted)
 
   const lifecycle = createLifecycle({
     steps: initSteps({ keycloak, startTimeoutMs, bootstrap, sync, nextcloud }),
@@ -168,7 +177,12 @@ export async function startExApp(
   const isAdmin = adminChecker(nextcloud)
   const oidc = oidcProvider({ config, store, findUser })
   // After every Keycloak (re)start the realm is re-asserted; tokens wait for that (or get 502).
-  const realmGuard = createRealmGuard({ keycloak, bootstrap, log })
+  const realmGuard = createRealmGuard({
+    keycloak,
+    bootstrap,
+    log,
+    trustedAtFirstReady: async () => (await leftMark) === specFingerprint(await realmSpec()),
+  })
   const app = createApp({
     config,
     log,
@@ -224,6 +238,7 @@ export async function startExApp(
       await tokens.stop()
       realmGuard.stop()
       await keycloak.stop()
+      await mark.leave()
       await database.close()
       log.info('exapp.stopped')
     },

@@ -57,13 +57,16 @@ async function main(): Promise<void> {
     },
     'exapp.starting',
   )
-  await keepStateOwnerOnly(config.app.storageDir, log)
+  // What earlier versions created is fixed while Keycloak boots: what is created from here on
+  // (Keycloak's files too) already gets owner-only modes from the umask.
+  const restricted = keepStateOwnerOnly(config.app.storageDir, log)
   // Keycloak takes longest to boot: it starts before the rest of the app is loaded (unless
   // Nextcloud disabled the app; startExApp reads the same flag and leaves it stopped then).
   const keycloak = keycloakRuntime(config, log)
   if ((await readState(config.app.storageDir))?.enabled !== false) {
     keycloak.start()
   }
+  await restricted
   const { startExApp } = await import('./exapp.js')
   const exapp = await startExApp(config, log, { keycloak })
 

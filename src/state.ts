@@ -1,9 +1,15 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
-/** What the app remembers across restarts besides its databases: whether Nextcloud enabled it. */
+/** What the app remembers across restarts besides its databases. */
 export interface PersistedState {
-  enabled: boolean
+  /** whether Nextcloud enabled it (unset: never told) */
+  enabled?: boolean
+  /**
+   * the fingerprint of the realm spec asserted before Keycloak was last stopped cleanly; taken
+   * (and removed) at the next start (see src/exapp/realm-mark.ts)
+   */
+  realmAsserted?: string
 }
 
 export async function readState(storageDir: string): Promise<PersistedState | undefined> {

@@ -2,6 +2,7 @@ import { mkdir, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Config } from '../src/config/config.js'
 import { randomSecret } from '../src/config/secrets.js'
+import { ensureAotCache } from '../src/keycloak/aot-cache.js'
 import { buildKeycloak, installKeycloak } from '../src/keycloak/install.js'
 import { findJava } from '../src/keycloak/java.js'
 import { buildOptionsFor, startArgsFor } from '../src/keycloak/options.js'
@@ -16,6 +17,8 @@ export interface PreparedKeycloak {
   home: string
   javaHome: string
   javaVersion: string
+  /** the home's trained AOT cache (JDK 25+), as the app uses it */
+  aotCache?: string
 }
 
 function defaultLog(): Logger {
@@ -66,7 +69,14 @@ export async function prepareKeycloak(log: Logger = defaultLog()): Promise<Prepa
     log,
   })
   await buildKeycloak({ home, javaHome: java.javaHome, buildOptions: buildOptionsFor(config), log })
-  return { home, javaHome: java.javaHome, javaVersion: java.version }
+  const aotCache = await ensureAotCache({
+    home,
+    javaHome: java.javaHome,
+    javaVersion: java.version,
+    heap: config.keycloak.heap,
+    log,
+  })
+  return { home, javaHome: java.javaHome, javaVersion: java.version, aotCache }
 }
 
 /**
@@ -77,8 +87,14 @@ export async function prepareKeycloak(log: Logger = defaultLog()): Promise<Prepa
 export async function startOwnKeycloak(
   port: number,
   name: string,
-  prepared: Pick<PreparedKeycloak, 'home' | 'javaHome'>,
-  opts: { keep?: boolean; password?: string; log?: Logger; hostname?: string | 'dynamic' } = {},
+  prepared: Pick<PreparedKeycloak, 'home' | 'javaHome' | 'aotCache'>,
+  opts: {
+    keep?: boolean
+    password?: string
+    log?: Logger
+    hostname?: string | 'dynamic'
+    aot?: boolean
+  } = {},
 ): Promise<OwnKeycloak> {
   const log = opts.log ?? defaultLog()
   const storageDir = join(ROOT, '.test-artifacts', `${name}-${port}`)
@@ -94,7 +110,12 @@ export async function startOwnKeycloak(
         .filter((a) => !a.startsWith('--hostname'))
         .concat('--hostname-strict=false')
     : startArgsFor(config)
-  const supervisor = keycloakSupervisor(config, prepared.home, prepared.javaHome, log, args)
+  // `aot: false`: a bare start, as `kc.sh start --optimized` runs without the app's AOT cache
+  const aotCache = opts.aot === false ? undefined : prepared.aotCache
+  const supervisor = keycloakSupervisor(config, prepared.home, prepared.javaHome, log, {
+    args,
+    aotCache,
+  })
   await supervisor.start()
   await supervisor.waitReady(config.keycloak.startTimeoutMs)
   return {

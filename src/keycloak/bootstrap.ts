@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type ClientRepresentation from '@keycloak/keycloak-admin-client/lib/defs/clientRepresentation.js'
 import type IdentityProviderRepresentation from '@keycloak/keycloak-admin-client/lib/defs/identityProviderRepresentation.js'
 import type RealmRepresentation from '@keycloak/keycloak-admin-client/lib/defs/realmRepresentation.js'
@@ -67,6 +68,14 @@ function realmSettings(realm: string): RealmRepresentation {
 /**
  * Makes the realm what the sidecar needs, reading before it writes and changing only what differs,
  * so it runs on every start and a second run reports no changes.
+ *
+ * Once the realm exists, its parts are independent resources, asserted side by side: the start-up
+ * waits for the longest of them, not for their sum (each first call of an endpoint is slow on a
+ * freshly started Keycloak). Two of them touch the realm's own representation: its browser flow
+ * is bound by the login's branch, which also creates the login's identity provider, so the JWT
+ * grant's provider comes before it in the same branch and no realm update is made from a read
+ * older than another branch's identity provider. The report lists changes in the same order
+ * whatever finished first.
  */
 export async function bootstrapRealm(
   admin: KcAdmin,
@@ -76,24 +85,37 @@ export async function bootstrapRealm(
   const started = performance.now()
   const report: BootstrapReport = { changes: [], warnings: [] }
   await ensureRealm(admin, spec.realm, report)
-  await ensureProfile(admin, spec.realm, spec.profile, report)
-  for (const role of spec.roles) {
-    await ensureRole(admin, spec.realm, role, report)
+  const branch = async (steps: (part: BootstrapReport) => Promise<void>) => {
+    const part: BootstrapReport = { changes: [], warnings: [] }
+    await steps(part)
+    return part
   }
-  if (spec.identityProvider) {
-    await ensureIdentityProvider(admin, spec.realm, spec.identityProvider, report)
-  }
-  for (const client of spec.clients) {
-    await ensureClient(admin, spec.realm, client, report)
-  }
-  if (spec.nextcloudLogin) {
-    await ensureNextcloudLogin(admin, spec.realm, spec.nextcloudLogin, report)
-  }
-  if (spec.console) {
-    const master = { changes: [] as string[] }
-    await ensureProfile(admin, MASTER_REALM, spec.console.profile, master)
-    await ensureNextcloudLogin(admin, MASTER_REALM, spec.console.login, master)
-    report.changes.push(...master.changes.map((c) => `${MASTER_REALM}: ${c}`))
+  const parts = await settledInOrder([
+    branch((part) => ensureProfile(admin, spec.realm, spec.profile, part)),
+    ...spec.roles.map((role) => branch((part) => ensureRole(admin, spec.realm, role, part))),
+    ...spec.clients.map((client) =>
+      branch((part) => ensureClient(admin, spec.realm, client, part)),
+    ),
+    branch(async (part) => {
+      if (spec.identityProvider) {
+        await ensureIdentityProvider(admin, spec.realm, spec.identityProvider, part)
+      }
+      if (spec.nextcloudLogin) {
+        await ensureNextcloudLogin(admin, spec.realm, spec.nextcloudLogin, part)
+      }
+    }),
+    branch(async (part) => {
+      if (spec.console) {
+        const master = { changes: [] as string[] }
+        await ensureProfile(admin, MASTER_REALM, spec.console.profile, master)
+        await ensureNextcloudLogin(admin, MASTER_REALM, spec.console.login, master)
+        part.changes.push(...master.changes.map((c) => `${MASTER_REALM}: ${c}`))
+      }
+    }),
+  ])
+  for (const part of parts) {
+    report.changes.push(...part.changes)
+    report.warnings.push(...part.warnings)
   }
   log.info(
     {
@@ -108,16 +130,41 @@ export async function bootstrapRealm(
 }
 
 /**
+ * Waits for every promise, then gives their values in order, or throws the first failure in
+ * that order: a failed branch never leaves another one still writing behind the caller's back.
+ */
+async function settledInOrder<T>(pending: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(pending)
+  return settled.map((s) => {
+    if (s.status === 'rejected') {
+      throw s.reason
+    }
+    return s.value
+  })
+}
+
+/** A digest of everything a bootstrap asserts (secrets included, so only the digest is kept). */
+export function specFingerprint(spec: RealmSpec): string {
+  return createHash('sha256').update(canonical(spec)).digest('base64url')
+}
+
+/**
  * `bootstrapRealm` for the spec `spec()` gives at each run (client secrets and trusted keys are
  * read then). Init, the start-up resume and the realm guard may all ask at once: concurrent
- * callers share one run.
+ * callers share one run. `onAsserted` is told the fingerprint of each spec a run asserted.
  */
 export function realmBootstrapper(
   admin: KcAdmin,
   spec: () => Promise<RealmSpec>,
   log: Logger,
+  onAsserted?: (fingerprint: string) => void,
 ): () => Promise<BootstrapReport> {
-  return singleFlight(() => spec().then((s) => bootstrapRealm(admin, s, log)))
+  return singleFlight(async () => {
+    const current = await spec()
+    const report = await bootstrapRealm(admin, current, log)
+    onAsserted?.(specFingerprint(current))
+    return report
+  })
 }
 
 async function ensureRealm(admin: KcAdmin, realm: string, report: BootstrapReport): Promise<void> {

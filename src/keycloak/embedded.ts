@@ -1,6 +1,7 @@
 import type { Config } from '../config/config.js'
 import { AppError } from '../errors.js'
 import type { Logger } from '../log.js'
+import { ensureAotCache } from './aot-cache.js'
 import { buildKeycloak, installKeycloak } from './install.js'
 import { findJava } from './java.js'
 import { buildOptionsFor } from './options.js'
@@ -17,7 +18,7 @@ export type PrepareKeycloak = () => Promise<Supervisor>
 export async function installedKeycloak(
   config: Config,
   log: Logger,
-): Promise<{ home: string; javaHome: string; javaVersion: string }> {
+): Promise<{ home: string; javaHome: string; javaVersion: string; aotCache?: string }> {
   const java = await findJava({ javaHome: config.keycloak.javaHome })
   const home =
     config.keycloak.home ??
@@ -34,15 +35,24 @@ export async function installedKeycloak(
     buildOptions: buildOptionsFor(config),
     log,
   })
-  return { home, javaHome: java.javaHome, javaVersion: java.version }
+  const aotCache = await ensureAotCache({
+    home,
+    javaHome: java.javaHome,
+    javaVersion: java.version,
+    heap: config.keycloak.heap,
+    log,
+  })
+  return { home, javaHome: java.javaHome, javaVersion: java.version, aotCache }
 }
 
 /** The bundled Keycloak, installed and built, under a supervisor. */
 export function prepareBundledKeycloak(config: Config, log: Logger): PrepareKeycloak {
   return async () => {
-    const { home, javaHome, javaVersion } = await installedKeycloak(config, log)
-    log.info({ home, java: javaVersion }, 'keycloak.prepared')
-    return keycloakSupervisor(config, home, javaHome, log.child({ component: 'keycloak' }))
+    const { home, javaHome, javaVersion, aotCache } = await installedKeycloak(config, log)
+    log.info({ home, java: javaVersion, aotCache: aotCache !== undefined }, 'keycloak.prepared')
+    return keycloakSupervisor(config, home, javaHome, log.child({ component: 'keycloak' }), {
+      aotCache,
+    })
   }
 }
 
@@ -138,6 +148,7 @@ export function createEmbeddedKeycloak(prepare: PrepareKeycloak, log: Logger): K
       await supervisor.waitReady(Math.max(1, deadline - Date.now()))
     },
     restarts: () => supervisor?.restarts ?? 0,
+    stoppedCleanly: () => supervisor?.stoppedCleanly() ?? false,
     onStatusChange(listener) {
       listeners.add(listener)
       return () => {

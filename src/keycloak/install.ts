@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { execa } from 'execa'
 import { AppError } from '../errors.js'
 import type { Logger } from '../log.js'
+import { aotCachePath } from './aot-cache.js'
 
 export interface CommandResult {
   /** undefined when the command could not be started or was killed */
@@ -204,8 +205,10 @@ export async function buildKeycloak(opts: {
   })
   const started = Date.now()
   log.info({ home, buildOptions, javaHome }, 'keycloak.build.started')
-  // Drop a stale stamp first, so an interrupted build is redone next time.
+  // Drop a stale stamp first, so an interrupted build is redone next time; the AOT cache holds
+  // the classes of the last build, so it goes too (and is trained again).
   await rm(stampFile, { force: true })
+  await rm(aotCachePath(home), { force: true })
   const result = await run(kcSh, ['build', ...buildOptions], {
     env: { JAVA_HOME: javaHome },
     timeoutMs: 10 * 60_000,

@@ -70,6 +70,7 @@ export function startArgsFor(config: StartConfig): string[] {
 export function startEnvFor(
   config: StartConfig,
   javaHome: string,
+  aotCache?: string,
 ): Record<string, string | undefined> {
   const keycloak = config.keycloak
   const env: Record<string, string | undefined> = {
@@ -79,6 +80,10 @@ export function startEnvFor(
     KC_BOOTSTRAP_ADMIN_PASSWORD: undefined,
     KCRAW_BOOTSTRAP_ADMIN_PASSWORD: keycloak.adminPassword,
     KC_DB_PASSWORD: undefined,
+  }
+  if (aotCache !== undefined) {
+    // the classes of its start, loaded and linked ahead of time (see aot-cache.ts)
+    env.JAVA_OPTS_APPEND = `-XX:AOTCache=${aotCache}`
   }
   if (keycloak.db.kind !== 'dev-file') {
     env.KC_DB_URL = keycloak.db.url

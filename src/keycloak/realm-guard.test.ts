@@ -68,7 +68,7 @@ afterEach(() => {
   }
 })
 
-function aGuard(waitMs = 60_000, retryMs = () => 1) {
+function aGuard(waitMs = 60_000, retryMs = () => 1, trustedAtFirstReady?: () => Promise<boolean>) {
   const keycloak = fakeRuntime()
   const bootstrap = manualBootstrap()
   const guard = createRealmGuard({
@@ -77,6 +77,7 @@ function aGuard(waitMs = 60_000, retryMs = () => 1) {
     log: silentLogger(),
     waitMs,
     retryMs,
+    ...(trustedAtFirstReady ? { trustedAtFirstReady } : {}),
   })
   guards.push(guard)
   return { keycloak, bootstrap, guard }
@@ -171,5 +172,42 @@ describe('realm guard', () => {
     expect(bootstrap.calls).toHaveLength(2)
     bootstrap.calls[1]?.resolve()
     expect(await settled(waiting)).toBe('resolved')
+  })
+
+  it('lets tokens go ahead at the first ready when the realm is trusted, and still re-asserts it', async () => {
+    const { keycloak, bootstrap, guard } = aGuard(
+      60_000,
+      () => 1,
+      async () => true,
+    )
+    keycloak.send('start')
+    keycloak.send('probe-ok')
+    expect(await settled(guard.ready())).toBe('resolved')
+    await flush()
+    expect(bootstrap.calls).toHaveLength(1)
+    bootstrap.calls[0]?.resolve()
+
+    // Trust is for the first life only: after a crash, requests wait for the re-assertion.
+    keycloak.send('exited')
+    keycloak.send('backoff-elapsed')
+    keycloak.send('probe-ok')
+    const waiting = guard.ready()
+    await flush()
+    expect(await settled(waiting)).toBe('pending')
+    bootstrap.calls[1]?.resolve()
+    expect(await settled(waiting)).toBe('resolved')
+  })
+
+  it('holds requests at the first ready when the realm is not trusted, or the check fails', async () => {
+    for (const trusted of [async () => false, () => Promise.reject(new Error('disk'))]) {
+      const { keycloak, bootstrap, guard } = aGuard(60_000, () => 1, trusted)
+      keycloak.send('start')
+      keycloak.send('probe-ok')
+      const waiting = guard.ready()
+      await flush()
+      expect(await settled(waiting)).toBe('pending')
+      bootstrap.calls[0]?.resolve()
+      expect(await settled(waiting)).toBe('resolved')
+    }
   })
 })

@@ -11,6 +11,12 @@ export interface RealmGuardOptions {
   waitMs?: number
   /** the pause before the nth retry of a failed re-assertion; default 1 s, 2 s, 4 s … 15 s */
   retryMs?: (attempt: number) => number
+  /**
+   * Asked when Keycloak first becomes ready: true when its realm is known to be as the app left
+   * it (see src/exapp/realm-mark.ts). Tokens then go ahead at once; the realm is re-asserted all
+   * the same, and every later start of Keycloak waits for that again.
+   */
+  trustedAtFirstReady?: () => Promise<boolean>
 }
 
 export interface RealmGuard {
@@ -92,8 +98,24 @@ export function createRealmGuard(opts: RealmGuardOptions): RealmGuard {
       life += 1
       clearTimeout(retry)
       schedule(life, 0)
+      if (life === 1 && opts.trustedAtFirstReady) {
+        trust(life, opts.trustedAtFirstReady)
+      }
     }
   })
+
+  const trust = (forLife: number, trusted: () => Promise<boolean>) => {
+    trusted().then(
+      (yes) => {
+        if (yes && forLife === life && pending && !stopped) {
+          pending.resolve()
+          pending = undefined
+          log.info('realm.trusted')
+        }
+      },
+      (err: unknown) => log.warn({ err }, 'realm.trust_failed'),
+    )
+  }
 
   return {
     async ready() {

@@ -23,6 +23,11 @@ export interface KeycloakRuntime {
   restarts(): number
   /** subscribes to status changes; returns the unsubscribe function */
   onStatusChange?(listener: StatusListener): () => void
+  /**
+   * Embedded only: Keycloak last exited because it was stopped, within the deadline, so its
+   * storage is as it left it (an external Keycloak's storage is never ours to vouch for).
+   */
+  stoppedCleanly?(): boolean
 }
 
 /**

@@ -85,6 +85,7 @@ describe('supervisor with fixture children', () => {
       expect.objectContaining({ component: 'keycloak', stream: 'stderr', msg: 'a line on stderr' }),
     )
     expect(s.restarts).toBe(0)
+    expect(s.stoppedCleanly()).toBe(true)
   })
 
   it('restarts a child killed with SIGKILL and becomes ready again', async () => {
@@ -106,6 +107,7 @@ describe('supervisor with fixture children', () => {
     await s.waitReady(5_000)
     expect(seen.map((state) => state.kind)).toEqual(['crashed', 'starting', 'ready'])
     expect(seen[0]).toMatchObject({ exit: { code: null, signal: 'SIGKILL' }, retryInMs: 1_000 })
+    expect(s.stoppedCleanly()).toBe(false)
     expect(s.pid).not.toBe(first)
     expect(s.restarts).toBe(1)
   })
@@ -134,6 +136,7 @@ describe('supervisor with fixture children', () => {
     expect(alive(pid)).toBe(false)
     expect(lines.some((l) => l.msg === 'keycloak.kill.forced')).toBe(true)
     expect(s.state().kind).toBe('stopped')
+    expect(s.stoppedCleanly()).toBe(false)
   })
 
   it('kills a child that misses the start deadline and says why', async () => {

@@ -68,6 +68,11 @@ export interface Supervisor {
   onChange(listener: StateListener): () => void
   /** restarts after crashes since creation */
   readonly restarts: number
+  /**
+   * True when the child last exited because it was stopped, within the deadline (SIGTERM was
+   * enough), and nothing started since: what it wrote is on disk as it left it.
+   */
+  stoppedCleanly(): boolean
   readonly pid: number | undefined
 }
 
@@ -76,7 +81,7 @@ const OUTPUT_TAIL = 20
  * While starting, a probe is a refused connection or one small answer: probing often costs next
  * to nothing, and readiness is seen at most this long after Keycloak reached it.
  */
-const STARTING_PROBE_INTERVAL_MS = 200
+const STARTING_PROBE_INTERVAL_MS = 100
 // Stack frames would push the lines that say what went wrong out of the tail.
 const STACK_FRAME = /^\s+at |^\s*\.\.\. \d+ more$/
 
@@ -92,6 +97,9 @@ export function createSupervisor(opts: SupervisorOptions): Supervisor {
   let startRequested = false
   let restarts = 0
   let leftoverChecked = false
+  /** the child's exit followed a stop request and no SIGKILL (see `stoppedCleanly`) */
+  let cleanExit = false
+  let forced = false
   let queue: Promise<void> = Promise.resolve()
   const timers: Partial<Record<'start' | 'kill' | 'restart', NodeJS.Timeout>> = {}
 
@@ -160,6 +168,8 @@ export function createSupervisor(opts: SupervisorOptions): Supervisor {
     })
     const alive = new AbortController()
     const spawnedAt = Date.now()
+    cleanExit = false
+    forced = false
     child = { ...handle, alive }
     log.info({ childPid: handle.pid, command: opts.command, args: opts.args }, 'keycloak.spawned')
     process.on('exit', onParentExit)
@@ -181,6 +191,7 @@ export function createSupervisor(opts: SupervisorOptions): Supervisor {
       fetch: opts.fetch,
     })
     void handle.exited.then(async (exit) => {
+      cleanExit = current.kind === 'stopping' && !forced
       alive.abort()
       process.off('exit', onParentExit)
       clear('kill')
@@ -213,6 +224,7 @@ export function createSupervisor(opts: SupervisorOptions): Supervisor {
     }
     signalGroup(pid, 'SIGTERM')
     timers.kill = setTimeout(() => {
+      forced = true
       log.warn({ childPid: pid, stopTimeoutMs }, 'keycloak.kill.forced')
       signalGroup(pid, 'SIGKILL')
     }, stopTimeoutMs)
@@ -318,6 +330,7 @@ export function createSupervisor(opts: SupervisorOptions): Supervisor {
     get restarts() {
       return restarts
     },
+    stoppedCleanly: () => cleanExit && current.kind === 'stopped',
     get pid() {
       return child?.pid
     },
@@ -326,19 +339,20 @@ export function createSupervisor(opts: SupervisorOptions): Supervisor {
 
 /**
  * The supervisor for the bundled Keycloak in `home`, configured from `config` (see options.ts);
- * `args` replaces the start options derived from it (tests run Keycloak without a fixed hostname).
+ * `args` replaces the start options derived from it (tests run Keycloak without a fixed hostname),
+ * `aotCache` is the home's trained AOT cache, if any (see aot-cache.ts).
  */
 export function keycloakSupervisor(
   config: Config,
   home: string,
   javaHome: string,
   log: Logger,
-  args: string[] = startArgsFor(config),
+  opts: { args?: string[]; aotCache?: string | undefined } = {},
 ): Supervisor {
   return createSupervisor({
     command: join(home, 'bin', 'kc.sh'),
-    args: ['start', '--optimized', ...args],
-    env: startEnvFor(config, javaHome),
+    args: ['start', '--optimized', ...(opts.args ?? startArgsFor(config))],
+    env: startEnvFor(config, javaHome, opts.aotCache),
     cwd: home,
     readyUrl: `http://127.0.0.1:${config.keycloak.managementPort}/health/ready`,
     pidFile: join(config.app.storageDir, 'keycloak', 'keycloak.pid'),

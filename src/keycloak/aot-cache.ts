@@ -1,0 +1,180 @@
+import { mkdtemp, rename, rm, stat } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { errorMessage } from '../errors.js'
+import type { Logger } from '../log.js'
+import { javaMajor } from './java.js'
+import { type SpawnChild, signalGroup, spawnProcessGroup } from './process-group.js'
+import { pollReady } from './ready-probe.js'
+
+/**
+ * Where the ahead-of-time cache of a built Keycloak home is kept (JDK 25+, JEP 483/514): the
+ * classes Keycloak loads and links at start, already parsed and linked, so a start that maps it
+ * reaches ready in about half the time. A build removes it (its classes change).
+ */
+export function aotCachePath(home: string): string {
+  return join(home, 'data', 'exapp-keycloak.aot')
+}
+
+/** The JDK that writes a cache in one training run (-XX:AOTCacheOutput) is 25 or newer. */
+export const MIN_AOT_JAVA = 25
+
+export interface AotCacheOptions {
+  home: string
+  javaHome: string
+  javaVersion: string
+  /** the heap options Keycloak runs with (KEYCLOAK_HEAP), so the cache matches its runs */
+  heap: string
+  log: Logger
+  /** how long the training start may take to become ready, and then to exit; default 5 min */
+  timeoutMs?: number
+  spawn?: SpawnChild
+}
+
+/**
+ * The AOT cache for `home`, trained once if missing: Keycloak is started on a scratch H2
+ * database and free loopback ports, and stopped once ready; the JVM writes the cache as it exits.
+ * Undefined when the JDK is older than 25 or the training failed (logged): Keycloak then starts
+ * without one, as it would anyway.
+ */
+export async function ensureAotCache(opts: AotCacheOptions): Promise<string | undefined> {
+  const major = javaMajor(opts.javaVersion)
+  if (major === undefined || major < MIN_AOT_JAVA) {
+    return undefined
+  }
+  const target = aotCachePath(opts.home)
+  if (await exists(target)) {
+    return target
+  }
+  const started = Date.now()
+  opts.log.info({ home: opts.home }, 'keycloak.aot.training')
+  const scratch = await mkdtemp(join(tmpdir(), 'keycloak-aot-'))
+  try {
+    // Written beside the target and renamed into place: a killed training leaves no half a cache.
+    const partial = `${target}.${process.pid}.partial`
+    await rm(partial, { force: true })
+    await train({ ...opts, output: partial, scratch })
+    if (!(await exists(partial))) {
+      throw new Error('the JVM exited without writing the cache')
+    }
+    await rename(partial, target)
+    const { size } = await stat(target)
+    opts.log.info(
+      { path: target, bytes: size, durationMs: Date.now() - started },
+      'keycloak.aot.trained',
+    )
+    return target
+  } catch (err) {
+    opts.log.warn({ err: errorMessage(err) }, 'keycloak.aot.training_failed')
+    return undefined
+  } finally {
+    await rm(scratch, { recursive: true, force: true })
+  }
+}
+
+async function train(opts: AotCacheOptions & { output: string; scratch: string }): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 5 * 60_000
+  const [http, management] = [await freeLoopbackPort(), await freeLoopbackPort()]
+  const tail: string[] = []
+  const child = (opts.spawn ?? spawnProcessGroup)(
+    {
+      command: join(opts.home, 'bin', 'kc.sh'),
+      args: [
+        'start',
+        '--optimized',
+        '--http-enabled=true',
+        '--http-host=127.0.0.1',
+        `--http-port=${http}`,
+        '--http-management-host=127.0.0.1',
+        `--http-management-port=${management}`,
+        `--hostname=http://127.0.0.1:${http}`,
+        '--cache=local',
+        `--db-url=jdbc:h2:file:${join(opts.scratch, 'keycloakdb')};NON_KEYWORDS=VALUE;DB_CLOSE_ON_EXIT=FALSE`,
+      ],
+      env: {
+        JAVA_HOME: opts.javaHome,
+        JAVA_OPTS_KC_HEAP: opts.heap,
+        JAVA_OPTS_APPEND: `-XX:AOTCacheOutput=${opts.output}`,
+        // no admin: the training run serves nobody
+        KC_BOOTSTRAP_ADMIN_USERNAME: undefined,
+        KC_BOOTSTRAP_ADMIN_PASSWORD: undefined,
+        KCRAW_BOOTSTRAP_ADMIN_PASSWORD: undefined,
+        KC_DB_URL: undefined,
+        KC_DB_USERNAME: undefined,
+        KC_DB_PASSWORD: undefined,
+        KCRAW_DB_PASSWORD: undefined,
+      },
+      cwd: opts.home,
+    },
+    (_stream, line) => {
+      tail.push(line)
+      tail.splice(0, Math.max(0, tail.length - 5))
+    },
+  )
+  const pid = child.pid
+  let exited = false
+  void child.exited.then(() => {
+    exited = true
+  })
+  const ready = new AbortController()
+  // ends the deadlines below once training is over, so no timer outlives it
+  const over = new AbortController()
+  const deadline = (what: string) =>
+    sleep(timeoutMs, undefined, { signal: over.signal }).then(() => {
+      throw new Error(`Keycloak ${what} within ${timeoutMs / 1000} s`)
+    })
+  try {
+    await Promise.race([
+      pollReady({
+        url: `http://127.0.0.1:${management}/health/ready`,
+        signal: ready.signal,
+        intervalMs: () => 200,
+        onResult: (ok) => ok && ready.abort(),
+      }),
+      child.exited.then((exit) => {
+        throw new Error(
+          `Keycloak exited before it was ready (${JSON.stringify(exit)}): ${tail.join(' | ')}`,
+        )
+      }),
+      deadline('was not ready'),
+    ])
+    if (pid !== undefined) {
+      signalGroup(pid, 'SIGTERM')
+    }
+    // The JVM assembles the cache as it exits, in a child JVM of its own: that takes a while.
+    const exit = await Promise.race([child.exited, deadline('did not exit after the stop')])
+    if (exit.error !== undefined) {
+      throw new Error(exit.error)
+    }
+  } finally {
+    ready.abort()
+    over.abort()
+    if (!exited && pid !== undefined) {
+      signalGroup(pid, 'SIGKILL')
+    }
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    (s) => s.isFile() && s.size > 0,
+    () => false,
+  )
+}
+
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() =>
+        typeof address === 'object' && address
+          ? resolve(address.port)
+          : reject(new Error('no port')),
+      )
+    })
+  })
+}
