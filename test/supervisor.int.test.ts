@@ -1,8 +1,10 @@
 import { execFileSync } from 'node:child_process'
 import { createConnection } from 'node:net'
+import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type RunningExApp, startExApp } from '../src/exapp.js'
 import { silentLogger } from '../src/log.js'
+import { readState } from '../src/state.js'
 import { tempDir, testConfig } from './config.js'
 import {
   createFakeNextcloud,
@@ -119,6 +121,36 @@ describe('the bundled Keycloak under the supervisor', () => {
       { timeout: 180_000, interval: 250 },
     )
     expect(await portOpen(HTTP_PORT)).toBe(true)
+  })
+
+  it('after a clean stop with the realm asserted, the next start mints without waiting for it', async () => {
+    await exapp.bootstrap()
+    // the same app again: its secrets, and its port (the realm's back-channel URL names it)
+    const { config } = exapp
+    const port = Number(new URL(exapp.url).port)
+    await exapp.close()
+    const mark = (await readState(storage))?.realmAsserted
+    expect(mark, 'the clean stop left the realm mark').toMatch(/^[\w-]{43}$/)
+
+    const lines: { msg?: string }[] = []
+    const log = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s)) })
+    exapp = await startExApp(config, log, { port })
+    expect((await readState(storage))?.realmAsserted, 'taken by this start').toBeUndefined()
+    await vi.waitFor(
+      async () => expect((await heartbeat(exapp)).keycloak, 'Keycloak ready again').toBe('ready'),
+      { timeout: 180_000, interval: 100 },
+    )
+    const res = await fetch(`${exapp.url}/api/token?client_id=opentalk`, {
+      method: 'POST',
+      headers: { 'X-API-SECRET': exapp.config.consumers[0]?.secret ?? '', 'X-NC-USER-ID': 'alice' },
+    })
+    expect(res.status, await res.clone().text()).toBe(200)
+    expect(lines.map((l) => l.msg)).toContain('realm.trusted')
+    // re-asserted all the same
+    await vi.waitFor(() => expect(lines.map((l) => l.msg)).toContain('realm.bootstrapped'), {
+      timeout: 60_000,
+      interval: 100,
+    })
   })
 
   it('binds Keycloak to 127.0.0.1 only', () => {
