@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pino } from 'pino'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { aotCachePath, ensureAotCache } from './aot-cache.js'
+import { aotCachePath, aotFailurePath, ensureAotCache } from './aot-cache.js'
 import { type SpawnChild, spawnProcessGroup } from './process-group.js'
 
 const fixture = resolve(import.meta.dirname, '../../test/fixtures/aot-training.js')
@@ -84,16 +84,31 @@ describe('AOT cache', () => {
     expect(spawned).toHaveLength(0)
   })
 
-  it('goes on without a cache when the training writes none, or Keycloak fails to start', async () => {
+  it('goes on without a cache when the training fails, and does not try again', async () => {
     for (const mode of ['no-cache', 'dies'] as const) {
+      await rm(aotFailurePath(home), { force: true })
+      spawned = []
       const { opts, lines } = options(mode)
       expect(await ensureAotCache(opts)).toBeUndefined()
-      expect(await readdir(join(home, 'data'))).toEqual([])
+      expect(await readdir(join(home, 'data'))).toEqual(['exapp-keycloak.aot.failed'])
       const failed = lines.find((l) => l.msg === 'keycloak.aot.training_failed')
-      expect(failed?.err).toMatch(
-        mode === 'dies' ? /exited before it was ready/ : /without writing/,
-      )
+      const reason = mode === 'dies' ? /exited before it was ready/ : /without writing/
+      expect(failed?.err).toMatch(reason)
+      expect(await readFile(aotFailurePath(home), 'utf8')).toMatch(reason)
+      // the next start goes on without one at once
+      expect(await ensureAotCache(options('writes').opts)).toBeUndefined()
+      expect(spawned).toHaveLength(1)
     }
+  })
+
+  it('trains nothing where it cannot write the cache', async () => {
+    // (mode bits do not stop root, who runs the tests here: a file where the folder should be does)
+    await rm(join(home, 'data'), { recursive: true })
+    await writeFile(join(home, 'data'), '')
+    const { opts, lines } = options('writes')
+    expect(await ensureAotCache(opts)).toBeUndefined()
+    expect(spawned).toHaveLength(0)
+    expect(lines.map((l) => l.msg)).toContain('keycloak.aot.not_writable')
   })
 
   it('does not take an empty file for a cache', async () => {

@@ -1,7 +1,8 @@
-import { mkdtemp, rename, rm, stat } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { access, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { errorMessage } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -16,6 +17,14 @@ import { pollReady } from './ready-probe.js'
  */
 export function aotCachePath(home: string): string {
   return join(home, 'data', 'exapp-keycloak.aot')
+}
+
+/**
+ * Left beside the cache when a training failed, with the reason: later starts do not train
+ * again (each try costs a Keycloak start) until a build of the home removes it.
+ */
+export function aotFailurePath(home: string): string {
+  return `${aotCachePath(home)}.failed`
 }
 
 /** The JDK that writes a cache in one training run (-XX:AOTCacheOutput) is 25 or newer. */
@@ -48,6 +57,17 @@ export async function ensureAotCache(opts: AotCacheOptions): Promise<string | un
   if (await exists(target)) {
     return target
   }
+  if (await exists(aotFailurePath(opts.home))) {
+    return undefined
+  }
+  try {
+    await mkdir(dirname(target), { recursive: true })
+    await access(dirname(target), constants.W_OK)
+  } catch {
+    // a home the app may not write (e.g. a read-only KEYCLOAK_HOME) gets no cache
+    opts.log.info({ home: opts.home }, 'keycloak.aot.not_writable')
+    return undefined
+  }
   const started = Date.now()
   opts.log.info({ home: opts.home }, 'keycloak.aot.training')
   const scratch = await mkdtemp(join(tmpdir(), 'keycloak-aot-'))
@@ -68,6 +88,7 @@ export async function ensureAotCache(opts: AotCacheOptions): Promise<string | un
     return target
   } catch (err) {
     opts.log.warn({ err: errorMessage(err) }, 'keycloak.aot.training_failed')
+    await writeFile(aotFailurePath(opts.home), `${errorMessage(err)}\n`).catch(() => undefined)
     return undefined
   } finally {
     await rm(scratch, { recursive: true, force: true })

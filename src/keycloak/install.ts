@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { execa } from 'execa'
 import { AppError } from '../errors.js'
 import type { Logger } from '../log.js'
-import { aotCachePath } from './aot-cache.js'
+import { aotCachePath, aotFailurePath } from './aot-cache.js'
 
 export interface CommandResult {
   /** undefined when the command could not be started or was killed */
@@ -209,6 +209,7 @@ export async function buildKeycloak(opts: {
   // the classes of the last build, so it goes too (and is trained again).
   await rm(stampFile, { force: true })
   await rm(aotCachePath(home), { force: true })
+  await rm(aotFailurePath(home), { force: true })
   const result = await run(kcSh, ['build', ...buildOptions], {
     env: { JAVA_HOME: javaHome },
     timeoutMs: 10 * 60_000,
