@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
 import { access, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
@@ -99,6 +100,7 @@ async function train(opts: AotCacheOptions & { output: string; scratch: string }
   const timeoutMs = opts.timeoutMs ?? 5 * 60_000
   const [http, management] = [await freeLoopbackPort(), await freeLoopbackPort()]
   const tail: string[] = []
+  const password = randomBytes(24).toString('base64url')
   const child = (opts.spawn ?? spawnProcessGroup)(
     {
       command: join(opts.home, 'bin', 'kc.sh'),
@@ -118,10 +120,11 @@ async function train(opts: AotCacheOptions & { output: string; scratch: string }
         JAVA_HOME: opts.javaHome,
         JAVA_OPTS_KC_HEAP: opts.heap,
         JAVA_OPTS_APPEND: `-XX:AOTCacheOutput=${opts.output}`,
-        // no admin: the training run serves nobody
-        KC_BOOTSTRAP_ADMIN_USERNAME: undefined,
+        // a throwaway admin on the scratch storage, for the requests that train the paths the
+        // app's first calls take (see trainRequests)
+        KC_BOOTSTRAP_ADMIN_USERNAME: TRAINING_ADMIN,
         KC_BOOTSTRAP_ADMIN_PASSWORD: undefined,
-        KCRAW_BOOTSTRAP_ADMIN_PASSWORD: undefined,
+        KCRAW_BOOTSTRAP_ADMIN_PASSWORD: password,
         KC_DB_URL: undefined,
         KC_DB_USERNAME: undefined,
         KC_DB_PASSWORD: undefined,
@@ -161,6 +164,9 @@ async function train(opts: AotCacheOptions & { output: string; scratch: string }
       }),
       deadline('was not ready'),
     ])
+    await trainRequests(`http://127.0.0.1:${http}`, password).catch((err: unknown) =>
+      opts.log.info({ err: errorMessage(err) }, 'keycloak.aot.requests_failed'),
+    )
     if (pid !== undefined) {
       signalGroup(pid, 'SIGTERM')
     }
@@ -175,6 +181,44 @@ async function train(opts: AotCacheOptions & { output: string; scratch: string }
     if (!exited && pid !== undefined) {
       signalGroup(pid, 'SIGKILL')
     }
+  }
+}
+
+const TRAINING_ADMIN = 'aot-training'
+
+/**
+ * A few requests on the paths the app's first calls after a start take: discovery, a token grant
+ * and admin reads. The classes they load go into the cache too, so the realm's re-assertion and
+ * the first token after a start find them loaded. A failure only makes the cache smaller.
+ */
+async function trainRequests(base: string, password: string): Promise<void> {
+  const call = async (path: string, init: RequestInit = {}) => {
+    const res = await fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(30_000) })
+    if (!res.ok) {
+      throw new Error(`${path}: HTTP ${res.status}`)
+    }
+    return res.json() as Promise<Record<string, unknown>>
+  }
+  await call('/realms/master/.well-known/openid-configuration')
+  const { access_token: token } = await call('/realms/master/protocol/openid-connect/token', {
+    method: 'POST',
+    body: new URLSearchParams({
+      grant_type: 'password',
+      client_id: 'admin-cli',
+      username: TRAINING_ADMIN,
+      password,
+    }),
+  })
+  const headers = { authorization: `Bearer ${String(token)}` }
+  for (const path of [
+    '/admin/realms/master',
+    '/admin/realms/master/users/profile',
+    '/admin/realms/master/clients?clientId=admin-cli',
+    '/admin/realms/master/identity-provider/instances',
+    '/admin/realms/master/authentication/flows',
+    '/admin/realms/master/roles',
+  ]) {
+    await call(path, { headers })
   }
 }
 
