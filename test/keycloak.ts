@@ -2,10 +2,8 @@ import { mkdir, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Config } from '../src/config/config.js'
 import { randomSecret } from '../src/config/secrets.js'
-import { ensureAotCache } from '../src/keycloak/aot-cache.js'
-import { buildKeycloak, installKeycloak } from '../src/keycloak/install.js'
-import { findJava } from '../src/keycloak/java.js'
-import { buildOptionsFor, startArgsFor } from '../src/keycloak/options.js'
+import { installedKeycloak } from '../src/keycloak/embedded.js'
+import { startArgsFor } from '../src/keycloak/options.js'
 import { keycloakSupervisor, type Supervisor } from '../src/keycloak/supervisor.js'
 import { createLogger, type Logger } from '../src/log.js'
 import { testConfig } from './config.js'
@@ -58,25 +56,14 @@ export function ownKeycloakConfig(
   })
 }
 
-/** Installs the pinned Keycloak (when absent) into ./.keycloak and builds it for dev-file. */
+/**
+ * Installs the pinned Keycloak (when absent) into ./.keycloak, builds it for dev-file and trains
+ * its AOT cache (JDK 25+), as the app does.
+ */
 export async function prepareKeycloak(log: Logger = defaultLog()): Promise<PreparedKeycloak> {
   // Only the install location, Java and build options of this config matter here.
   const config = ownKeycloakConfig(38680, join(ROOT, '.test-artifacts', 'unused'), randomSecret())
-  const java = await findJava({ javaHome: config.keycloak.javaHome })
-  const { home } = await installKeycloak({
-    version: config.keycloak.version,
-    cacheDir: config.keycloak.cacheDir,
-    log,
-  })
-  await buildKeycloak({ home, javaHome: java.javaHome, buildOptions: buildOptionsFor(config), log })
-  const aotCache = await ensureAotCache({
-    home,
-    javaHome: java.javaHome,
-    javaVersion: java.version,
-    heap: config.keycloak.heap,
-    log,
-  })
-  return { home, javaHome: java.javaHome, javaVersion: java.version, aotCache }
+  return installedKeycloak(config, log)
 }
 
 /**

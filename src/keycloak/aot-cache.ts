@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
 import { access, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { errorMessage } from '../errors.js'
+import { freeLoopbackPort } from '../free-port.js'
 import type { Logger } from '../log.js'
 import { javaMajor } from './java.js'
 import { type SpawnChild, signalGroup, spawnProcessGroup } from './process-group.js'
@@ -227,19 +227,4 @@ async function exists(path: string): Promise<boolean> {
     (s) => s.isFile() && s.size > 0,
     () => false,
   )
-}
-
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() =>
-        typeof address === 'object' && address
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      )
-    })
-  })
 }
