@@ -1,11 +1,9 @@
 import fc from 'fast-check'
-import type { Context, Hono } from 'hono'
-import { getQueryParams } from 'hono/utils/url'
+import type { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { buildTestApp, TEST_APP_SECRET, TEST_CONSUMER_SECRET } from '../../test/app-builder.js'
 import type { Consumer } from '../config/config.js'
 import { FailureLimiter } from './failure-limiter.js'
-import { queryValue } from './token-routes.js'
 import type { AppEnv } from './types.js'
 
 const APP_ID = 'keycloak'
@@ -335,39 +333,6 @@ describe('POST /api/token with junk', () => {
         }
       }),
       { numRuns: 400 },
-    )
-  })
-})
-
-describe('the token query', () => {
-  it("is read as Hono's validator reads it, whatever the query", () => {
-    const part = fc.constantFrom(
-      'client_id',
-      'scope',
-      'a',
-      '=',
-      '&',
-      '%41',
-      '%',
-      '+',
-      '#',
-      ' ',
-      '?',
-      'é',
-      '',
-    )
-    fc.assert(
-      fc.property(fc.array(part, { maxLength: 12 }), fc.boolean(), (parts, encodedPath) => {
-        const url = `http://keycloak:23000/api/${encodedPath ? 'to%6Ben' : 'token'}?${parts.join('')}`
-        const hono = Object.fromEntries(
-          Object.entries(getQueryParams(url) as Record<string, string[]>).map(([k, v]) =>
-            v.length === 1 ? [k, v[0]] : [k, v],
-          ),
-        )
-        const req = { url, queries: () => getQueryParams(url) }
-        expect(queryValue({ req } as unknown as Pick<Context<AppEnv>, 'req'>)).toEqual(hono)
-      }),
-      { numRuns: 2000 },
     )
   })
 })

@@ -3,7 +3,7 @@ import type { Context } from 'hono'
 import type { Consumer } from '../config/config.js'
 import { AppError } from '../errors.js'
 import type { IssueRequest, TokenService } from '../tokens/service.js'
-import { errors, invalidInput, routes } from './openapi.js'
+import { errors, routes } from './openapi.js'
 import { userIdSchema } from './sync-routes.js'
 import type { AppEnv, Caller } from './types.js'
 
@@ -133,14 +133,9 @@ function requester(
  *   -H 'X-API-SECRET: …' -H 'X-NC-USER-ID: alice'
  */
 export function tokenRoutes({ tokens, consumers }: TokenRoutesDeps) {
-  const api = routes()
-  // Documented as declared, its query checked by validQuery() below rather than by the validator
-  // openapi() would add: the same schema and the same 400, without Hono's validator middleware
-  // (an async hop, the query re-parsed into arrays and copied twice) on every token request.
-  api.openAPIRegistry.registerPath(token)
-  return api.openapi({ ...token, request: {}, hide: true }, async (c) => {
-    const { client_id: clientId, scope } = validQuery(c)
+  return routes().openapi(token, async (c) => {
     const who = requester(c, c.get('caller'), consumers)
+    const { client_id: clientId, scope } = c.req.valid('query')
     const set = await tokens.issue({ ...who, clientId, scope })
     // RFC 6749 §5.1: token responses must not be stored by caches on the way.
     c.header('Cache-Control', 'no-store')
@@ -156,50 +151,4 @@ export function tokenRoutes({ tokens, consumers }: TokenRoutesDeps) {
       200,
     )
   })
-}
-
-/**
- * The token route's query, checked by its schema as openapi()'s validator would check it (a 400
- * INVALID_INPUT through invalidInput naming each problem). The schema sees what Hono's validator
- * would give it: each parameter's value, an array when repeated.
- */
-function validQuery(c: Context<AppEnv>): z.infer<typeof token.request.query> {
-  const value = queryValue(c)
-  const result = token.request.query.safeParse(value)
-  if (!result.success) {
-    invalidInput({ ...result, data: value, target: 'query' } as never, c as never)
-  }
-  return result.data as z.infer<typeof token.request.query>
-}
-
-/**
- * The query as Hono's validator builds it from `c.req.queries()`. A query without '%', '+' or
- * '#' has nothing to decode and is split here in one pass, exactly as Hono splits it; any other
- * is left to Hono's parser.
- */
-export function queryValue(c: Pick<Context<AppEnv>, 'req'>): Record<string, string | string[]> {
-  const url = c.req.url
-  const start = url.indexOf('?', 8)
-  if (url.indexOf('#', 8) !== -1 || (start !== -1 && /[%+]/.test(url.slice(start)))) {
-    return Object.fromEntries(
-      Object.entries(c.req.queries()).map(([k, v]) => (v.length === 1 ? [k, v[0]] : [k, v])),
-    )
-  }
-  const value: Record<string, string | string[]> = Object.create(null)
-  let at = start
-  while (at !== -1) {
-    const next = url.indexOf('&', at + 1)
-    const end = next === -1 ? url.length : next
-    const eq = url.indexOf('=', at + 1)
-    const hasValue = eq !== -1 && eq < end
-    const name = url.slice(at + 1, hasValue ? eq : end)
-    at = next
-    if (name === '') {
-      continue
-    }
-    const v = hasValue ? url.slice(eq + 1, end) : ''
-    const seen = value[name]
-    value[name] = seen === undefined ? v : Array.isArray(seen) ? [...seen, v] : [seen, v]
-  }
-  return { ...value }
 }
