@@ -184,6 +184,9 @@ function newMemberships(changes: readonly Change[]): Map<string, string[]> {
  * and the creations the bulk path did not make. A user joins in its create only groups that exist
  * by now (a group whose create failed stays out: its add-member is skipped as before).
  */
+/** user imports sent together (see createInBulk) */
+const USER_IMPORTS_AT_ONCE = 2
+
 async function createInBulk(
   phase: readonly Change[],
   bulk: BulkCreator,
@@ -212,9 +215,8 @@ async function createInBulk(
       }
     }
   }
-  for (let i = 0; i < users.length; i += size) {
-    const batch = users.slice(i, i + size)
-    const made = await bulk
+  const importBatch = (batch: CreateUser[]) =>
+    bulk
       .createUsers(
         batch.map((c) => ({
           user: c.user,
@@ -222,12 +224,22 @@ async function createInBulk(
         })),
       )
       .catch(() => new Set<string>())
-    for (const change of batch) {
-      if (made.has(change.uid)) {
-        created.add(change)
-        record(change, { change, outcome: 'applied' })
-      }
+  // Each import is one transaction on one of Keycloak's threads: USER_IMPORTS_AT_ONCE of them
+  // keep more than one core busy. Results are recorded in the changelog's order all the same.
+  for (let i = 0; i < users.length; i += size * USER_IMPORTS_AT_ONCE) {
+    const batches: CreateUser[][] = []
+    for (let b = i; b < Math.min(users.length, i + size * USER_IMPORTS_AT_ONCE); b += size) {
+      batches.push(users.slice(b, b + size))
     }
+    const made = await Promise.all(batches.map(importBatch))
+    batches.forEach((batch, n) => {
+      for (const change of batch) {
+        if (made[n]?.has(change.uid)) {
+          created.add(change)
+          record(change, { change, outcome: 'applied' })
+        }
+      }
+    })
   }
   return phase.filter((change) => !created.has(change))
 }
