@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { isAppError } from '../errors.js'
 import { silentLogger } from '../log.js'
 import type { KcAdmin } from './admin.js'
-import { bootstrapRealm, type RealmSpec } from './bootstrap.js'
+import { bootstrapRealm, type RealmSpec, realmSettings } from './bootstrap.js'
 
 /**
  * An Admin API with an existing realm and nothing else: roles and clients are created. Each
@@ -27,14 +27,7 @@ function fakeAdmin(opts: { roleDelayMs: (name: string) => number; failing?: stri
   }
   const admin = {
     realms: {
-      findOne: async ({ realm }: { realm: string }) => ({
-        realm,
-        enabled: true,
-        bruteForceProtected: true,
-        registrationAllowed: false,
-        duplicateEmailsAllowed: false,
-        adminEventsEnabled: true,
-      }),
+      findOne: async ({ realm }: { realm: string }) => realmSettings(realm),
     },
     users: {
       getProfile: async () => ({ attributes: [] }),

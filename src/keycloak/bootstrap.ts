@@ -53,7 +53,7 @@ export interface BootstrapReport {
 }
 
 /** Realm settings we own; anything else an admin sets is left alone. */
-function realmSettings(realm: string): RealmRepresentation {
+export function realmSettings(realm: string): RealmRepresentation {
   return {
     realm,
     enabled: true,
