@@ -8,6 +8,7 @@ import { errorMessage } from '../errors.js'
 import { freeLoopbackPort } from '../free-port.js'
 import type { Logger } from '../log.js'
 import { javaMajor } from './java.js'
+import { type StartConfig, startArgsFor, startEnvFor } from './options.js'
 import { type SpawnChild, signalGroup, spawnProcessGroup } from './process-group.js'
 import { pollReady } from './ready-probe.js'
 
@@ -101,33 +102,31 @@ async function train(opts: AotCacheOptions & { output: string; scratch: string }
   const [http, management] = [await freeLoopbackPort(), await freeLoopbackPort()]
   const tail: string[] = []
   const password = randomBytes(24).toString('base64url')
+  // Started as the app starts Keycloak (startArgsFor, startEnvFor), on scratch storage and free
+  // ports, with a throwaway admin for the requests that train the paths the app's first calls
+  // take (see trainRequests).
+  const scratch: StartConfig = {
+    app: { storageDir: opts.scratch },
+    keycloak: {
+      httpPort: http,
+      managementPort: management,
+      publicUrl: `http://127.0.0.1:${http}`,
+      db: { kind: 'dev-file' },
+      heap: opts.heap,
+      adminUser: TRAINING_ADMIN,
+      adminPassword: password,
+    },
+  }
   const child = (opts.spawn ?? spawnProcessGroup)(
     {
       command: join(opts.home, 'bin', 'kc.sh'),
-      args: [
-        'start',
-        '--optimized',
-        '--http-enabled=true',
-        '--http-host=127.0.0.1',
-        `--http-port=${http}`,
-        '--http-management-host=127.0.0.1',
-        `--http-management-port=${management}`,
-        `--hostname=http://127.0.0.1:${http}`,
-        '--cache=local',
-        `--db-url=jdbc:h2:file:${join(opts.scratch, 'keycloakdb')};NON_KEYWORDS=VALUE;DB_CLOSE_ON_EXIT=FALSE`,
-      ],
+      args: ['start', '--optimized', ...startArgsFor(scratch)],
       env: {
-        JAVA_HOME: opts.javaHome,
-        JAVA_OPTS_KC_HEAP: opts.heap,
+        ...startEnvFor(scratch, opts.javaHome),
         JAVA_OPTS_APPEND: `-XX:AOTCacheOutput=${opts.output}`,
-        // a throwaway admin on the scratch storage, for the requests that train the paths the
-        // app's first calls take (see trainRequests)
-        KC_BOOTSTRAP_ADMIN_USERNAME: TRAINING_ADMIN,
-        KC_BOOTSTRAP_ADMIN_PASSWORD: undefined,
-        KCRAW_BOOTSTRAP_ADMIN_PASSWORD: password,
+        // whatever database the app was given, the training touches none
         KC_DB_URL: undefined,
         KC_DB_USERNAME: undefined,
-        KC_DB_PASSWORD: undefined,
         KCRAW_DB_PASSWORD: undefined,
       },
       cwd: opts.home,
@@ -164,7 +163,7 @@ async function train(opts: AotCacheOptions & { output: string; scratch: string }
       }),
       deadline('was not ready'),
     ])
-    await trainRequests(`http://127.0.0.1:${http}`, password).catch((err: unknown) =>
+    await trainRequests(`http://127.0.0.1:${http}`, password, opts.log).catch((err: unknown) =>
       opts.log.info({ err: errorMessage(err) }, 'keycloak.aot.requests_failed'),
     )
     if (pid !== undefined) {
@@ -187,39 +186,26 @@ async function train(opts: AotCacheOptions & { output: string; scratch: string }
 const TRAINING_ADMIN = 'aot-training'
 
 /**
- * A few requests on the paths the app's first calls after a start take: discovery, a token grant
- * and admin reads. The classes they load go into the cache too, so the realm's re-assertion and
- * the first token after a start find them loaded. A failure only makes the cache smaller.
+ * A few requests on the paths the app's first calls after a start take, made by the app's own
+ * clients: discovery through the token client, a password grant and admin reads through the
+ * admin client. The classes they load go into the cache too, so the realm's re-assertion and the
+ * first token after a start find them loaded. A failure only makes the cache smaller. The clients
+ * are loaded here, not with this module: the entry point starts Keycloak before it loads them.
  */
-async function trainRequests(base: string, password: string): Promise<void> {
-  const call = async (path: string, init: RequestInit = {}) => {
-    const res = await fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(30_000) })
-    if (!res.ok) {
-      throw new Error(`${path}: HTTP ${res.status}`)
-    }
-    return res.json() as Promise<Record<string, unknown>>
-  }
-  await call('/realms/master/.well-known/openid-configuration')
-  const { access_token: token } = await call('/realms/master/protocol/openid-connect/token', {
-    method: 'POST',
-    body: new URLSearchParams({
-      grant_type: 'password',
-      client_id: 'admin-cli',
-      username: TRAINING_ADMIN,
-      password,
-    }),
-  })
-  const headers = { authorization: `Bearer ${String(token)}` }
-  for (const path of [
-    '/admin/realms/master',
-    '/admin/realms/master/users/profile',
-    '/admin/realms/master/clients?clientId=admin-cli',
-    '/admin/realms/master/identity-provider/instances',
-    '/admin/realms/master/authentication/flows',
-    '/admin/realms/master/roles',
-  ]) {
-    await call(path, { headers })
-  }
+async function trainRequests(baseUrl: string, password: string, log: Logger): Promise<void> {
+  const realm = 'master'
+  const [{ createTokenClient }, { createKeycloakAdmin }] = await Promise.all([
+    import('./token-client.js'),
+    import('./admin.js'),
+  ])
+  await createTokenClient({ backchannelUrl: baseUrl, realm, log }).issuer()
+  const admin = createKeycloakAdmin({ baseUrl, username: TRAINING_ADMIN, password, realm, log })
+  await admin.realms.findOne({ realm })
+  await admin.users.getProfile({ realm })
+  await admin.clients.find({ realm, clientId: 'admin-cli' })
+  await admin.identityProviders.find({ realm })
+  await admin.authenticationManagement.getFlows({ realm })
+  await admin.roles.find({ realm })
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -15,7 +15,7 @@ export function buildOptionsFor(config: { keycloak: Pick<Config['keycloak'], 'db
   return [`--db=${config.keycloak.db.kind}`, '--health-enabled=true', '--metrics-enabled=true']
 }
 
-type StartConfig = {
+export type StartConfig = {
   app: Pick<Config['app'], 'storageDir'>
   keycloak: Pick<
     Config['keycloak'],
