@@ -136,7 +136,7 @@ export async function startExApp(
   const tokenClient = createTokenClient({ backchannelUrl: config.keycloak.url, realm, log })
   // The first token after a start needs the realm's discovery document: read it as soon as
   // Keycloak is ready rather than in front of that token (a realm not made yet is read later).
-  keycloak.onStatusChange?.((status) => {
+  const stopDiscovery = keycloak.onStatusChange?.((status) => {
     if (status === 'ready') {
       tokenClient.issuer().catch(() => undefined)
     }
@@ -237,6 +237,7 @@ export async function startExApp(
       // Before the database closes: the queued issuance records are written.
       await tokens.stop()
       realmGuard.stop()
+      stopDiscovery?.()
       await keycloak.stop()
       await mark.leave()
       await database.close()

@@ -178,15 +178,27 @@ function newMemberships(changes: readonly Change[]): Map<string, string[]> {
   return result
 }
 
-/**
- * Creates the phase's new groups and users through `bulk`, one batch at a time, and records them
- * as applied. Returns the changes left for the one-by-one writes: everything else in the phase,
- * and the creations the bulk path did not make. A user joins in its create only groups that exist
- * by now (a group whose create failed stays out: its add-member is skipped as before).
- */
 /** user imports sent together (see createInBulk) */
 const USER_IMPORTS_AT_ONCE = 2
 
+/** `items` in consecutive slices of `size` */
+function batchesOf<T>(items: readonly T[], size: number): T[][] {
+  const batches: T[][] = []
+  for (let i = 0; i < items.length; i += size) {
+    batches.push(items.slice(i, i + size))
+  }
+  return batches
+}
+
+/**
+ * Creates the phase's new groups and users through `bulk`, in batches, and records them as
+ * applied. Groups go one batch at a time; users USER_IMPORTS_AT_ONCE batches at a time, since each
+ * import is one transaction on one of Keycloak's threads and one alone leaves cores idle. Results
+ * are recorded in the changelog's order all the same. Returns the changes left for the one-by-one
+ * writes: everything else in the phase, and the creations the bulk path did not make. A user joins
+ * in its create only groups that exist by now (a group whose create failed stays out: its
+ * add-member is skipped as before).
+ */
 async function createInBulk(
   phase: readonly Change[],
   bulk: BulkCreator,
@@ -203,19 +215,25 @@ async function createInBulk(
   }
   const size = Math.max(1, bulk.batchSize)
   const created = new Set<Change>()
-  for (let i = 0; i < groups.length; i += size) {
-    const batch = groups.slice(i, i + size)
-    const made = await bulk
-      .createGroups(batch.map(({ gid, displayName }) => ({ gid, displayName })))
-      .catch(() => new Set<string>())
+  const recordMade = <C extends Change>(
+    batch: readonly C[],
+    made: ReadonlySet<string>,
+    keyOf: (change: C) => string,
+  ) => {
     for (const change of batch) {
-      if (made.has(change.gid)) {
+      if (made.has(keyOf(change))) {
         created.add(change)
         record(change, { change, outcome: 'applied' })
       }
     }
   }
-  const importBatch = (batch: CreateUser[]) =>
+  for (const batch of batchesOf(groups, size)) {
+    const made = await bulk
+      .createGroups(batch.map(({ gid, displayName }) => ({ gid, displayName })))
+      .catch(() => new Set<string>())
+    recordMade(batch, made, (c) => c.gid)
+  }
+  const importUsers = (batch: CreateUser[]) =>
     bulk
       .createUsers(
         batch.map((c) => ({
@@ -224,21 +242,11 @@ async function createInBulk(
         })),
       )
       .catch(() => new Set<string>())
-  // Each import is one transaction on one of Keycloak's threads: USER_IMPORTS_AT_ONCE of them
-  // keep more than one core busy. Results are recorded in the changelog's order all the same.
-  for (let i = 0; i < users.length; i += size * USER_IMPORTS_AT_ONCE) {
-    const batches: CreateUser[][] = []
-    for (let b = i; b < Math.min(users.length, i + size * USER_IMPORTS_AT_ONCE); b += size) {
-      batches.push(users.slice(b, b + size))
-    }
-    const made = await Promise.all(batches.map(importBatch))
-    batches.forEach((batch, n) => {
-      for (const change of batch) {
-        if (made[n]?.has(change.uid)) {
-          created.add(change)
-          record(change, { change, outcome: 'applied' })
-        }
-      }
+  const userBatches = batchesOf(users, size)
+  for (const together of batchesOf(userBatches, USER_IMPORTS_AT_ONCE)) {
+    const made = await Promise.all(together.map(importUsers))
+    together.forEach((batch, n) => {
+      recordMade(batch, made[n] ?? new Set(), (c) => c.uid)
     })
   }
   return phase.filter((change) => !created.has(change))
