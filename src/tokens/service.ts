@@ -94,7 +94,7 @@ export function normalizeScope(scope: string | undefined): string {
   if (scope === undefined || scope === '') {
     return 'openid'
   }
-  const requested = (scope ?? '').split(' ').filter((s) => s !== '')
+  const requested = scope.split(' ').filter((s) => s !== '')
   if (requested.length > MAX_SCOPES) {
     throw new AppError('INVALID_INPUT', `at most ${MAX_SCOPES} scopes may be asked for`)
   }
@@ -254,18 +254,19 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
         }
         const scope = normalizeScope(req.scope)
         const key = { userId: fold(userId), clientId, scope }
-        let answer: ReturnType<TokenCache['get']>
+        const fromCache = () => cache.get(key, () => mint(userId, clientId, scope))
+        let answer: ReturnType<typeof fromCache>
         if (!req.users) {
-          answer = cache.get(key, () => mint(userId, clientId, scope))
+          answer = fromCache()
         } else if (speculative) {
-          answer = cache.get(key, () => mint(userId, clientId, scope))
+          answer = fromCache()
           // Nothing is handed out before the check passed. When it refuses, the refusal is the
           // answer, and whatever the mint does is left to the cache.
-          answer.catch(ignore)
+          answer.catch(() => undefined)
           await checkAudience(userId, req.users)
         } else {
           await checkAudience(userId, req.users)
-          answer = cache.get(key, () => mint(userId, clientId, scope))
+          answer = fromCache()
         }
         const { tokens, source } = await answer
         issuances.record(req, source === 'minted' ? 'issued' : 'cached')
@@ -303,8 +304,6 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     },
   }
 }
-
-const ignore = () => undefined
 
 type Minter = {
   mint(userId: string, clientId: string, scope: string): Promise<TokenSet>
