@@ -68,46 +68,6 @@ function rateLimited(c: Context<AppEnv>, wait: number): never {
   throw new AppError('RATE_LIMITED', `too many failed attempts; retry in ${wait} s`)
 }
 
-/** Whether `entry` takes callers of `kind`. */
-function takes(entry: AccessEntry, kind: CallerKind): boolean {
-  return entry.callers.includes(kind)
-}
-
-/**
- * A failed authentication: 401, counted where `entry.counted` (429 once the presented credential
- * keeps failing).
- */
-function failAuthentication(
-  c: Context<AppEnv>,
-  entry: AccessEntry,
-  opts: AccessOptions,
-  message: string,
-  secret: string | undefined,
-  appApi: string | undefined,
-  user: string | undefined,
-): never {
-  if (entry.counted) {
-    // Hashed only here: a request that passes never needs its credential as a limiter key.
-    const presented =
-      secret !== undefined
-        ? credentialKey('secret', secret)
-        : appApi !== undefined
-          ? credentialKey('appapi', appApi)
-          : undefined
-    // A blocked key is a credential that failed before, so it cannot be the right one.
-    const wait = presented ? opts.limiter.blockedFor(presented) : 0
-    if (wait > 0) {
-      rateLimited(c, wait)
-    }
-    for (const key of [presented, user]) {
-      if (key !== undefined) {
-        opts.limiter.fail(key)
-      }
-    }
-  }
-  return refuse(c, 401, message)
-}
-
 /**
  * Who the caller is, if `entry` takes them; else throws 401 (no credential the route takes, or a
  * wrong one) or 403 (a valid credential of a kind the route does not take). An `X-API-SECRET`
@@ -125,6 +85,7 @@ async function authenticate(
   opts: AccessOptions,
   findConsumer: (secret: string) => Consumer | undefined,
 ): Promise<Caller> {
+  const takes = (kind: CallerKind) => entry.callers.includes(kind)
   const secret = c.req.header('x-api-secret')
   const appApi = c.req.header('authorization-app-api')
   const verdict =
@@ -132,6 +93,28 @@ async function authenticate(
       ? undefined
       : verifyAppApi((name) => c.req.header(name), { appId: opts.appId, secret: opts.appSecret })
   const user = verdict?.ok && verdict.userId !== '' ? `user:${verdict.userId}` : undefined
+  const failed = (message: string): never => {
+    if (entry.counted) {
+      // Hashed only here: a request that passes never needs its credential as a limiter key.
+      const presented =
+        secret !== undefined
+          ? credentialKey('secret', secret)
+          : appApi !== undefined
+            ? credentialKey('appapi', appApi)
+            : undefined
+      // A blocked key is a credential that failed before, so it cannot be the right one.
+      const wait = presented ? opts.limiter.blockedFor(presented) : 0
+      if (wait > 0) {
+        rateLimited(c, wait)
+      }
+      for (const key of [presented, user]) {
+        if (key !== undefined) {
+          opts.limiter.fail(key)
+        }
+      }
+    }
+    return refuse(c, 401, message)
+  }
 
   if (secret !== undefined) {
     // A user's own guesses are stopped before they are judged; their other requests go on.
@@ -141,9 +124,9 @@ async function authenticate(
     }
     const consumer = findConsumer(secret)
     if (!consumer) {
-      return failAuthentication(c, entry, opts, 'invalid X-API-SECRET', secret, appApi, user)
+      return failed('invalid X-API-SECRET')
     }
-    if (!takes(entry, 'consumer')) {
+    if (!takes('consumer')) {
       return refuse(c, 403, 'a consumer secret may only ask for tokens')
     }
     return {
@@ -156,54 +139,38 @@ async function authenticate(
   }
   if (verdict) {
     if (!verdict.ok) {
-      return failAuthentication(
-        c,
-        entry,
-        opts,
-        'AppAPI authentication failed',
-        secret,
-        appApi,
-        user,
-      )
+      return failed('AppAPI authentication failed')
     }
     const uid = verdict.userId
     if (uid === '') {
-      if (takes(entry, 'appapi-system') || takes(entry, 'nextcloud-anonymous')) {
+      if (takes('appapi-system') || takes('nextcloud-anonymous')) {
         return { kind: 'nextcloud', userId: '' }
       }
       return refuse(c, 403, 'a Nextcloud user is required')
     }
-    if (takes(entry, 'nextcloud-user')) {
+    if (takes('nextcloud-user')) {
       return { kind: 'nextcloud', userId: uid }
     }
     // An unanswered admin check is a no.
     const admin = opts.isAdmin ? await opts.isAdmin(uid).catch(() => false) : false
-    if (takes(entry, 'nextcloud-admin') && admin) {
+    if (takes('nextcloud-admin') && admin) {
       return { kind: 'nextcloud', userId: uid, isAdmin: true }
     }
     return refuse(c, 403, 'only Nextcloud admins may do this')
   }
   const bearer = c.req.header('authorization')
-  if (takes(entry, 'metrics-token') && bearer !== undefined) {
+  if (takes('metrics-token') && bearer !== undefined) {
     if (opts.metricsToken && bearer.startsWith('Bearer ')) {
       if (secretsEqual(bearer.slice(7), opts.metricsToken)) {
         return { kind: 'metrics' }
       }
     }
-    return failAuthentication(c, entry, opts, 'invalid metrics token', secret, appApi, user)
+    return failed('invalid metrics token')
   }
-  if (takes(entry, 'consumer')) {
-    return failAuthentication(
-      c,
-      entry,
-      opts,
-      'X-API-SECRET or AppAPI authentication required',
-      secret,
-      appApi,
-      user,
-    )
+  if (takes('consumer')) {
+    return failed('X-API-SECRET or AppAPI authentication required')
   }
-  return failAuthentication(c, entry, opts, 'AppAPI authentication failed', secret, appApi, user)
+  return failed('AppAPI authentication failed')
 }
 
 /**
