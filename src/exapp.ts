@@ -147,6 +147,7 @@ export async function startExApp(
     tokenClient,
     engine: sync,
     findUser,
+    groupMembers: async (gid) => nextcloud.groupMemberIds(await source.admin(), gid),
     clientSecret,
     setPassword: (uid, password) => setUserPassword(admin, realm, uid, password),
     onKeysChanged: (jwks) => pushTrustedKeys(admin, realm, jwks),

@@ -89,6 +89,7 @@ export async function buildTestApp(opts: TestAppOptions = {}) {
     tokenClient: keycloak,
     engine,
     findUser: engine.findUser,
+    groupMembers: engine.groupMembers,
     clientSecret: async (id) => keycloak.clientSecrets.get(id) ?? '',
     log: silentLogger(),
     // Each issuance record reaches the memory store as it is made, so tests read it at once.

@@ -258,7 +258,8 @@ export function memoryStore() {
 /**
  * A sync engine over a Nextcloud directory (uid → enabled): `runUser` creates and links the user
  * in the fake Keycloak, or disables it when Nextcloud no longer has it, like the real one;
- * `findUser` is the service's Nextcloud lookup over the same directory.
+ * `findUser` is the service's Nextcloud lookup over the same directory, `groupMembers` its member
+ * lists.
  */
 export function fakeEngine(
   keycloak: FakeKeycloak,
@@ -266,9 +267,18 @@ export function fakeEngine(
 ) {
   const runs: string[] = []
   const lookups: string[] = []
+  const listReads: string[] = []
   return {
     runs,
     lookups,
+    /** the groups whose member lists were read, in order */
+    listReads,
+    /** Nextcloud's member list of a group: null when no user is in it (no such group) */
+    async groupMembers(gid: string): Promise<string[] | null> {
+      listReads.push(gid)
+      const members = [...nextcloud].filter(([, u]) => u.groups?.includes(gid)).map(([id]) => id)
+      return members.length > 0 ? members : null
+    },
     /** Nextcloud's user lookup: case-insensitive, answering the uid as Nextcloud spells it */
     async findUser(
       uid: string,

@@ -24,7 +24,7 @@ function capturedLog() {
 
 interface SetupOptions {
   mode?: 'jwt' | 'password'
-  nextcloud?: Record<string, { enabled: boolean }>
+  nextcloud?: Record<string, { enabled: boolean; groups?: string[] }>
   keycloakUsers?: string[]
   tokenClient?: (keycloak: FakeKeycloak) => TokenClient
   store?: ReturnType<typeof memoryStore>
@@ -66,6 +66,11 @@ async function setup(opts: SetupOptions = {}) {
     await lookups.opened
     return engine.findUser(uid)
   }
+  const groupMembers = async (gid: string) => {
+    lookupsAsked++
+    await lookups.opened
+    return engine.groupMembers(gid)
+  }
   const memory = opts.store ?? memoryStore()
   const c = clock()
   const { log, text } = capturedLog()
@@ -85,6 +90,7 @@ async function setup(opts: SetupOptions = {}) {
     tokenClient: opts.tokenClient ? opts.tokenClient(keycloak) : keycloak,
     engine,
     findUser,
+    groupMembers,
     clientSecret: async (id) => keycloak.clientSecrets.get(id) ?? '',
     setPassword,
     onKeysChanged,
@@ -515,6 +521,83 @@ describe('token service, JWT mode', () => {
       ['alice', 'issued'],
       ['root', 'denied'],
     ])
+  })
+
+  describe("a consumer's limits, decided on Nextcloud's member lists", () => {
+    type Directory = Record<string, { enabled: boolean; groups?: string[] }>
+    const directory = (extra: Directory = {}): Directory => ({
+      alice: { enabled: true, groups: ['staff'] },
+      bob: { enabled: true, groups: ['sales'] },
+      Root: { enabled: true, groups: ['admin', 'staff'] },
+      ...extra,
+    })
+    const limited = (nextcloud: Directory) =>
+      setup({ keycloakUsers: Object.keys(nextcloud), nextcloud })
+
+    it('gives many users their first tokens for one read of the admin list and none per user', async () => {
+      const many: Directory = {}
+      for (let i = 0; i < 50; i++) {
+        many[`user${i}`] = { enabled: true, groups: ['staff'] }
+      }
+      const t = await limited(directory(many))
+      const users = { allowAdmins: false }
+      await Promise.all(Object.keys(many).map((userId) => t.issue({ userId, users })))
+      await t.issue({ userId: 'user0', users })
+      expect(t.engine.listReads).toEqual(['admin'])
+      expect(t.engine.lookups).toEqual([])
+      expect(t.keycloak.calls.jwt).toBe(50)
+    })
+
+    it('asks Nextcloud nothing for a consumer that may have any user, admins included', async () => {
+      const t = await limited(directory())
+      expect(
+        (await t.issue({ userId: 'Root', users: { allowAdmins: true } })).access_token,
+      ).toMatch(/^at-Root-/)
+      expect(t.engine.listReads).toEqual([])
+      expect(t.engine.lookups).toEqual([])
+    })
+
+    it('refuses an admin asked for in another letter case', async () => {
+      const t = await limited(directory())
+      const err = await errorOf(t.issue({ userId: 'ROOT', users: { allowAdmins: false } }))
+      expect(err.code).toBe('FORBIDDEN')
+    })
+
+    it('refuses a user made admin once the lists are 30 s old, or at once when the sync changed the user', async () => {
+      const t = await limited(directory())
+      const users = { allowAdmins: false }
+      await t.issue({ userId: 'alice', users })
+      await t.issue({ userId: 'bob', users })
+      t.nextcloud.set('alice', { enabled: true, groups: ['staff', 'admin'] })
+      t.service.revokeUser('alice')
+      expect((await errorOf(t.issue({ userId: 'alice', users }))).code).toBe('FORBIDDEN')
+
+      // Promoted behind the sync's back: the list in use is at most 30 s old.
+      t.nextcloud.set('bob', { enabled: true, groups: ['sales', 'admin'] })
+      t.clock.advance(31)
+      expect((await errorOf(t.issue({ userId: 'bob', users }))).code).toBe('FORBIDDEN')
+      expect(t.engine.listReads).toEqual(['admin', 'admin', 'admin'])
+    })
+
+    it('decides a refusal again on lists read just now: a user added to a listed group gets in', async () => {
+      const t = await limited(directory())
+      const users = { groups: ['staff'], allowAdmins: false }
+      await t.issue({ userId: 'alice', users })
+      expect((await errorOf(t.issue({ userId: 'bob', users }))).code).toBe('FORBIDDEN')
+      t.nextcloud.set('bob', { enabled: true, groups: ['sales', 'staff'] })
+      t.clock.advance(2)
+      expect((await t.issue({ userId: 'bob', users })).access_token).toMatch(/^at-bob-/)
+      expect((await errorOf(t.issue({ userId: 'Root', users }))).code).toBe('FORBIDDEN')
+    })
+
+    it('answers NOT_FOUND for a uid Nextcloud does not know, as before', async () => {
+      const t = await limited(directory())
+      const err = await errorOf(
+        t.issue({ userId: 'mallory', users: { groups: ['staff'], allowAdmins: false } }),
+      )
+      expect(err.code).toBe('NOT_FOUND')
+      expect(t.engine.lookups).toEqual(['mallory'])
+    })
   })
 
   it('never logs a token, a secret or an assertion', async () => {

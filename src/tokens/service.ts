@@ -6,6 +6,7 @@ import type { TokenClient, TokenSet } from '../keycloak/token-client.js'
 import type { Logger } from '../log.js'
 import type { SyncEngine } from '../sync/engine.js'
 import { TokenCache, type TokenCacheOptions } from './cache.js'
+import { groupMembers, type ReadGroupMembers } from './group-members.js'
 import { createIssuanceLog, type IssuanceLogOptions } from './issuance-log.js'
 import { createJwtMinter } from './jwt-minter.js'
 import { createPasswordMinter } from './password-minter.js'
@@ -20,6 +21,8 @@ export interface TokenServiceDeps {
   engine: Pick<SyncEngine, 'runUser'>
   /** Nextcloud's user for a uid, found as Nextcloud finds it (case-insensitively) */
   findUser: FindNextcloudUser
+  /** the uids in a Nextcloud group, for the groups a consumer's limits name and `admin` */
+  groupMembers: ReadGroupMembers
   /** the secret of a configured client (the one bootstrap gave it) */
   clientSecret(clientId: string): Promise<string>
   /** password mode only: sets a user's Keycloak password; AppError NOT_FOUND for an unknown user */
@@ -32,7 +35,10 @@ export interface TokenServiceDeps {
   cache?: Omit<TokenCacheOptions, 'now'>
   /** how long a rotated-out key stays trusted; default 10 minutes */
   keyGraceMs?: number
-  /** how long Nextcloud's answer about a uid is remembered, so repeats cost no read or sync; 30 s */
+  /**
+   * how long Nextcloud's answer about a uid, and its member list of a group, is used, so repeats
+   * cost no read or sync; 30 s
+   */
   absentTtlMs?: number
   /** issuances kept; default 10 000, pruned every `pruneEvery` (1000) records */
   keepIssuances?: number
@@ -82,6 +88,28 @@ export interface TokenService {
 }
 
 const MAX_SCOPES = 16
+/** a consumer's refusal is decided again on member lists at most this old */
+const REFUSAL_RECHECK_MS = 1000
+
+type UserLimit = NonNullable<IssueRequest['users']>
+
+const mayHaveAdmins = (limit: UserLimit) =>
+  limit.allowAdmins || (limit.groups?.includes('admin') ?? false)
+
+/** The groups whose members decide what `limit` allows: its own, and `admin` unless admins may. */
+function groupsDeciding(limit: UserLimit): string[] {
+  return [...(limit.groups ?? []), ...(mayHaveAdmins(limit) ? [] : ['admin'])]
+}
+
+/** Whether `limit` lets a consumer ask for `uid`, given who is in which group. */
+function allows(
+  limit: UserLimit,
+  isMember: (gid: string, uid: string) => boolean,
+  uid: string,
+): boolean {
+  const listed = limit.groups === undefined || limit.groups.some((g) => isMember(g, uid))
+  return listed && (mayHaveAdmins(limit) || !isMember('admin', uid))
+}
 /** RFC 6749 §3.3 scope-token characters, at most 64 of them */
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,64}$/
 
@@ -129,6 +157,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     now,
     ttlMs: deps.absentTtlMs,
   })
+  const memberships = groupMembers({ read: deps.groupMembers, now, ttlMs: deps.absentTtlMs })
   /**
    * The uid as Nextcloud spells it, per case-folded uid, once a request asked in another case.
    * Nextcloud finds users case-insensitively and allows no two uids that differ only in case
@@ -159,10 +188,12 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     spelled.delete(fold(userId))
     minter.forget(userId)
   }
-  // The sync changed the user: its tokens go, and so does what Nextcloud said about it.
+  // The sync changed the user: its tokens go, and so does what Nextcloud said about it (its
+  // groups may have changed too).
   const revokeUser = (userId: string) => {
     dropTokens(userId)
     nextcloud.forget(userId)
+    memberships.expire()
   }
 
   /** Nextcloud's user for `userId`; NOT_FOUND (and its tokens dropped) when it has none. */
@@ -177,15 +208,21 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     }
   }
 
-  /** FORBIDDEN unless `limit` lets a consumer ask for this user (Nextcloud's groups decide). */
-  const checkAudience = async (userId: string, limit: NonNullable<IssueRequest['users']>) => {
-    const groups = (await nextcloudUser(userId)).groups ?? []
-    const inListed = limit.groups === undefined || limit.groups.some((g) => groups.includes(g))
-    const adminAllowed =
-      !groups.includes('admin') || limit.allowAdmins || (limit.groups?.includes('admin') ?? false)
-    if (!inListed || !adminAllowed) {
-      throw new AppError('FORBIDDEN', 'this consumer may not ask for tokens of this user')
+  /**
+   * FORBIDDEN unless `limit` lets a consumer ask for this user: Nextcloud's member lists of the
+   * groups involved decide. A refusal is decided again on lists read just now (a user added to a
+   * group since gets in), and a uid Nextcloud does not know is NOT_FOUND.
+   */
+  const checkAudience = async (userId: string, limit: UserLimit) => {
+    const gids = groupsDeciding(limit)
+    if (gids.length === 0 || allows(limit, await memberships.memberOf(gids), userId)) {
+      return
     }
+    if (allows(limit, await memberships.memberOf(gids, REFUSAL_RECHECK_MS), userId)) {
+      return
+    }
+    await nextcloudUser(userId)
+    throw new AppError('FORBIDDEN', 'this consumer may not ask for tokens of this user')
   }
 
   const mint = async (userId: string, clientId: string, scope: string): Promise<TokenSet> => {

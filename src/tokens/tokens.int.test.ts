@@ -120,6 +120,8 @@ function service(
     engine,
     findUser: async (uid) =>
       [...directory.values()].find((u) => u.id.toLowerCase() === uid.toLowerCase()) ?? null,
+    groupMembers: async (gid) =>
+      [...directory.values()].filter((u) => u.groups?.includes(gid)).map((u) => u.id),
     clientSecret: async (clientId) =>
       store.getOrCreateSecret(`client-secret:${clientId}`, () => randomUUID()),
     setPassword,
