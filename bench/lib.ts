@@ -38,6 +38,8 @@ export interface LoadResult {
   rps: number
   p50: number
   p99: number
+  /** every answered call's latency, sorted (for combined(); not a figure of its own) */
+  latencies: number[]
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -46,6 +48,38 @@ function percentile(sorted: number[], p: number): number {
   }
   const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)
   return sorted[Math.max(0, i)] as number
+}
+
+/** The figures of `requests` calls that took `ms` in all, from the answered ones' latencies. */
+function summary(
+  requests: number,
+  ms: number,
+  latencies: number[],
+  failed: number,
+  firstError: string | undefined,
+): LoadResult {
+  latencies.sort((a, b) => a - b)
+  return {
+    requests,
+    failed,
+    ...(firstError ? { firstError } : {}),
+    ms,
+    rps: (requests - failed) / (ms / 1000),
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    latencies,
+  }
+}
+
+/** Loads run one after the other, as one: their requests over their summed time. */
+export function combined(parts: readonly LoadResult[]): LoadResult {
+  return summary(
+    parts.reduce((n, p) => n + p.requests, 0),
+    parts.reduce((n, p) => n + p.ms, 0),
+    parts.flatMap((p) => p.latencies),
+    parts.reduce((n, p) => n + p.failed, 0),
+    parts.find((p) => p.firstError)?.firstError,
+  )
 }
 
 /** Runs `fn` once per item with `concurrency` workers; latency per call, throughput overall. */
@@ -73,17 +107,7 @@ export async function load<T>(
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker))
-  const ms = performance.now() - started
-  latencies.sort((a, b) => a - b)
-  return {
-    requests: items.length,
-    failed,
-    ...(firstError ? { firstError } : {}),
-    ms,
-    rps: (items.length - failed) / (ms / 1000),
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-  }
+  return summary(items.length, performance.now() - started, latencies, failed, firstError)
 }
 
 /** A field of /proc/<pid>/status in bytes (VmRSS, VmHWM), or undefined once the process is gone. */
@@ -114,6 +138,38 @@ export async function javaPid(pid: number | undefined): Promise<number | undefin
     }
   }
   return undefined
+}
+
+/** CPU time (user + system) `pid` has used, in milliseconds; undefined once it is gone. */
+export async function cpuMs(pid: number): Promise<number | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined)
+  // the fields after the command, which may hold spaces: utime and stime are the 12th and 13th
+  const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ')
+  if (!fields) {
+    return undefined
+  }
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS
+}
+
+/** USER_HZ, the unit of /proc/<pid>/stat's times: 100 on Linux everywhere it runs */
+const CLOCK_TICKS = 100
+
+/**
+ * Waits until `pid` uses under `share` of one core over a second (its collector and compiler
+ * done with what the last workload left), at most `maxMs`; answers how long it waited.
+ */
+export async function quiet(pid: number, share = 0.1, maxMs = 30_000): Promise<number> {
+  const started = performance.now()
+  let before = await cpuMs(pid)
+  while (before !== undefined && performance.now() - started < maxMs) {
+    await sleep(1000)
+    const after = await cpuMs(pid)
+    if (after === undefined || after - before < share * 1000) {
+      break
+    }
+    before = after
+  }
+  return performance.now() - started
 }
 
 /** Samples this process's RSS (and optionally another pid's VmRSS) every `everyMs`. */
@@ -364,16 +420,7 @@ export async function httpLoad(
       worker.once('message', resolve)
       worker.once('error', reject)
     })
-    out.latencies.sort((a, b) => a - b)
-    return {
-      requests: requests.length,
-      failed: out.failed,
-      ...(out.firstError ? { firstError: out.firstError } : {}),
-      ms: out.ms,
-      rps: (requests.length - out.failed) / (out.ms / 1000),
-      p50: percentile(out.latencies, 50),
-      p99: percentile(out.latencies, 99),
-    }
+    return summary(requests.length, out.ms, out.latencies, out.failed, out.firstError)
   } finally {
     await worker.terminate()
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { benchJson, figuresOf } from '../bench/figures.js'
-import type { LoadResult } from '../bench/lib.js'
+import { combined, type LoadResult } from '../bench/lib.js'
 
 const aLoad = (rps: number): LoadResult => ({
   requests: 100,
@@ -9,6 +9,7 @@ const aLoad = (rps: number): LoadResult => ({
   rps,
   p50: 2,
   p99: 9,
+  latencies: [1, 2, 9],
 })
 
 describe('the bench JSON', () => {
@@ -80,5 +81,16 @@ describe('the bench JSON', () => {
       memory: { sidecarPeakRss: null },
       startup: null,
     })
+  })
+})
+
+describe('combined loads', () => {
+  it('count their requests over their summed time, with percentiles over every latency', () => {
+    const first = { ...aLoad(100), requests: 100, ms: 1000, latencies: [1, 1, 1, 1, 1] }
+    const second = { ...aLoad(50), requests: 50, failed: 2, ms: 500, latencies: [10, 10, 10] }
+    const both = combined([first, second])
+    expect(both).toMatchObject({ requests: 150, failed: 2, ms: 1500, p50: 1, p99: 10 })
+    expect(both.rps).toBeCloseTo(148 / 1.5)
+    expect(both.latencies).toEqual([1, 1, 1, 1, 1, 10, 10, 10])
   })
 })
