@@ -46,8 +46,11 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-# Migrations are loaded relative to the compiled module (new URL('./migrations', import.meta.url)
-# in dist/db/client.js), so the SQL goes next to it.
+# `npm run build` compiles each module (dist/config, dist/keycloak, … for docker/keycloak-home.mjs
+# and the CLIs) and then bundles the app into dist/main.js with esbuild (one minified file instead
+# of some 800 modules, PGlite and pino kept as packages), with the status page's files and the
+# migrations next to it (dist/static, dist/migrations). The per-module dist/db/client.js loads its
+# migrations relative to itself (new URL('./migrations', import.meta.url)), so they go there too.
 RUN npm run build \
  && cp -R src/db/migrations dist/db/migrations \
  && npm prune --omit=dev --no-audit --no-fund \

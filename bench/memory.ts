@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process'
-import { closeSync, cpSync, openSync, rmSync } from 'node:fs'
+import { closeSync, cpSync, mkdirSync, openSync, rmSync, symlinkSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomSecret } from '../src/config/secrets.js'
@@ -44,23 +44,24 @@ export interface SidecarMemory {
 const APP_PORT = 38796
 const APP_VERSION = '0.0.0-bench'
 
-/** Compiles the app as the Dockerfile does (tsc, static files, migrations) into a bench folder. */
+/**
+ * Builds the app as the Dockerfile's build stage does (`npm run build` over a copy of src/ and the
+ * package files, then the migrations next to dist/db) into a bench folder.
+ */
 export function buildDist(): string {
   // dist/ beside a package.json, as in the image (the app reads its version from ../package.json)
   const app = join(ROOT, '.test-artifacts', 'bench-app')
-  const out = join(app, 'dist')
   rmSync(app, { recursive: true, force: true })
-  execFileSync(
-    process.execPath,
-    [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', out],
-    {
-      cwd: ROOT,
-      stdio: 'inherit',
-    },
-  )
-  cpSync(join(ROOT, 'src/ui/static'), join(out, 'ui/static'), { recursive: true })
-  cpSync(join(ROOT, 'src/db/migrations'), join(out, 'db/migrations'), { recursive: true })
-  cpSync(join(ROOT, 'package.json'), join(app, 'package.json'))
+  mkdirSync(app, { recursive: true })
+  for (const file of ['package.json', 'tsconfig.json', 'tsconfig.build.json']) {
+    cpSync(join(ROOT, file), join(app, file))
+  }
+  cpSync(join(ROOT, 'src'), join(app, 'src'), { recursive: true })
+  // the build's tools (tsc, esbuild) from the repository's node_modules, as npm ci would give them
+  symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules'))
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: app, stdio: 'inherit' })
+  const out = join(app, 'dist')
+  cpSync(join(app, 'src/db/migrations'), join(out, 'db/migrations'), { recursive: true })
   return out
 }
 

@@ -63,6 +63,7 @@ export interface OpenDatabaseOptions {
   probeIntervalMs?: number
 }
 
+/** `src/db/migrations` from source; `dist/migrations` beside the bundled `dist/main.js` in the image. */
 export const DEFAULT_MIGRATIONS_FOLDER = fileURLToPath(new URL('./migrations', import.meta.url))
 
 /** Opens the database and applies pending migrations before returning. */

@@ -38,7 +38,10 @@ export const STATUS_PAGE_FILES = {
 
 export type StatusPageFile = keyof typeof STATUS_PAGE_FILES
 
-/** `src/ui/static` when run from source, `dist/ui/static` in the image (the build copies it). */
+/**
+ * `src/ui/static` when run from source; in the image `dist/static` beside the bundled
+ * `dist/main.js` (the build copies it there, and to `dist/ui/static` for the per-module files).
+ */
 export const STATIC_DIR = fileURLToPath(new URL('./static/', import.meta.url))
 
 export function asset(body: string | Buffer, type: string): Asset {
