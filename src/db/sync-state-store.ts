@@ -39,8 +39,13 @@ export interface SyncStateStore {
   distrustSyncState(realm: string): Promise<void>
 }
 
-/** Rows per statement: a few milliseconds each, so PGlite (on the event loop) keeps serving. */
-const ROWS_PER_STATEMENT = 500
+/**
+ * Rows per statement: a few milliseconds each, so the store keeps serving. Few enough that
+ * PGlite's WebAssembly memory, which grows to the largest statement Postgres has handled and never
+ * shrinks, stays small: at the end of a 10 000-user cold sync, statements of 500 rows grew it by
+ * 4.3 MiB for the rest of the process's life, statements of 100 rows by 1.3 MiB.
+ */
+const ROWS_PER_STATEMENT = 100
 const yieldToEventLoop = () => new Promise((resolve) => setImmediate(resolve))
 
 export function createSyncStateStore(db: Db): SyncStateStore {

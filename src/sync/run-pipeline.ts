@@ -2,7 +2,7 @@ import { AppError, errorMessage } from '../errors.js'
 import type { Logger } from '../log.js'
 import { type ApplyReport, applyPlan } from './apply.js'
 import type { Change } from './changes.js'
-import { type Actual, managedRoles, toDesired, toDesiredSteps } from './model.js'
+import { type Actual, type Desired, managedRoles, toDesired, toDesiredSteps } from './model.js'
 import type { NextcloudDirectory } from './nextcloud-source.js'
 import { planSteps, planSync } from './plan.js'
 import {
@@ -89,7 +89,7 @@ export class RunPipeline {
         ...(basis.reads === undefined ? {} : { reads: basis.reads }),
       }
       // Planning 10 000 users takes a few hundred ms: in steps, so the event loop keeps serving.
-      const desired = await runStepsCooperatively(
+      let desired: Desired | undefined = await runStepsCooperatively(
         toDesiredSteps(directory.users, directory.groups, this.deps.policy),
       )
       const sizes = { users: directory.users.length, groups: directory.groups.length }
@@ -102,6 +102,8 @@ export class RunPipeline {
           managedRoles: this.managedRoles(),
         }),
       )
+      // The plan's changes carry what the writes need: the desired state is not kept through them.
+      desired = undefined
       if (dryRun || (plan.guard.tripped && !plan.guard.forced)) {
         const status: RunStatus = dryRun ? 'succeeded' : 'guard_tripped'
         const message = dryRun
