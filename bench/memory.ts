@@ -70,7 +70,7 @@ export function buildDist(): string {
  * - wasmMemory: WebAssembly memories (a read-write mapping right before the several-GiB guard
  *   region V8 reserves behind each; only touched pages are resident)
  * - v8Heaps: the JavaScript heaps of all threads (V8 maps its pages at random addresses below
- *   0x400000000000, where glibc never maps)
+ *   0x400000000000, where glibc maps only its main heap, [heap], counted as native)
  * - machineCode: code V8 generated (JIT, WebAssembly), anonymous executable mappings
  * - files: the node binary and the shared libraries mapped in (shared with other processes, but
  *   counted in VmRSS)
@@ -78,7 +78,14 @@ export function buildDist(): string {
  */
 export async function rssBreakdown(pid: number): Promise<Record<string, number>> {
   const text = await readFile(`/proc/${pid}/smaps`, 'utf8').catch(() => '')
-  const maps: { start: number; end: number; perms: string; file: boolean; rss: number }[] = []
+  const maps: {
+    start: number
+    end: number
+    perms: string
+    file: boolean
+    heap: boolean
+    rss: number
+  }[] = []
   for (const line of text.split('\n')) {
     const head = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ (\d+)\s*(.*)$/.exec(line)
     if (head) {
@@ -87,6 +94,7 @@ export async function rssBreakdown(pid: number): Promise<Record<string, number>>
         end: Number.parseInt(head[2] as string, 16),
         perms: head[3] as string,
         file: (head[4] as string) !== '0' && (head[5] ?? '').startsWith('/'),
+        heap: head[5] === '[heap]',
         rss: 0,
       })
       continue
@@ -111,7 +119,7 @@ export async function rssBreakdown(pid: number): Promise<Record<string, number>>
       next.end - next.start >= 2 ** 32
     ) {
       out.wasmMemory += m.rss
-    } else if (m.start < 0x400000000000) {
+    } else if (m.start < 0x400000000000 && !m.heap) {
       out.v8Heaps += m.rss
     } else {
       out.native += m.rss
