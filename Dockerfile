@@ -47,7 +47,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # `npm run build` compiles each module (dist/config, dist/keycloak, … for docker/keycloak-home.mjs
-# and the CLIs) and then bundles the app into dist/main.js with esbuild (one minified file instead
+# and the CLIs) and then bundles the app into dist/main.js with esbuild (one file, its names kept, instead
 # of some 800 modules, PGlite and pino kept as packages), with the status page's files and the
 # migrations next to it (dist/static, dist/migrations). The per-module dist/db/client.js loads its
 # migrations relative to itself (new URL('./migrations', import.meta.url)), so they go there too.
