@@ -1,3 +1,5 @@
+import { keyedFlights } from '../single-flight.js'
+
 /** Reads the uids of a Nextcloud group, as Nextcloud spells them; null when there is no such group. */
 export type ReadGroupMembers = (gid: string) => Promise<readonly string[] | null>
 
@@ -33,31 +35,18 @@ export function groupMembers(opts: GroupMembersOptions): GroupMembers {
   // Nextcloud finds uids case-insensitively and allows no two that differ only in case.
   const fold = (uid: string) => uid.toLowerCase()
   const lists = new Map<string, { members: ReadonlySet<string>; readAt: number }>()
-  const reading = new Map<string, Promise<ReadonlySet<string>>>()
+  const reading = keyedFlights<string, { members: ReadonlySet<string>; readAt: number }>(
+    (gid, list) => lists.set(gid, list),
+  )
 
   /** A read under way when the lists expire answers its callers but is not kept. */
-  const read = (gid: string): Promise<ReadonlySet<string>> => {
-    const running = reading.get(gid)
-    if (running) {
-      return running
-    }
-    const readAt = opts.now()
-    const pending: Promise<ReadonlySet<string>> = opts
-      .read(gid)
-      .then((uids) => {
-        const members = new Set((uids ?? []).map(fold))
-        if (reading.get(gid) === pending) {
-          lists.set(gid, { members, readAt })
-        }
-        return members
-      })
-      .finally(() => {
-        if (reading.get(gid) === pending) {
-          reading.delete(gid)
-        }
-      })
-    reading.set(gid, pending)
-    return pending
+  const read = async (gid: string): Promise<ReadonlySet<string>> => {
+    const list = await reading.run(gid, async () => {
+      const readAt = opts.now()
+      const uids = await opts.read(gid)
+      return { members: new Set((uids ?? []).map(fold)), readAt }
+    })
+    return list.members
   }
 
   const members = (
@@ -87,7 +76,7 @@ export function groupMembers(opts: GroupMembersOptions): GroupMembers {
     },
     expire() {
       lists.clear()
-      reading.clear()
+      reading.forgetAll()
     },
   }
 }

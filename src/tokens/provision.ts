@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import { AppError } from '../errors.js'
+import { keyedFlights } from '../single-flight.js'
 import type { SyncEngine } from '../sync/engine.js'
 
 /** A Nextcloud user as a token request needs it: the uid as Nextcloud spells it. */
@@ -49,7 +50,6 @@ export function provisioner(opts: ProvisionerOptions): Provisioner {
   const ttlMs = opts.ttlMs ?? 30_000
   // Nextcloud finds uids case-insensitively, so its answers are remembered per case-folded uid.
   const fold = (uid: string) => uid.toLowerCase()
-  const looking = new Map<string, Promise<NextcloudUser | null>>()
   const answers = <V extends object>() =>
     new LRUCache<string, V>({
       max: MAX_REMEMBERED,
@@ -66,27 +66,10 @@ export function provisioner(opts: ProvisionerOptions): Provisioner {
    * One read of Nextcloud per uid at a time; its answer is remembered unless `forget` came while
    * it ran (the sync changed the user: an answer read before that must not outlive it).
    */
-  const read = (uid: string, key: string): Promise<NextcloudUser | null> => {
-    const running = looking.get(key)
-    if (running) {
-      return running
-    }
-    const pending: Promise<NextcloudUser | null> = opts
-      .findUser(uid)
-      .then((user) => {
-        if (looking.get(key) === pending) {
-          found.set(key, { user })
-        }
-        return user
-      })
-      .finally(() => {
-        if (looking.get(key) === pending) {
-          looking.delete(key)
-        }
-      })
-    looking.set(key, pending)
-    return pending
-  }
+  const looking = keyedFlights<string, NextcloudUser | null>((key, user) =>
+    found.set(key, { user }),
+  )
+  const read = (uid: string, key: string) => looking.run(key, () => opts.findUser(uid))
 
   const lookup = async (uid: string): Promise<NextcloudUser> => {
     const key = fold(uid)
@@ -134,7 +117,7 @@ export function provisioner(opts: ProvisionerOptions): Provisioner {
   const forget = (uid: string) => {
     found.delete(fold(uid))
     ran.delete(fold(uid))
-    looking.delete(fold(uid))
+    looking.forget(fold(uid))
   }
 
   return { lookup, provision, forget }
