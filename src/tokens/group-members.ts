@@ -24,6 +24,9 @@ export interface GroupMembers {
   expire(): void
 }
 
+/** A group's members, case-folded, and when the read that gave them began. */
+type MemberList = { members: ReadonlySet<string>; readAt: number }
+
 /**
  * Nextcloud's member lists of the few groups a consumer's limits name (and `admin`), shared by
  * every token request: a thousand users' first tokens cost Nextcloud one read per group, not one
@@ -34,10 +37,8 @@ export function groupMembers(opts: GroupMembersOptions): GroupMembers {
   const ttlMs = opts.ttlMs ?? 30_000
   // Nextcloud finds uids case-insensitively and allows no two that differ only in case.
   const fold = (uid: string) => uid.toLowerCase()
-  const lists = new Map<string, { members: ReadonlySet<string>; readAt: number }>()
-  const reading = keyedFlights<string, { members: ReadonlySet<string>; readAt: number }>(
-    (gid, list) => lists.set(gid, list),
-  )
+  const lists = new Map<string, MemberList>()
+  const reading = keyedFlights<string, MemberList>((gid, list) => lists.set(gid, list))
 
   /** A read under way when the lists expire answers its callers but is not kept. */
   const read = async (gid: string): Promise<ReadonlySet<string>> => {

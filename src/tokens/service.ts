@@ -88,28 +88,6 @@ export interface TokenService {
 }
 
 const MAX_SCOPES = 16
-/** a consumer's refusal is decided again on member lists at most this old */
-const REFUSAL_RECHECK_MS = 1000
-
-type UserLimit = NonNullable<IssueRequest['users']>
-
-const mayHaveAdmins = (limit: UserLimit) =>
-  limit.allowAdmins || (limit.groups?.includes('admin') ?? false)
-
-/** The groups whose members decide what `limit` allows: its own, and `admin` unless admins may. */
-function groupsDeciding(limit: UserLimit): string[] {
-  return [...(limit.groups ?? []), ...(mayHaveAdmins(limit) ? [] : ['admin'])]
-}
-
-/** Whether `limit` lets a consumer ask for `uid`, given who is in which group. */
-function allows(
-  limit: UserLimit,
-  isMember: (gid: string, uid: string) => boolean,
-  uid: string,
-): boolean {
-  const listed = limit.groups === undefined || limit.groups.some((g) => isMember(g, uid))
-  return listed && (mayHaveAdmins(limit) || !isMember('admin', uid))
-}
 /** RFC 6749 §3.3 scope-token characters, at most 64 of them */
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,64}$/
 
@@ -136,6 +114,29 @@ export function normalizeScope(scope: string | undefined): string {
   }
   const extra = [...new Set(requested)].filter((s) => s !== 'openid').sort()
   return ['openid', ...extra].join(' ')
+}
+
+/** a consumer's refusal is decided again on member lists at most this old */
+const REFUSAL_RECHECK_MS = 1000
+
+type UserLimit = NonNullable<IssueRequest['users']>
+
+const mayHaveAdmins = (limit: UserLimit) =>
+  limit.allowAdmins || (limit.groups?.includes('admin') ?? false)
+
+/** The groups whose members decide what `limit` allows: its own, and `admin` unless admins may. */
+function groupsDeciding(limit: UserLimit): string[] {
+  return [...(limit.groups ?? []), ...(mayHaveAdmins(limit) ? [] : ['admin'])]
+}
+
+/** Whether `limit` lets a consumer ask for `uid`, given who is in which group. */
+function allows(
+  limit: UserLimit,
+  isMember: (gid: string, uid: string) => boolean,
+  uid: string,
+): boolean {
+  const listed = limit.groups === undefined || limit.groups.some((g) => isMember(g, uid))
+  return listed && (mayHaveAdmins(limit) || !isMember('admin', uid))
 }
 
 /** Builds the token service; nothing is read or called until the first request. */
@@ -215,7 +216,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
    */
   const checkAudience = async (userId: string, limit: UserLimit) => {
     const gids = groupsDeciding(limit)
-    if (gids.length === 0 || allows(limit, await memberships.memberOf(gids), userId)) {
+    if (allows(limit, await memberships.memberOf(gids), userId)) {
       return
     }
     if (allows(limit, await memberships.memberOf(gids, REFUSAL_RECHECK_MS), userId)) {
