@@ -5,6 +5,7 @@ import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { errorMessage } from '../src/errors.js'
+import { statFields } from '../src/keycloak/process-group.js'
 import { ROOT } from '../test/keycloak.js'
 
 const t0 = Date.now()
@@ -140,19 +141,18 @@ export async function javaPid(pid: number | undefined): Promise<number | undefin
   return undefined
 }
 
+/** USER_HZ, the unit of /proc/<pid>/stat's times: 100 on Linux everywhere it runs */
+const CLOCK_TICKS = 100
+
 /** CPU time (user + system) `pid` has used, in milliseconds; undefined once it is gone. */
 export async function cpuMs(pid: number): Promise<number | undefined> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined)
-  // the fields after the command, which may hold spaces: utime and stime are the 12th and 13th
-  const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ')
-  if (!fields) {
+  if (stat === undefined) {
     return undefined
   }
+  const fields = statFields(stat)
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS
 }
-
-/** USER_HZ, the unit of /proc/<pid>/stat's times: 100 on Linux everywhere it runs */
-const CLOCK_TICKS = 100
 
 /**
  * Waits until `pid` uses under `share` of one core over a second (its collector and compiler

@@ -69,10 +69,17 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
-/** The process group id from a `/proc/<pid>/stat` line (the command name may contain spaces). */
+/**
+ * The fields of a `/proc/<pid>/stat` line after the command name (which may contain spaces):
+ * `[0]` is the state, `[2]` the process group, `[11]` and `[12]` utime and stime.
+ */
+export function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+}
+
+/** The process group id from a `/proc/<pid>/stat` line. */
 export function parseStatPgrp(stat: string): number | undefined {
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  const pgrp = Number(fields[2])
+  const pgrp = Number(statFields(stat)[2])
   return Number.isInteger(pgrp) && pgrp > 0 ? pgrp : undefined
 }
 
