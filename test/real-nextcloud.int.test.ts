@@ -36,8 +36,11 @@ const STORAGE = join(ARTIFACTS, 'storage')
 const APP_ID = 'keycloak'
 const REALM = 'commonground'
 const CLIENT = 'opentalk'
-const NC_PORT = Number(process.env.TEST_NEXTCLOUD_PORT ?? 38190)
-const APP_PORT = Number(process.env.TEST_EXAPP_PORT ?? 38123)
+// Below Linux's ephemeral range (32768-60999): a port in it can be the local end of any outgoing
+// connection of the run, and Apache then fails to bind it (seen once: "Address already in use" on
+// 38190 with nothing listening there).
+const NC_PORT = Number(process.env.TEST_NEXTCLOUD_PORT ?? 28190)
+const APP_PORT = Number(process.env.TEST_EXAPP_PORT ?? 28123)
 const SERVERS: WebServer[] = ['apache', 'nginx']
 const PROXY = `/index.php/apps/app_api/proxy/${APP_ID}`
 
