@@ -69,7 +69,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 # MALLOC_ARENA_MAX and a 1 MB semi-space keep the app's own process small (its threads would each
-# get a malloc arena, and V8's young generation grows to tens of MB that stay resident).
+# get a malloc arena, and V8's young generation grows to tens of MB that stay resident). The two
+# fixed malloc thresholds give a freed block of 128 kB or more back to the system at once: glibc
+# otherwise raises its mmap threshold after the first large free (up to 32 MB) and keeps such
+# blocks in its heap (measured: native memory 35 -> 30 MiB at the sidecar's peak).
 ENV NODE_ENV=production \
     JAVA_HOME=/opt/java/openjdk \
     KEYCLOAK_HOME=/opt/keycloak \
@@ -78,6 +81,8 @@ ENV NODE_ENV=production \
     APP_PORT=23000 \
     NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
     MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=131072 \
+    MALLOC_TRIM_THRESHOLD_=131072 \
     NODE_OPTIONS=--max-semi-space-size=1
 ENV PATH="${JAVA_HOME}/bin:${PATH}"
 

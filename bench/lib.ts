@@ -440,6 +440,14 @@ export async function stopChild(child: ChildProcess): Promise<void> {
   }
 }
 
+/** The Dockerfile's variables that shape the app's memory (malloc, V8), given to a measured sidecar. */
+export const MEMORY_IMAGE_VARS = [
+  'MALLOC_ARENA_MAX',
+  'MALLOC_MMAP_THRESHOLD_',
+  'MALLOC_TRIM_THRESHOLD_',
+  'NODE_OPTIONS',
+]
+
 /** Values the Dockerfile's ENV lines give the named variables. */
 export function imageEnv(names: string[]): Record<string, string> {
   const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ')

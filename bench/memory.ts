@@ -10,6 +10,7 @@ import { ROOT } from '../test/keycloak.js'
 import {
   type LoadResult,
   load,
+  MEMORY_IMAGE_VARS,
   procStatusBytes,
   progress,
   sidecarEnv,
@@ -232,7 +233,7 @@ export async function sidecarMemory(opts: {
     apiSecret: secrets.api,
     storage,
     nextcloudUrl: nc.url,
-    imageVars: ['MALLOC_ARENA_MAX', 'NODE_OPTIONS'],
+    imageVars: MEMORY_IMAGE_VARS,
     extra: {
       KEYCLOAK_URL: opts.keycloak.url,
       KC_BOOTSTRAP_ADMIN_USERNAME: opts.keycloak.admin,
@@ -245,7 +246,7 @@ export async function sidecarMemory(opts: {
         : {}),
     },
   })
-  const command = `node dist/main.js (${['MALLOC_ARENA_MAX', 'NODE_OPTIONS'].map((k) => `${k}=${env[k] ?? ''}`).join(' ')}, as the image sets them)`
+  const command = `node dist/main.js (${MEMORY_IMAGE_VARS.map((k) => `${k}=${env[k] ?? ''}`).join(' ')}, as the image sets them)`
   // The sidecar's log (warnings and errors at the bench's level) is kept for a failure's cause.
   const logFile = join(ROOT, '.test-artifacts', 'bench-sidecar.log')
   const logFd = openSync(logFile, 'w')

@@ -8,7 +8,14 @@ import { errorMessage } from '../src/errors.js'
 import { aDirectory } from '../test/builders.js'
 import { createFakeNextcloud } from '../test/fake-nextcloud/index.js'
 import { ROOT, startOwnKeycloak } from '../test/keycloak.js'
-import { procStatusBytes, progress, sidecarEnv, sleep, stopChild } from './lib.js'
+import {
+  MEMORY_IMAGE_VARS,
+  procStatusBytes,
+  progress,
+  sidecarEnv,
+  sleep,
+  stopChild,
+} from './lib.js'
 import { buildDist } from './memory.js'
 
 export interface StartupResult {
@@ -79,7 +86,7 @@ const APP_VERSION = '0.0.0-bench'
 
 /**
  * One start of the whole ExApp as its own process, as the image runs it: `node <dist>/main.js`
- * with the image's NODE_ENV, MALLOC_ARENA_MAX and NODE_OPTIONS, logging at info as the image does
+ * with the image's NODE_ENV and MEMORY_IMAGE_VARS, logging at info as the image does
  * (its steps' lines are the timeline). With BENCH_STARTUP_LOG set, its output (JSON lines,
  * timestamped) also goes to that file, one file per start.
  */
@@ -107,7 +114,7 @@ async function exappOnce(
     apiSecret: secrets.api,
     storage,
     nextcloudUrl: ncUrl,
-    imageVars: ['NODE_ENV', 'MALLOC_ARENA_MAX', 'NODE_OPTIONS'],
+    imageVars: ['NODE_ENV', ...MEMORY_IMAGE_VARS],
     extra: {
       KEYCLOAK_HOME: prepared.home,
       KEYCLOAK_CACHE_DIR: join(ROOT, '.keycloak'),
