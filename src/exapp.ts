@@ -104,6 +104,7 @@ export async function startExApp(
     client: nextcloud,
     preferredAdmin: config.nextcloud.adminUser,
     pageSize: config.sync.pageSize,
+    userFields: config.sync.profileFields.map((f) => f.field),
   })
   const metrics = new Metrics(keycloak)
   const jwtMode = config.keycloak.tokenMode === 'jwt'

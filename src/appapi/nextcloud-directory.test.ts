@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
+  keepFields,
   parseGroupsPage,
   parseStringList,
   parseUserDetails,
@@ -126,5 +127,59 @@ describe('parseStringList', () => {
     expect(parseStringList(['admin', 'alice'])).toEqual(['admin', 'alice'])
     expect(parseStringList({ 1: 'bob' })).toEqual(['bob'])
     expect(parseStringList('admin')).toBeNull()
+  })
+})
+
+describe('keepFields', () => {
+  const listed = parseUserDetails({
+    id: 'alice',
+    enabled: false,
+    displayname: 'Alice',
+    email: 'alice@example.org',
+    groups: ['eng'],
+    organisation: 'ACME',
+    phone: '+1 555',
+    quota: { used: 1 },
+    ['__proto__']: 'odd',
+  })
+
+  it('keeps the normalised fields and enabled, and of the others only those named', () => {
+    if (!listed) {
+      throw new Error('the listed user did not parse')
+    }
+    const kept = keepFields(listed, new Set(['organisation', 'website', 'groups']))
+    expect(kept).toEqual({
+      id: 'alice',
+      displayname: 'Alice',
+      email: 'alice@example.org',
+      additional_mail: [],
+      groups: ['eng'],
+      subadmin: [],
+      backend: '',
+      lastLogin: 0,
+      language: '',
+      locale: '',
+      enabled: false,
+      organisation: 'ACME',
+    })
+    // a field Nextcloud did not send stays absent, not undefined
+    expect(Object.keys(kept)).not.toContain('website')
+  })
+
+  it('keeps a field named __proto__ as data, never as the prototype', () => {
+    if (!listed) {
+      throw new Error('the listed user did not parse')
+    }
+    const kept = keepFields(listed, new Set(['__proto__']))
+    expect(Object.getPrototypeOf(kept)).toBe(Object.prototype)
+    expect(Object.getOwnPropertyDescriptor(kept, '__proto__')?.value).toBe('odd')
+  })
+
+  it('leaves enabled out when Nextcloud did not show it', () => {
+    const hidden = parseUserDetails({ id: 'bob', displayname: 'Bob', groups: [] })
+    if (!hidden) {
+      throw new Error('the listed user did not parse')
+    }
+    expect(keepFields(hidden, new Set(['enabled']))).not.toHaveProperty('enabled')
   })
 })

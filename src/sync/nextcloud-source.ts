@@ -1,4 +1,5 @@
 import type { GroupDetails, NextcloudClient, UserDetails } from '../appapi/nextcloud-client.js'
+import { keepFields } from '../appapi/nextcloud-directory.js'
 import { AppError } from '../errors.js'
 
 export interface NextcloudDirectory {
@@ -14,6 +15,11 @@ export interface NextcloudSourceOptions {
   pageSize: number
   /** uids per page of the cheap lists `observe` reads (`cloud/users`, `users/disabled`); default 10 000 */
   listPageSize?: number
+  /**
+   * The fields beyond the normalised ones that `readAll` keeps of each user: those the profile
+   * mappings read. The others are dropped as each page arrives; none by default.
+   */
+  userFields?: readonly string[]
 }
 
 /**
@@ -38,11 +44,14 @@ export type SourceRead =
  */
 export class NextcloudSource {
   private actingUser: string | undefined
+  private readonly userFields: ReadonlySet<string>
   private readonly listeners = new Set<(read: SourceRead) => void>()
   /** set by `withGroups`: the group list `readUser` uses instead of reading it again */
   private knownGroups: GroupDetails[] | undefined
 
-  constructor(private readonly opts: NextcloudSourceOptions) {}
+  constructor(private readonly opts: NextcloudSourceOptions) {
+    this.userFields = new Set(opts.userFields)
+  }
 
   /** Tells `listener` about every read that completed; returns the unsubscribe function. */
   onRead(listener: (read: SourceRead) => void): () => void {
@@ -104,7 +113,9 @@ export class NextcloudSource {
           `Nextcloud returned a short page of users at offset ${shortPageAt} and more users after it; the directory changed or a page was cut, so this run syncs nothing`,
         )
       }
-      users.push(...page.users)
+      for (const user of page.users) {
+        users.push(keepFields(user, this.userFields))
+      }
       if (page.users.length < limit) {
         shortPageAt = offset
       }

@@ -415,3 +415,28 @@ describe('change detection', () => {
     expect(targetedLimit(10_000, 500)).toBe(78)
   })
 })
+
+describe('NextcloudSource.readAll', () => {
+  it('keeps of each user the normalised fields and those the profile mappings read', async () => {
+    const { nc, client } = await clientAgainstFake({
+      groups: [aGroup({ id: 'admin' })],
+      users: [
+        aUser({ id: 'admin', groups: ['admin'] }),
+        aUser({ id: 'alice', organisation: 'ACME', phone: '+1 555' }),
+      ],
+    })
+    try {
+      const source = new NextcloudSource({ client, pageSize: 1, userFields: ['organisation'] })
+      const { users } = await source.readAll()
+      const alice = users.find((u) => u.id === 'alice')
+      expect(alice).toMatchObject({ id: 'alice', enabled: true, organisation: 'ACME', groups: [] })
+      expect(alice).not.toHaveProperty('phone')
+      expect(alice).not.toHaveProperty('quota')
+      expect(alice).not.toHaveProperty('backendCapabilities')
+      // what the source reads one at a time (for /api/sync-user) keeps every field
+      expect((await source.readUser('alice')).user).toHaveProperty('phone', '+1 555')
+    } finally {
+      await nc.close()
+    }
+  })
+})
