@@ -136,6 +136,15 @@ export function describeStoreContract(label: string, open: () => Promise<Databas
         expect(run?.changelog, String(limit)).toEqual(changelog.slice(0, limit))
         expect(run?.changelogTotal).toBe(1234)
       }
+      // What `entry` makes of each change is what is stored, in the same order.
+      await store.finishRun(id, {
+        status: 'succeeded',
+        changelog,
+        entry: (change) => ({ ...change, outcome: 'applied' }),
+      })
+      const stored = await store.getRun(id)
+      expect(stored?.changelogTotal).toBe(1234)
+      expect(stored?.changelog).toEqual(changelog.map((c) => ({ ...c, outcome: 'applied' })))
       // Finishing again replaces the changelog; pruning the run removes it.
       await store.finishRun(id, { status: 'succeeded', changelog: changelog.slice(0, 2) })
       expect(await store.getRun(id)).toMatchObject({

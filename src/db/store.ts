@@ -34,12 +34,18 @@ export interface SyncRun extends SyncRunSummary {
   changelogTotal: number
 }
 
-export interface RunOutcome {
+export interface RunOutcome<T = unknown> {
   status: Exclude<RunStatus, 'running'>
   counts?: Record<string, number>
   conflicts?: unknown[]
   errors?: unknown[]
-  changelog?: unknown[]
+  /** the run's changes in plan order, stored a chunk at a time */
+  changelog?: readonly T[]
+  /**
+   * What is stored of each change (default: the change as it is), made a chunk at a time, so the
+   * changelog of a large run is never copied whole.
+   */
+  entry?: (change: T) => unknown
   message?: string | null
 }
 
@@ -63,7 +69,7 @@ export interface Store extends SyncStateStore {
   getOrCreateSecret(name: string, generate: () => string | Promise<string>): Promise<string>
   startRun(run: { realm: string; trigger: string; dryRun: boolean }): Promise<number>
   /** Throws NOT_FOUND for an unknown id. */
-  finishRun(id: number, outcome: RunOutcome): Promise<void>
+  finishRun<T>(id: number, outcome: RunOutcome<T>): Promise<void>
   /**
    * Marks the runs of `realm` still `running` as `interrupted`; returns how many. Only for a
    * caller that holds the realm's sync lock: every run holds it from start to finish, so a run
@@ -196,10 +202,11 @@ export function createStore(database: Pick<Database, 'db'>, box: SecretBox): Sto
         await tx.delete(syncRunChanges).where(eq(syncRunChanges.runId, id))
         // A chunk per statement, with a turn of the event loop between: PGlite runs on it.
         for (let start = 0; start < changelog.length; start += CHANGES_PER_CHUNK) {
+          const changes = changelog.slice(start, start + CHANGES_PER_CHUNK)
           await tx.insert(syncRunChanges).values({
             runId: id,
             chunk: start / CHANGES_PER_CHUNK,
-            changes: changelog.slice(start, start + CHANGES_PER_CHUNK),
+            changes: outcome.entry ? changes.map(outcome.entry) : changes,
           })
           await yieldToEventLoop()
         }

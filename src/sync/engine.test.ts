@@ -35,10 +35,11 @@ function memoryStore() {
       runs.set(next, { id: next, realm, status: 'running' })
       return next
     },
-    async finishRun(id: number, outcome: RunOutcome) {
+    async finishRun<T>(id: number, { entry, ...outcome }: RunOutcome<T>) {
       const run = runs.get(id)
       if (run) {
-        runs.set(id, { ...run, ...outcome })
+        const changelog = entry ? outcome.changelog?.map(entry) : outcome.changelog
+        runs.set(id, { ...run, ...outcome, changelog })
       }
     },
     async pruneRuns() {

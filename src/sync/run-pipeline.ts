@@ -1,6 +1,6 @@
 import { AppError, errorMessage } from '../errors.js'
 import type { Logger } from '../log.js'
-import { type ApplyReport, applyPlan } from './apply.js'
+import { type ApplyReport, type ApplyResult, applyPlan } from './apply.js'
 import type { Change } from './changes.js'
 import { type Actual, type Desired, managedRoles, toDesired, toDesiredSteps } from './model.js'
 import type { NextcloudDirectory } from './nextcloud-source.js'
@@ -23,7 +23,7 @@ import type {
   Trigger,
   UserSyncResult,
 } from './run-types.js'
-import { mapSteps, runStepsCooperatively } from './steps.js'
+import { runStepsCooperatively } from './steps.js'
 
 const SINGLE_USER_KINDS = new Set(['create-group', 'update-group'])
 
@@ -225,23 +225,20 @@ export class RunPipeline {
   ): Promise<RunSummary> {
     const { outcomes, ...rest } = summary
     const result: RunSummary = { ...rest, finishedAt: new Date().toISOString() }
-    const changelog = outcomes
-      ? await runStepsCooperatively(
-          mapSteps(outcomes.results, (r) => ({
-            ...r.change,
-            outcome: r.outcome,
-            ...(r.error ? { error: r.error } : {}),
-          })),
-        )
-      : (summary.changes ?? [])
-    await this.deps.store.finishRun(summary.runId, {
+    const outcome = {
       status: summary.status,
       counts: summary.counts,
       conflicts: summary.conflicts,
       errors: summary.errors,
-      changelog,
       message: summary.message,
-    })
+    }
+    await (outcomes
+      ? this.deps.store.finishRun(summary.runId, {
+          ...outcome,
+          changelog: outcomes.results,
+          entry: changelogEntry,
+        })
+      : this.deps.store.finishRun(summary.runId, { ...outcome, changelog: summary.changes ?? [] }))
     await this.deps.store.pruneRuns({ keep: this.deps.keepRuns ?? 200, realm: this.deps.realm })
     this.deps.onRunFinished?.(result)
     this.log.info(
@@ -336,6 +333,15 @@ export class RunPipeline {
       })
       throw err
     }
+  }
+}
+
+/** A change of the stored changelog: the planned change with what became of it. */
+function changelogEntry(result: ApplyResult): unknown {
+  return {
+    ...result.change,
+    outcome: result.outcome,
+    ...(result.error ? { error: result.error } : {}),
   }
 }
 

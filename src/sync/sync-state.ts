@@ -37,10 +37,10 @@ function object(kind: string, key: string, state: Record<string, unknown>): Stor
 export function toObjects(actual: Actual): StoredObject[] {
   const objects: StoredObject[] = []
   for (const { uid, ...user } of actual.users) {
-    objects.push(object(OBJECT_KINDS.user, uid, { ...user }))
+    objects.push(object(OBJECT_KINDS.user, uid, user))
   }
   for (const { gid, ...group } of actual.groups) {
-    objects.push(object(OBJECT_KINDS.group, gid, { ...group }))
+    objects.push(object(OBJECT_KINDS.group, gid, group))
   }
   for (const name of actual.unmanagedUsernames) {
     objects.push(object(OBJECT_KINDS.unmanagedUsername, name, {}))
