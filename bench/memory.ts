@@ -42,7 +42,7 @@ export interface SidecarMemory {
   tokens: LoadResult
 }
 
-const APP_PORT = 38796
+const APP_PORT = 28796
 const APP_VERSION = '0.0.0-bench'
 
 /**

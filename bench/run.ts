@@ -39,8 +39,8 @@ import {
 const USAGE = `npm run bench -- [--scale 0.1] [--json out.json] [--skip startup,tokens,memory]
                      [--only memory,startup]
 
-Runs every workload against a Keycloak of its own (ports 38680/39680, storage
-.test-artifacts/bench-38680) and the fake Nextcloud, prints one markdown table on stdout and,
+Runs every workload against a Keycloak of its own (ports 28680/29680, storage
+.test-artifacts/bench-28680) and the fake Nextcloud, prints one markdown table on stdout and,
 with --json, writes the figures there. Progress goes to stderr. --only runs the named workloads
 alone (sync, tokens, memory, startup); memory and startup need no sync run before them.`
 
@@ -124,8 +124,8 @@ async function main(): Promise<void> {
   progress(`sizes ${JSON.stringify(sizes)}; load average ${loadAverage()}`)
   loadAt.start = loadAverage()
   const prepared = await prepareKeycloak()
-  progress('starting the bench Keycloak on 38680/39680')
-  const kc = await startOwnKeycloak(38680, 'bench', prepared)
+  progress('starting the bench Keycloak on 28680/29680')
+  const kc = await startOwnKeycloak(28680, 'bench', prepared)
   const kcPid = await javaPid(kc.supervisor.pid)
   process.env.TEST_KEYCLOAK_URL = kc.url
   process.env.TEST_KEYCLOAK_ADMIN = kc.admin
@@ -452,8 +452,8 @@ async function memoryAndStartupOnly(): Promise<void> {
   loadAt.start = loadAverage()
   const prepared = await prepareKeycloak()
   if (runs('memory')) {
-    progress('starting the bench Keycloak on 38680/39680')
-    const kc = await startOwnKeycloak(38680, 'bench', prepared)
+    progress('starting the bench Keycloak on 28680/29680')
+    const kc = await startOwnKeycloak(28680, 'bench', prepared)
     try {
       const directory = benchDirectory()
       await memoryWorkload(kc, directory)

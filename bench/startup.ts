@@ -80,8 +80,8 @@ function markRecorder(since: number) {
   }
 }
 
-const PORT = 38780
-const APP_PORT = 38795
+const PORT = 28780
+const APP_PORT = 28795
 const APP_VERSION = '0.0.0-bench'
 
 /**
@@ -219,7 +219,7 @@ async function bareOnce(
 
 /**
  * Startup, warm: each side is started once to create its storage (not measured), stopped, then
- * started again and measured. Same Keycloak home, own H2 storage each, ports 38780/39780.
+ * started again and measured. Same Keycloak home, own H2 storage each, ports 28780/29780.
  */
 export async function startupWorkload(prepared: {
   home: string

@@ -19,7 +19,7 @@ import { type RelyingParty, registerRelyingParty, startRelyingParty } from './re
  */
 const ROOT = resolve(import.meta.dirname, '..')
 const ARTIFACTS = join(ROOT, '.test-artifacts', 'browser')
-const KC_PORT = 38880
+const KC_PORT = 28880
 const APP_ID = 'keycloak'
 const USERS = { admin: { admin: true }, alice: { admin: false } }
 /** Nextcloud passwords of the stand-in's login form */
@@ -30,7 +30,7 @@ const NEW_USERS = ['carol', 'dave', 'erin']
  * to the PHP proxy's public URL (on a fixed port), through the PHP proxy only.
  */
 const FIXED = process.env.BROWSER_TEST_FIXED_HOSTNAME === '1'
-const FIXED_FRONT_PORT = 38882
+const FIXED_FRONT_PORT = 28882
 const PHP_PREFIX = `/index.php/apps/app_api/proxy/${APP_ID}`
 const SIDES = FIXED ? (['php'] as const) : (['php', 'harp'] as const)
 

@@ -32,13 +32,13 @@ import { type ProxiedKeycloak, startProxiedKeycloak } from './proxied-keycloak.j
  * public URL from the X-Forwarded-Proto/Host/Prefix headers our proxy sets (26.6+ honours the
  * prefix), which is why the shared Keycloak (hostname http://127.0.0.1:<port>) is not used here.
  */
-const KC_PORT = 38880
+const KC_PORT = 28880
 /**
  * CONSOLE_TEST_FIXED_HOSTNAME=1 runs the production settings instead (`--hostname` = the PHP
  * proxy's public URL on a fixed port, backchannel dynamic) through the PHP proxy only.
  */
 const FIXED = process.env.CONSOLE_TEST_FIXED_HOSTNAME === '1'
-const PHP_PORT = 38881
+const PHP_PORT = 28881
 const SIDES = FIXED ? (['php'] as const) : (['php', 'php-nginx', 'harp'] as const)
 const ROOT = resolve(import.meta.dirname, '..')
 const REALM = 'commonground'

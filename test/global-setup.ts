@@ -4,7 +4,7 @@ import { type OwnKeycloak, prepareKeycloak, startOwnKeycloak } from './keycloak.
 import { ensurePostgres, type RunningPostgres } from './postgres.js'
 
 /** TEST_KEYCLOAK_PORT lets two runs on one machine keep out of each other's way. */
-export const SHARED_KEYCLOAK_PORT = Number(process.env.TEST_KEYCLOAK_PORT ?? 38080)
+export const SHARED_KEYCLOAK_PORT = Number(process.env.TEST_KEYCLOAK_PORT ?? 28080)
 
 let keycloak: OwnKeycloak | undefined
 let postgres: RunningPostgres | undefined

@@ -5,7 +5,7 @@ import { randomSecret } from '../src/config/secrets.js'
 import { ROOT, startOwnKeycloak } from './keycloak.js'
 
 export interface ProxiedKeycloak {
-  /** loopback URL, e.g. http://127.0.0.1:38880 */
+  /** loopback URL, e.g. http://127.0.0.1:28880 */
   url: string
   admin: string
   password: string

@@ -12,8 +12,8 @@ import {
   fixtureDirectory,
 } from './fake-nextcloud/index.js'
 
-const HTTP_PORT = 38180
-const MANAGEMENT_PORT = 39180
+const HTTP_PORT = 28180
+const MANAGEMENT_PORT = 29180
 
 async function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
