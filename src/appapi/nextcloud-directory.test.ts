@@ -175,6 +175,16 @@ describe('keepFields', () => {
     expect(Object.getOwnPropertyDescriptor(kept, '__proto__')?.value).toBe('odd')
   })
 
+  it('keeps every field the parser normalises, so none is lost to keepFields', () => {
+    // A bare user gets each normalised field from parseUserDetails and nothing else: a field
+    // added there and not to keepFields' list would be missing here.
+    const bare = parseUserDetails({ id: 'carol', groups: [] })
+    if (!bare) {
+      throw new Error('the bare user did not parse')
+    }
+    expect(Object.keys(keepFields(bare, new Set())).sort()).toEqual(Object.keys(bare).sort())
+  })
+
   it('leaves enabled out when Nextcloud did not show it', () => {
     const hidden = parseUserDetails({ id: 'bob', displayname: 'Bob', groups: [] })
     if (!hidden) {
