@@ -1,0 +1,69 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { type PgliteResult, type PgliteThread, startPgliteThread } from './pglite-worker.js'
+
+const query = async (thread: PgliteThread, sql: string) =>
+  (
+    (await thread.send({
+      op: 'query',
+      sql,
+      params: [],
+      rowMode: 'object',
+      rawTypes: [],
+    })) as PgliteResult
+  ).rows as Record<string, unknown>[]
+
+describe('the PGlite thread', () => {
+  const dirs: string[] = []
+  afterAll(async () => {
+    await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })))
+  })
+
+  it('releases the file bundle and keeps what a database reads', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pglite-thread-'))
+    dirs.push(dir)
+    const thread = startPgliteThread(join(dir, 'data'))
+    try {
+      await thread.ready
+      const bundle = thread.bundle()
+      expect(bundle).toBeDefined()
+      expect(bundle?.bytes).toBeGreaterThan(1_000_000)
+      expect(bundle?.dropped).toBeGreaterThan(0)
+      expect(bundle?.kept).toBeGreaterThan(0)
+
+      // a dropped file (read by initdb only) is gone; a kept one reads as it was
+      await expect(
+        query(thread, `select pg_read_binary_file('/pglite/share/postgresql/postgres.bki')`),
+      ).rejects.toThrow(/could not open file/)
+      const [tzset] = await query(
+        thread,
+        `select pg_read_file('/pglite/share/postgresql/timezonesets/Default') as text`,
+      )
+      expect(String(tzset?.text)).toMatch(/^CET\s+3600\s+D?\s*#/m)
+
+      // time zones (files read when a zone is first named), plpgsql and text search still load
+      const [berlin] = await query(
+        thread,
+        `select (timestamptz '2026-07-01 12:00:00+00' at time zone 'Europe/Berlin')::text as t`,
+      )
+      expect(berlin?.t).toBe('2026-07-01 14:00:00')
+      await query(thread, `set timezone = 'America/New_York'`)
+      const [ny] = await query(thread, `select timestamptz '2026-01-01 12:00:00+00'::text as t`)
+      expect(ny?.t).toBe('2026-01-01 07:00:00-05')
+      await thread.send({
+        op: 'exec',
+        sql: `do $$ begin create table t (v text); insert into t values ('ok'); end $$`,
+      })
+      expect(await query(thread, 'select v from t')).toEqual([{ v: 'ok' }])
+      const [ts] = await query(
+        thread,
+        `select to_tsvector('english', 'the quick foxes')::text as v`,
+      )
+      expect(ts?.v).toBe(`'fox':3 'quick':2`)
+    } finally {
+      await thread.terminate()
+    }
+  }, 60_000)
+})
