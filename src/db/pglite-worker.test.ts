@@ -37,6 +37,14 @@ describe('the PGlite thread', () => {
       await expect(
         query(thread, `select pg_read_binary_file('/pglite/share/postgresql/postgres.bki')`),
       ).rejects.toThrow(/could not open file/)
+      // ICU data too, the database's locale provider being libc (no file left under /pglite/icu)
+      const [icu] = await query(
+        thread,
+        `select datlocprovider as provider, (select count(*)::int from pg_ls_dir('/pglite/icu') f
+           where not (pg_stat_file('/pglite/icu/' || f)).isdir) as files
+         from pg_database where datname = current_database()`,
+      )
+      expect(icu).toEqual({ provider: 'c', files: 0 })
       const [tzset] = await query(
         thread,
         `select pg_read_file('/pglite/share/postgresql/timezonesets/Default') as text`,

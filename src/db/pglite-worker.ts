@@ -100,16 +100,22 @@ const setUp = (dataDir) => {
 }
 // PGlite unpacks a 6 MB bundle (share/, lib/, icu/) into an in-memory file system, each file a
 // view of the one buffer, which its own code keeps for the database's life. Once the database
-// exists Postgres reads only some of them: what initdb alone reads (postgres.bki, the .sql
-// scripts, the samples), ICU data (the database's locale provider is libc), encoding conversions
-// (client and server are UTF-8), the build files and the replication modules are dropped; the
-// rest (time zones, plpgsql, text search, ...) are copied out and the buffer is released
+// exists Postgres reads only some of them. Dropped: what initdb alone reads (postgres.bki, the
+// .sql scripts, the samples), the encoding conversions (client and server are UTF-8), the build
+// files, the replication modules, and the ICU data when the database's locale provider is libc.
+// The rest (time zones, plpgsql, text search, ...) is copied out and the buffer released
 // (measured: 6 MB less memory). Unless exactly one buffer is shared, nothing is touched.
 const UNUSED = new RegExp(
-  '^/pglite/(icu/|lib/postgresql/(pgxs/|[^/]*_and_[^/]*[.]so$|libpqwalreceiver[.]so$|pgoutput[.]so$)' +
+  '^/pglite/(lib/postgresql/(pgxs/|[^/]*_and_[^/]*[.]so$|libpqwalreceiver[.]so$|pgoutput[.]so$)' +
     '|share/postgresql/[^/]*[.](bki|sql|sample|txt)$)',
 )
-const releaseBundle = (FS) => {
+const releaseBundle = async (db) => {
+  const FS = db.mod.FS
+  const { rows } = await db.query(
+    'select datlocprovider from pg_database where datname = current_database()',
+  )
+  const libc = rows[0] && rows[0].datlocprovider === 'c'
+  const unused = (path) => UNUSED.test(path) || (libc && path.startsWith('/pglite/icu/'))
   const shared = []
   const visit = (path) => {
     const { node } = FS.lookupPath(path)
@@ -130,7 +136,7 @@ const releaseBundle = (FS) => {
   const [buffer] = buffers
   let dropped = 0
   for (const { path, node } of shared) {
-    if (UNUSED.test(path)) {
+    if (unused(path)) {
       FS.unlink(path)
       dropped++
     } else {
@@ -155,7 +161,7 @@ const releaseBundle = (FS) => {
     })
     await db.waitReady
     try {
-      bundle = releaseBundle(db.mod.FS)
+      bundle = await releaseBundle(db)
     } catch {
       // files left as PGlite made them: each is still either its view of the buffer or a copy
     }
