@@ -275,9 +275,9 @@ async function main(): Promise<void> {
 
       // Whichever load runs first pays more (measured at --scale 0.5: up to 1.3 ms more of
       // Keycloak's CPU per grant, whichever path came first). So each load is cut in two halves
-      // that alternate A B B A: a drift over the four favours neither. The bare grant goes the way
-      // the ExApp reaches Keycloak (through the counting proxy), so the ratio is what the ExApp
-      // adds, not the proxy.
+      // that alternate A B B A: a drift over the four favours neither (each half's rate and
+      // Keycloak's CPU per grant are shown). The bare grant goes the way the ExApp reaches
+      // Keycloak (through the counting proxy), so the ratio is what the ExApp adds, not the proxy.
       loadAt['token-cold'] = loadAverage()
       progress(
         `token-cold and bare JWT grant: ${tokenUsers.length} users each, ${c} concurrent, A B B A`,
@@ -287,6 +287,7 @@ async function main(): Promise<void> {
       // CPU per request, of this process (the ExApp, the fake Nextcloud, the proxy, the load's
       // thread) and of Keycloak, summed over each path's halves
       const cpu = { cold: { node: 0, kc: 0 }, bare: { node: 0, kc: 0 } }
+      const slices: string[] = []
       const counted = async (path: 'cold' | 'bare', run: () => Promise<LoadResult>) => {
         const node = process.cpuUsage()
         const kcBefore = kcPid ? await cpuMs(kcPid) : undefined
@@ -294,7 +295,11 @@ async function main(): Promise<void> {
         const used = process.cpuUsage(node)
         cpu[path].node += (used.user + used.system) / 1000
         const kcAfter = kcPid ? await cpuMs(kcPid) : undefined
-        cpu[path].kc += kcAfter !== undefined && kcBefore !== undefined ? kcAfter - kcBefore : 0
+        const kc = kcAfter !== undefined && kcBefore !== undefined ? kcAfter - kcBefore : 0
+        cpu[path].kc += kc
+        slices.push(
+          `${result.rps.toFixed(0)} req/s (Keycloak ${(kc / result.requests).toFixed(2)} ms)`,
+        )
         return result
       }
       const exapp = t
@@ -309,7 +314,7 @@ async function main(): Promise<void> {
       checkLoad('bare JWT grant', bareJwt)
       const perRequest = (path: 'cold' | 'bare', n: number) =>
         `bench process ${(cpu[path].node / n).toFixed(2)} ms + Keycloak ${(cpu[path].kc / n).toFixed(2)} ms`
-      const cpuNote = `CPU per request: first token ${perRequest('cold', tokenCold.requests)}, bare grant ${perRequest('bare', bareJwt.requests)}; halves (A B B A) ${cold1.rps.toFixed(0)}, ${bare1.rps.toFixed(0)}, ${bare2.rps.toFixed(0)}, ${cold2.rps.toFixed(0)} req/s`
+      const cpuNote = `CPU per request: first token ${perRequest('cold', tokenCold.requests)}, bare grant ${perRequest('bare', bareJwt.requests)}; halves (A B B A) ${slices.join(', ')}`
       progress(`token-cold: ${cpuNote}`)
 
       const warmCount = tokenUsers.length * sizes.warmRounds
