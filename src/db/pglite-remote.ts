@@ -99,7 +99,7 @@ export async function openRemotePglite(opts: RemotePgliteOptions): Promise<Remot
       // PGlite unpacks its initial files 0666 and rewrites its relation cache file 0644 on every
       // open, whatever the umask: the state is the owner's alone.
       await restrictToOwner(opts.dataDir)
-      log.debug({ bundle: t.bundle() ?? null }, 'db.opened')
+      log.debug({ bundle: t.bundle() ?? null }, 'db.thread_ready')
       return t
     } catch (err) {
       await t.terminate()
