@@ -74,4 +74,32 @@ describe('the PGlite thread', () => {
       await thread.terminate()
     }
   }, 60_000)
+
+  it('collects the garbage that large statements leave in its heap', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pglite-thread-'))
+    dirs.push(dir)
+    const thread = startPgliteThread(join(dir, 'data'))
+    try {
+      await thread.ready
+      const before = (await thread.send({ op: 'heap' })) as number
+      // 60 statements with a 256 kB parameter each: 15 MB of strings that die once answered
+      const large = 'x'.repeat(256 * 1024)
+      for (let i = 0; i < 60; i++) {
+        const result = (await thread.send({
+          op: 'query',
+          sql: 'select length($1::text) as n',
+          params: [`${i}${large}`],
+          rowMode: 'object',
+          rawTypes: [],
+        })) as PgliteResult
+        expect(result.rows).toEqual([{ n: large.length + String(i).length }])
+      }
+      const after = (await thread.send({ op: 'heap' })) as number
+      // left to V8, the heap kept 10.8 MB of them (measured); collected once it has grown by
+      // 2 MB, it holds at most that much more
+      expect(after - before).toBeLessThan(4 * 1024 * 1024)
+    } finally {
+      await thread.terminate()
+    }
+  }, 60_000)
 })
