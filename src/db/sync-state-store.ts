@@ -20,8 +20,8 @@ export interface SyncStateHeader {
 }
 
 export interface SyncStateUpdate extends SyncStateHeader {
-  /** objects new or changed since the stored state */
-  put: readonly StoredObject[]
+  /** objects new or changed since the stored state (taken a statement's worth at a time) */
+  put: Iterable<StoredObject>
   /** objects gone */
   remove: readonly Pick<StoredObject, 'kind' | 'key'>[]
   /** drop every stored object first (the realm was recreated) */
@@ -101,8 +101,7 @@ export function createSyncStateStore(db: Db): SyncStateStore {
               )
           }
         }
-        for (let i = 0; i < update.put.length; i += ROWS_PER_STATEMENT) {
-          const rows = update.put.slice(i, i + ROWS_PER_STATEMENT).map((o) => ({ realm, ...o }))
+        const write = async (rows: (StoredObject & { realm: string })[]) => {
           await tx
             .insert(syncStateObjects)
             .values(rows)
@@ -114,6 +113,17 @@ export function createSyncStateStore(db: Db): SyncStateStore {
               },
             })
           await yieldToEventLoop()
+        }
+        let rows: (StoredObject & { realm: string })[] = []
+        for (const o of update.put) {
+          rows.push({ realm, ...o })
+          if (rows.length === ROWS_PER_STATEMENT) {
+            await write(rows)
+            rows = []
+          }
+        }
+        if (rows.length > 0) {
+          await write(rows)
         }
         await tx
           .insert(syncStates)

@@ -11,7 +11,7 @@ import {
   touchedBy,
 } from './realm-changes.js'
 import type { RunOptions, SyncTarget } from './run-types.js'
-import { afterApply, diffObjects, fromObjects, toObjects } from './sync-state.js'
+import { afterApply, diffObjects, fromObjects } from './sync-state.js'
 
 /** Full reconciliations by default every 6 hours. */
 export const DEFAULT_FULL_INTERVAL_SECONDS = 6 * 3600
@@ -234,7 +234,7 @@ export async function recordState(
     await deps.store.distrustSyncState(deps.realm)
     return
   }
-  const { put, remove } = diffObjects(basis.stored, toObjects(next))
+  const { put, remove } = diffObjects(basis.stored, next)
   await deps.store.saveSyncState(deps.realm, {
     realmId: basis.realm.id,
     eventsCursor: cursor,

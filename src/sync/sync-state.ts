@@ -33,25 +33,28 @@ function object(kind: string, key: string, state: Record<string, unknown>): Stor
   return { kind, key, fingerprint: fingerprint(state), state }
 }
 
-/** The stored objects of a realm state. */
-export function toObjects(actual: Actual): StoredObject[] {
-  const objects: StoredObject[] = []
+/** The stored objects of a realm state, made one at a time as they are asked for. */
+export function* objectsOf(actual: Actual): Generator<StoredObject> {
   for (const { uid, ...user } of actual.users) {
-    objects.push(object(OBJECT_KINDS.user, uid, user))
+    yield object(OBJECT_KINDS.user, uid, user)
   }
   for (const { gid, ...group } of actual.groups) {
-    objects.push(object(OBJECT_KINDS.group, gid, group))
+    yield object(OBJECT_KINDS.group, gid, group)
   }
   for (const name of actual.unmanagedUsernames) {
-    objects.push(object(OBJECT_KINDS.unmanagedUsername, name, {}))
+    yield object(OBJECT_KINDS.unmanagedUsername, name, {})
   }
   for (const email of actual.unmanagedEmails) {
-    objects.push(object(OBJECT_KINDS.unmanagedEmail, email, {}))
+    yield object(OBJECT_KINDS.unmanagedEmail, email, {})
   }
   for (const name of actual.unmanagedGroupNames) {
-    objects.push(object(OBJECT_KINDS.unmanagedGroup, name, {}))
+    yield object(OBJECT_KINDS.unmanagedGroup, name, {})
   }
-  return objects
+}
+
+/** The stored objects of a realm state. */
+export function toObjects(actual: Actual): StoredObject[] {
+  return [...objectsOf(actual)]
 }
 
 /** The realm state stored objects describe (objects of unknown kinds are ignored). */
@@ -79,17 +82,33 @@ export function fromObjects(objects: readonly StoredObject[]): Actual {
   return { users, groups, unmanagedUsernames, unmanagedEmails, unmanagedGroupNames }
 }
 
-/** What to write so the stored objects become `next`: new or changed objects, and those gone. */
+/**
+ * What to write so the stored objects become those of `next`: the objects gone, and the new or
+ * changed ones, made (and fingerprinted) only as the writer takes them, so a 10 000-user state is
+ * never in memory twice.
+ */
 export function diffObjects(
   stored: readonly StoredObject[],
-  next: readonly StoredObject[],
-): { put: StoredObject[]; remove: Pick<StoredObject, 'kind' | 'key'>[] } {
-  const id = (o: Pick<StoredObject, 'kind' | 'key'>) => `${o.kind}\u0000${o.key}`
-  const before = new Map(stored.map((o) => [id(o), o.fingerprint]))
-  const after = new Set(next.map(id))
+  next: Actual,
+): { put: Iterable<StoredObject>; remove: Pick<StoredObject, 'kind' | 'key'>[] } {
+  const id = (kind: string, key: string) => `${kind}\u0000${key}`
+  const before = new Map(stored.map((o) => [id(o.kind, o.key), o.fingerprint]))
+  const keys: Record<string, ReadonlySet<string>> = {
+    [OBJECT_KINDS.user]: new Set(next.users.map((u) => u.uid)),
+    [OBJECT_KINDS.group]: new Set(next.groups.map((g) => g.gid)),
+    [OBJECT_KINDS.unmanagedUsername]: next.unmanagedUsernames,
+    [OBJECT_KINDS.unmanagedEmail]: next.unmanagedEmails,
+    [OBJECT_KINDS.unmanagedGroup]: next.unmanagedGroupNames,
+  }
   return {
-    put: next.filter((o) => before.get(id(o)) !== o.fingerprint),
-    remove: stored.filter((o) => !after.has(id(o))).map(({ kind, key }) => ({ kind, key })),
+    put: (function* () {
+      for (const o of objectsOf(next)) {
+        if (before.get(id(o.kind, o.key)) !== o.fingerprint) {
+          yield o
+        }
+      }
+    })(),
+    remove: stored.filter((o) => !keys[o.kind]?.has(o.key)).map(({ kind, key }) => ({ kind, key })),
   }
 }
 
