@@ -376,6 +376,22 @@ export function describeStoreContract(label: string, open: () => Promise<Databas
       expect(left.map((o) => o.key).sort()).toEqual(['u1201', 'u1202'])
     })
 
+    it('stores sync state objects whose keys and states hold quotes, backslashes, braces and non-ASCII text', async () => {
+      const realm = unique('state')
+      const awkward = ['a"b', 'c\\d', '{e,f}', 'NULL', ' g ', '', 'ü ✓ 𝄞', "h'i", 'j\nk']
+      const put = awkward.map((text, i) => ({
+        kind: i % 2 === 0 ? 'user' : 'unmanaged-email',
+        key: `${text}${i}`,
+        fingerprint: `f"${i}\\`,
+        state: { text, nested: { list: [text, null, 1.5, true], '"key"': text }, empty: {} },
+      }))
+      const header = { realmId: 'r', eventsCursor: null, reconciledAt: new Date(), trusted: true }
+      // any iterable: a generator, as the sync passes it
+      await store.saveSyncState(realm, { ...header, put: put.values(), remove: [] })
+      const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : 1)
+      expect((await store.listSyncObjects(realm)).sort(byKey)).toEqual([...put].sort(byKey))
+    })
+
     it('lock waits for the holder to release', async () => {
       const key = unique('sync')
       const first = await database.lock(key)

@@ -10,6 +10,7 @@ import {
   tokenIssuances,
   userPasswords,
 } from './schema.js'
+import { arrayLiteral } from './sql-arrays.js'
 import { createSyncStateStore, type SyncStateStore } from './sync-state-store.js'
 
 export interface SyncRunSummary {
@@ -104,20 +105,6 @@ const summaryColumns = {
   conflicts: syncRuns.conflicts,
   errors: syncRuns.errors,
   message: syncRuns.message,
-}
-
-/**
- * A Postgres array literal of `values` (undefined: NULL), every element quoted, for one text
- * parameter cast to an array type.
- */
-export function arrayLiteral(values: readonly (string | undefined)[]): string {
-  let out = '{'
-  for (let i = 0; i < values.length; i++) {
-    const value = values[i]
-    out += i === 0 ? '' : ','
-    out += value === undefined ? 'NULL' : `"${value.replace(/[\\"]/g, '\\$&')}"`
-  }
-  return `${out}}`
 }
 
 /** Changes per stored chunk of a changelog, and chunks per read: a few milliseconds each. */

@@ -1,6 +1,7 @@
 import { and, eq, inArray, sql } from 'drizzle-orm'
 import type { Db } from './client.js'
 import { type EventsCursor, syncStateObjects, syncStates } from './schema.js'
+import { arrayLiteral } from './sql-arrays.js'
 
 export type { EventsCursor } from './schema.js'
 
@@ -101,22 +102,26 @@ export function createSyncStateStore(db: Db): SyncStateStore {
               )
           }
         }
-        const write = async (rows: (StoredObject & { realm: string })[]) => {
-          await tx
-            .insert(syncStateObjects)
-            .values(rows)
-            .onConflictDoUpdate({
-              target: [syncStateObjects.realm, syncStateObjects.kind, syncStateObjects.key],
-              set: {
-                fingerprint: sql`excluded.fingerprint`,
-                state: sql`excluded.state`,
-              },
-            })
+        // One array per column, each one text parameter, instead of drizzle's multi-row VALUES
+        // (5 parameters per row, each mapped and checked, and their SQL pieces: garbage that
+        // outlived the statement's round trip to the database).
+        const write = async (rows: readonly StoredObject[]) => {
+          const column = (value: (o: StoredObject) => string) => arrayLiteral(rows.map(value))
+          await tx.execute(sql`
+            insert into ${syncStateObjects} (realm, kind, key, fingerprint, state)
+            select ${realm}, kind, key, fingerprint, state
+            from unnest(
+              ${column((o) => o.kind)}::text[], ${column((o) => o.key)}::text[],
+              ${column((o) => o.fingerprint)}::text[],
+              ${column((o) => JSON.stringify(o.state))}::jsonb[]
+            ) as r(kind, key, fingerprint, state)
+            on conflict (realm, kind, key)
+            do update set fingerprint = excluded.fingerprint, state = excluded.state`)
           await yieldToEventLoop()
         }
-        let rows: (StoredObject & { realm: string })[] = []
+        let rows: StoredObject[] = []
         for (const o of update.put) {
-          rows.push({ realm, ...o })
+          rows.push(o)
           if (rows.length === ROWS_PER_STATEMENT) {
             await write(rows)
             rows = []
