@@ -20,11 +20,13 @@ import { type NewUser, uidRefusal } from './model.js'
  */
 
 /**
- * Users or groups per partial import. A cold sync of 1 500 users (100 groups, 3 memberships each)
- * took 130 s in batches of 200, 182 s of 500 and 356 s of 1 000 on one loaded machine: Keycloak
- * slows down within a large import transaction.
+ * Users or groups per partial import. Keycloak slows down within a large import transaction: a
+ * cold sync of 1 500 users (100 groups, 3 memberships each) took 130 s in batches of 200, 182 s of
+ * 500 and 356 s of 1 000 on one loaded machine; of 10 001 users (101 groups, 30 001
+ * memberships), 23.7-29.5 s in batches of 100 against 38-40 s of 200 (the memory bench's cold
+ * sync, several runs each), and in the full bench 24.5 s against 35.0 s.
  */
-export const BULK_BATCH = 200
+export const BULK_BATCH = 100
 
 /** The realm's user profile (keycloak/user-profile.ts) lets our attributes hold one value this long. */
 const ATTRIBUTE_MAX = 2048
