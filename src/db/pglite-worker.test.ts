@@ -20,13 +20,21 @@ describe('the PGlite thread', () => {
   afterAll(async () => {
     await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })))
   })
-
-  it('releases the file bundle and keeps what a database reads', async () => {
+  /** a thread on a new database in a folder of its own, open */
+  const openThread = async () => {
     const dir = await mkdtemp(join(tmpdir(), 'pglite-thread-'))
     dirs.push(dir)
     const thread = startPgliteThread(join(dir, 'data'))
+    await thread.ready.catch(async (err: unknown) => {
+      await thread.terminate()
+      throw err
+    })
+    return thread
+  }
+
+  it('releases the file bundle and keeps what a database reads', async () => {
+    const thread = await openThread()
     try {
-      await thread.ready
       const bundle = thread.bundle()
       expect(bundle).toBeDefined()
       expect(bundle?.bytes).toBeGreaterThan(1_000_000)
@@ -76,11 +84,8 @@ describe('the PGlite thread', () => {
   }, 60_000)
 
   it('collects the garbage that large statements leave in its heap', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'pglite-thread-'))
-    dirs.push(dir)
-    const thread = startPgliteThread(join(dir, 'data'))
+    const thread = await openThread()
     try {
-      await thread.ready
       const before = (await thread.send({ op: 'heap' })) as number
       // 60 statements with a 256 kB parameter each: 15 MB of strings that die once answered
       const large = 'x'.repeat(256 * 1024)
