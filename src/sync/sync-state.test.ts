@@ -100,6 +100,11 @@ describe('the stored sync state', () => {
     const diff = diffObjects(objects, { ...renamed, groups: [] })
     expect([...diff.put].map((o) => o.key)).toEqual(['Alice'])
     expect(diff.remove).toEqual([{ kind: 'group', key: 'staff' }])
+    // an object of a kind this version does not know (even one named like an Object property) goes
+    const odd = [{ kind: 'constructor', key: 'x', fingerprint: 'f', state: {} }]
+    expect(diffObjects([...objects, ...odd], actual).remove).toEqual([
+      { kind: 'constructor', key: 'x' },
+    ])
   })
 })
 

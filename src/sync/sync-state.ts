@@ -93,13 +93,13 @@ export function diffObjects(
 ): { put: Iterable<StoredObject>; remove: Pick<StoredObject, 'kind' | 'key'>[] } {
   const id = (kind: string, key: string) => `${kind}\u0000${key}`
   const before = new Map(stored.map((o) => [id(o.kind, o.key), o.fingerprint]))
-  const keys: Record<string, ReadonlySet<string>> = {
-    [OBJECT_KINDS.user]: new Set(next.users.map((u) => u.uid)),
-    [OBJECT_KINDS.group]: new Set(next.groups.map((g) => g.gid)),
-    [OBJECT_KINDS.unmanagedUsername]: next.unmanagedUsernames,
-    [OBJECT_KINDS.unmanagedEmail]: next.unmanagedEmails,
-    [OBJECT_KINDS.unmanagedGroup]: next.unmanagedGroupNames,
-  }
+  const keys = new Map<string, ReadonlySet<string>>([
+    [OBJECT_KINDS.user, new Set(next.users.map((u) => u.uid))],
+    [OBJECT_KINDS.group, new Set(next.groups.map((g) => g.gid))],
+    [OBJECT_KINDS.unmanagedUsername, next.unmanagedUsernames],
+    [OBJECT_KINDS.unmanagedEmail, next.unmanagedEmails],
+    [OBJECT_KINDS.unmanagedGroup, next.unmanagedGroupNames],
+  ])
   return {
     put: (function* () {
       for (const o of objectsOf(next)) {
@@ -108,7 +108,9 @@ export function diffObjects(
         }
       }
     })(),
-    remove: stored.filter((o) => !keys[o.kind]?.has(o.key)).map(({ kind, key }) => ({ kind, key })),
+    remove: stored
+      .filter((o) => !keys.get(o.kind)?.has(o.key))
+      .map(({ kind, key }) => ({ kind, key })),
   }
 }
 
