@@ -1,4 +1,5 @@
 import { and, eq, inArray, sql } from 'drizzle-orm'
+import { batchesOf } from '../batches.js'
 import type { Db } from './client.js'
 import { type EventsCursor, syncStateObjects, syncStates } from './schema.js'
 import { arrayLiteral } from './sql-arrays.js'
@@ -90,14 +91,14 @@ export function createSyncStateStore(db: Db): SyncStateStore {
           byKind.set(kind, [...(byKind.get(kind) ?? []), key])
         }
         for (const [kind, keys] of byKind) {
-          for (let i = 0; i < keys.length; i += ROWS_PER_STATEMENT) {
+          for (const batch of batchesOf(keys, ROWS_PER_STATEMENT)) {
             await tx
               .delete(syncStateObjects)
               .where(
                 and(
                   eq(syncStateObjects.realm, realm),
                   eq(syncStateObjects.kind, kind),
-                  inArray(syncStateObjects.key, keys.slice(i, i + ROWS_PER_STATEMENT)),
+                  inArray(syncStateObjects.key, batch),
                 ),
               )
           }
@@ -119,15 +120,7 @@ export function createSyncStateStore(db: Db): SyncStateStore {
             do update set fingerprint = excluded.fingerprint, state = excluded.state`)
           await yieldToEventLoop()
         }
-        let rows: StoredObject[] = []
-        for (const o of update.put) {
-          rows.push(o)
-          if (rows.length === ROWS_PER_STATEMENT) {
-            await write(rows)
-            rows = []
-          }
-        }
-        if (rows.length > 0) {
+        for (const rows of batchesOf(update.put, ROWS_PER_STATEMENT)) {
           await write(rows)
         }
         await tx

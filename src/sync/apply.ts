@@ -1,3 +1,4 @@
+import { batchesOf } from '../batches.js'
 import { AppError, errorMessage, isAppError } from '../errors.js'
 import { CHANGE_KINDS, type Change, type ChangeKind } from './changes.js'
 import type { DesiredGroup, NewUser, UserPatch } from './model.js'
@@ -180,15 +181,6 @@ function newMemberships(changes: readonly Change[]): Map<string, string[]> {
 
 /** user imports sent together (see createInBulk) */
 const USER_IMPORTS_AT_ONCE = 2
-
-/** `items` in consecutive slices of `size` */
-function batchesOf<T>(items: readonly T[], size: number): T[][] {
-  const batches: T[][] = []
-  for (let i = 0; i < items.length; i += size) {
-    batches.push(items.slice(i, i + size))
-  }
-  return batches
-}
 
 /**
  * Creates the phase's new groups and users through `bulk`, in batches, and records them as
