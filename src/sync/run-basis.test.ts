@@ -4,7 +4,7 @@ import type { Actual } from './model.js'
 import type { AdminEvent, ChangeFeed } from './realm-changes.js'
 import { readBasis } from './run-basis.js'
 import type { SyncTarget } from './run-types.js'
-import { toObjects } from './sync-state.js'
+import { objectsOf } from './sync-state.js'
 
 const now = new Date('2026-12-02T12:00:00.000Z')
 const realmState: Actual = {
@@ -71,7 +71,7 @@ function setup(
         ...header,
       }
     : undefined
-  const objects: StoredObject[] = toObjects(realmState)
+  const objects: StoredObject[] = [...objectsOf(realmState)]
   const store = {
     getSyncState: async () => stored,
     listSyncObjects: async () => objects,

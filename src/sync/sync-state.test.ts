@@ -15,7 +15,7 @@ import {
   type ReadUser,
   touchedBy,
 } from './realm-changes.js'
-import { afterApply, diffObjects, fromObjects, toObjects } from './sync-state.js'
+import { afterApply, diffObjects, fromObjects, objectsOf } from './sync-state.js'
 
 const policy = {
   gateGroups: [],
@@ -91,7 +91,7 @@ describe('the stored sync state', () => {
       ],
       groups: [{ id: 'g1', gid: 'staff', displayName: 'Staff' }],
     }
-    const objects = toObjects(actual)
+    const objects = [...objectsOf(actual)]
     expect(fromObjects(objects)).toEqual(actual)
     const same = diffObjects(objects, actual)
     expect([...same.put]).toEqual([])

@@ -52,11 +52,6 @@ export function* objectsOf(actual: Actual): Generator<StoredObject> {
   }
 }
 
-/** The stored objects of a realm state. */
-export function toObjects(actual: Actual): StoredObject[] {
-  return [...objectsOf(actual)]
-}
-
 /** The realm state stored objects describe (objects of unknown kinds are ignored). */
 export function fromObjects(objects: readonly StoredObject[]): Actual {
   const users: ActualUser[] = []
