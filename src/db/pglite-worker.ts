@@ -75,8 +75,9 @@ const raw = (value) => value
 // One full collection once PGlite is open: the 9 MB WebAssembly file it read to compile is garbage
 // then, held outside the heap, and an idle thread's V8 has no reason to collect it (measured: the
 // process's native memory 10 MiB smaller once open).
+const v8 = require('node:v8')
 const collect = (() => {
-  require('node:v8').setFlagsFromString('--expose-gc')
+  v8.setFlagsFromString('--expose-gc')
   return require('node:vm').runInNewContext('gc')
 })()
 // Statements and their parameters arrive as strings that die once answered, but the larger ones
@@ -85,7 +86,7 @@ const collect = (() => {
 // A full collection once the heap has grown by COLLECT_AFTER since the last one keeps it near
 // its live size; it runs after the answer is sent, and costs a few milliseconds each time.
 const COLLECT_AFTER = 2 * 1024 * 1024
-const usedHeap = () => require('node:v8').getHeapStatistics().used_heap_size
+const usedHeap = () => v8.getHeapStatistics().used_heap_size
 let settled = 0
 const collectOnce = () => {
   collect()
