@@ -1,4 +1,5 @@
 import { and, asc, desc, eq, gte, lt, lte, notInArray, type SQL, sql } from 'drizzle-orm'
+import { batchesOf } from '../batches.js'
 import { AppError } from '../errors.js'
 import type { Database, Db } from './client.js'
 import type { SecretBox } from './crypto.js'
@@ -193,11 +194,11 @@ export function createStore(database: Pick<Database, 'db'>, box: SecretBox): Sto
         }
         await tx.delete(syncRunChanges).where(eq(syncRunChanges.runId, id))
         // A chunk per statement, with a turn of the event loop between: PGlite runs on it.
-        for (let start = 0; start < changelog.length; start += CHANGES_PER_CHUNK) {
-          const changes = changelog.slice(start, start + CHANGES_PER_CHUNK)
+        let chunk = 0
+        for (const changes of batchesOf(changelog, CHANGES_PER_CHUNK)) {
           await tx.insert(syncRunChanges).values({
             runId: id,
-            chunk: start / CHANGES_PER_CHUNK,
+            chunk: chunk++,
             changes: outcome.entry ? changes.map(outcome.entry) : changes,
           })
           await yieldToEventLoop()
