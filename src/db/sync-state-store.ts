@@ -88,7 +88,12 @@ export function createSyncStateStore(db: Db): SyncStateStore {
         }
         const byKind = new Map<string, string[]>()
         for (const { kind, key } of update.remove) {
-          byKind.set(kind, [...(byKind.get(kind) ?? []), key])
+          const keys = byKind.get(kind)
+          if (keys) {
+            keys.push(key)
+          } else {
+            byKind.set(kind, [key])
+          }
         }
         for (const [kind, keys] of byKind) {
           for (const batch of batchesOf(keys, ROWS_PER_STATEMENT)) {
@@ -106,7 +111,7 @@ export function createSyncStateStore(db: Db): SyncStateStore {
         // One array per column, each one text parameter, instead of drizzle's multi-row VALUES
         // (5 parameters per row, each mapped and checked, and their SQL pieces: garbage that
         // outlived the statement's round trip to the database).
-        const write = async (rows: readonly StoredObject[]) => {
+        for (const rows of batchesOf(update.put, ROWS_PER_STATEMENT)) {
           const column = (value: (o: StoredObject) => string) => arrayLiteral(rows.map(value))
           await tx.execute(sql`
             insert into ${syncStateObjects} (realm, kind, key, fingerprint, state)
@@ -119,9 +124,6 @@ export function createSyncStateStore(db: Db): SyncStateStore {
             on conflict (realm, kind, key)
             do update set fingerprint = excluded.fingerprint, state = excluded.state`)
           await yieldToEventLoop()
-        }
-        for (const rows of batchesOf(update.put, ROWS_PER_STATEMENT)) {
-          await write(rows)
         }
         await tx
           .insert(syncStates)
