@@ -29,6 +29,16 @@ const planPolicy = {
   managedRoles: ['crm'],
 }
 
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const v of value instanceof Set ? value : Object.values(value)) {
+      deepFreeze(v)
+    }
+  }
+  return value
+}
+
 /** Plans `directory` against the memory realm and applies it; the realm state before and after. */
 async function syncOnce(realm: MemoryDirectory, directory: ReturnType<typeof aDirectory>) {
   const before = realm.snapshot()
@@ -39,7 +49,10 @@ async function syncOnce(realm: MemoryDirectory, directory: ReturnType<typeof aDi
     kind === 'user'
       ? after.users.find((u) => u.uid === key)?.id
       : after.groups.find((g) => g.gid === key)?.id
-  return { before, after, simulated: afterApply(before, report.results, idOf) }
+  // Frozen: the simulation must not change the state before the run or the changes (a write in
+  // place throws), since it shares what it does not change.
+  const simulated = afterApply(deepFreeze(before), deepFreeze(report.results), idOf)
+  return { before, after, simulated }
 }
 
 describe('the stored sync state', () => {

@@ -117,21 +117,37 @@ export type IdLookup = (kind: 'user' | 'group', key: string) => string | undefin
  * next run need not read it back. Changes that did not apply leave their object as it was (a run
  * with a failed write is not trusted anyway). Returns null when the id of a created object is
  * unknown.
+ *
+ * Neither `actual` nor the changes are modified: an object of `actual` is shared until a change
+ * touches it, and then copied once; a created user shares its fields with its change. So the
+ * state after a run that changed a few users of 10 000 is not a second copy of all of them.
  */
 export function afterApply(
   actual: Actual,
   results: readonly ApplyResult[],
   idOf: IdLookup,
 ): Actual | null {
-  const users = new Map(actual.users.map((u) => [u.uid, structuredClone(u)]))
-  const groups = new Map(actual.groups.map((g) => [g.gid, { ...g }]))
+  const users = new Map(actual.users.map((u) => [u.uid, u]))
+  const groups = new Map(actual.groups.map((g) => [g.gid, g]))
+  /** the user objects made here, which may be changed in place */
+  const made = new Set<ActualUser>()
+  const own = (uid: string): ActualUser | undefined => {
+    const user = users.get(uid)
+    if (!user || made.has(user)) {
+      return user
+    }
+    const copy = { ...user }
+    made.add(copy)
+    users.set(uid, copy)
+    return copy
+  }
   const sortedAdd = (list: string[], item: string) =>
     list.includes(item) ? list : [...list, item].sort(byCodeUnit)
   for (const { change, outcome } of results) {
     if (outcome !== 'applied') {
       continue
     }
-    const user = 'uid' in change ? users.get(change.uid) : undefined
+    const user = 'uid' in change ? own(change.uid) : undefined
     switch (change.kind) {
       case 'create-group': {
         const id = idOf('group', change.gid)
@@ -144,14 +160,17 @@ export function afterApply(
       case 'update-group': {
         const group = groups.get(change.gid)
         if (group) {
-          group.displayName = change.after.displayName
+          groups.set(change.gid, { ...group, displayName: change.after.displayName })
         }
         break
       }
       case 'delete-group':
         groups.delete(change.gid)
-        for (const u of users.values()) {
-          u.groups = u.groups.filter((gid) => gid !== change.gid)
+        for (const [uid, member] of users) {
+          if (member.groups.includes(change.gid)) {
+            const copy = own(uid) as ActualUser
+            copy.groups = member.groups.filter((gid) => gid !== change.gid)
+          }
         }
         break
       case 'create-user': {
@@ -160,7 +179,7 @@ export function afterApply(
           return null
         }
         const { uid, username, email, firstName, lastName, enabled, attributes } = change.user
-        users.set(uid, {
+        const created: ActualUser = {
           id,
           uid,
           username,
@@ -168,11 +187,13 @@ export function afterApply(
           firstName,
           lastName,
           enabled,
-          attributes: structuredClone(attributes),
+          attributes,
           groups: [],
           roles: [],
           linked: false,
-        })
+        }
+        made.add(created)
+        users.set(uid, created)
         break
       }
       case 'update-user':
@@ -183,15 +204,16 @@ export function afterApply(
           }
           user.firstName = firstName ?? user.firstName
           user.lastName = lastName ?? user.lastName
+          const merged = { ...user.attributes }
           for (const [name, values] of Object.entries(attributes ?? {})) {
             if (values === null) {
-              delete user.attributes[name]
+              delete merged[name]
             } else {
-              user.attributes[name] = [...values]
+              merged[name] = [...values]
             }
           }
           user.attributes = Object.fromEntries(
-            Object.entries(user.attributes).sort(([a], [b]) => byCodeUnit(a, b)),
+            Object.entries(merged).sort(([a], [b]) => byCodeUnit(a, b)),
           )
         }
         break
