@@ -239,7 +239,10 @@ export function memoryStore() {
     pruneRuns: notUsed,
     interruptRuns: notUsed,
     getSyncState: notUsed,
-    listSyncObjects: notUsed,
+    readSyncObjects: () => {
+      throw new Error('not used by the token service')
+    },
+    listSyncFingerprints: notUsed,
     saveSyncState: notUsed,
     distrustSyncState: notUsed,
   }

@@ -14,6 +14,9 @@ export interface StoredObject {
   state: Record<string, unknown>
 }
 
+/** What a diff against the stored state needs of an object: not its state. */
+export type StoredFingerprint = Pick<StoredObject, 'kind' | 'key' | 'fingerprint'>
+
 export interface SyncStateHeader {
   realmId: string
   eventsCursor: EventsCursor | null
@@ -33,8 +36,14 @@ export interface SyncStateUpdate extends SyncStateHeader {
 /** The stored state of what the last sync run left in a realm. */
 export interface SyncStateStore {
   getSyncState(realm: string): Promise<SyncStateHeader | undefined>
-  /** Every stored object of `realm`. */
-  listSyncObjects(realm: string): Promise<StoredObject[]>
+  /**
+   * Every stored object of `realm`, a page at a time in (kind, key) order, so that neither the
+   * store nor its caller holds every state at once. Pages are read one statement each, not in one
+   * snapshot: the caller holds the sync lock, and only a run writes the state.
+   */
+  readSyncObjects(realm: string, opts?: { pageSize?: number }): AsyncGenerator<StoredObject[]>
+  /** Kind, key and fingerprint of every stored object of `realm`, without their states. */
+  listSyncFingerprints(realm: string): Promise<StoredFingerprint[]>
   /** Writes the header and the changed objects in one transaction. */
   saveSyncState(realm: string, update: SyncStateUpdate): Promise<void>
   /** Marks the state untrusted (a run is about to write, or failed): the next run reads Keycloak. */
@@ -48,6 +57,11 @@ export interface SyncStateStore {
  * 4.3 MiB for the rest of the process's life, statements of 100 rows by 1.3 MiB.
  */
 const ROWS_PER_STATEMENT = 100
+/**
+ * Objects per page read: a 10 000-user state comes in 5 statements (in pages of 500 the 20
+ * statements' round trips made the read 0.4 s instead of 0.3).
+ */
+const ROWS_PER_PAGE = 2000
 const yieldToEventLoop = () => new Promise((resolve) => setImmediate(resolve))
 
 export function createSyncStateStore(db: Db): SyncStateStore {
@@ -64,13 +78,42 @@ export function createSyncStateStore(db: Db): SyncStateStore {
         .where(eq(syncStates.realm, realm))
       return row
     },
-    async listSyncObjects(realm) {
+    async *readSyncObjects(realm, { pageSize = ROWS_PER_PAGE } = {}) {
+      // Keyset pages along the primary key (realm, kind, key): each starts where the last ended.
+      let last: StoredFingerprint | undefined
+      for (;;) {
+        const page = await db
+          .select({
+            kind: syncStateObjects.kind,
+            key: syncStateObjects.key,
+            fingerprint: syncStateObjects.fingerprint,
+            state: syncStateObjects.state,
+          })
+          .from(syncStateObjects)
+          .where(
+            and(
+              eq(syncStateObjects.realm, realm),
+              last &&
+                sql`(${syncStateObjects.kind}, ${syncStateObjects.key}) > (${last.kind}, ${last.key})`,
+            ),
+          )
+          .orderBy(syncStateObjects.kind, syncStateObjects.key)
+          .limit(pageSize)
+        if (page.length > 0) {
+          yield page
+        }
+        last = page.at(-1)
+        if (page.length < pageSize || !last) {
+          return
+        }
+      }
+    },
+    async listSyncFingerprints(realm) {
       return db
         .select({
           kind: syncStateObjects.kind,
           key: syncStateObjects.key,
           fingerprint: syncStateObjects.fingerprint,
-          state: syncStateObjects.state,
         })
         .from(syncStateObjects)
         .where(eq(syncStateObjects.realm, realm))

@@ -74,7 +74,11 @@ function setup(
   const objects: StoredObject[] = [...objectsOf(realmState)]
   const store = {
     getSyncState: async () => stored,
-    listSyncObjects: async () => objects,
+    async *readSyncObjects() {
+      yield objects
+    },
+    listSyncFingerprints: async () =>
+      objects.map(({ kind, key, fingerprint }) => ({ kind, key, fingerprint })),
     saveSyncState: async () => undefined,
     distrustSyncState: async () => undefined,
   }

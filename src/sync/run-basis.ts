@@ -1,5 +1,5 @@
 import type { Store } from '../db/store.js'
-import type { EventsCursor, StoredObject } from '../db/sync-state-store.js'
+import type { EventsCursor, StoredFingerprint } from '../db/sync-state-store.js'
 import type { ApplyReport } from './apply.js'
 import type { Actual } from './model.js'
 import {
@@ -11,7 +11,7 @@ import {
   touchedBy,
 } from './realm-changes.js'
 import type { RunOptions, SyncTarget } from './run-types.js'
-import { afterApply, diffObjects, fromObjects } from './sync-state.js'
+import { afterApply, diffObjects, readStoredState } from './sync-state.js'
 
 /** Full reconciliations by default every 6 hours. */
 export const DEFAULT_FULL_INTERVAL_SECONDS = 6 * 3600
@@ -34,14 +34,22 @@ export interface Basis {
   realm: RealmInfo | null
   /** the admin-event cursor as of the start of the run */
   cursor: EventsCursor | null
-  stored: StoredObject[]
+  /** the stored objects the state after the run is written over */
+  stored: StoredFingerprint[]
   replace: boolean
   reconciledAt: Date
 }
 
 interface BasisDeps {
   realm: string
-  store: Pick<Store, 'getSyncState' | 'listSyncObjects' | 'saveSyncState' | 'distrustSyncState'>
+  store: Pick<
+    Store,
+    | 'getSyncState'
+    | 'readSyncObjects'
+    | 'listSyncFingerprints'
+    | 'saveSyncState'
+    | 'distrustSyncState'
+  >
   fullIntervalSeconds: number
 }
 
@@ -65,8 +73,9 @@ export async function readBasis(
   const realm = await feed.realm()
   let reason = whyFull(deps, header, realm, opts, now)
   if (reason === null && header?.eventsCursor) {
-    const managed = await deps.store.listSyncObjects(deps.realm)
-    const stored = fromObjects(managed)
+    const { actual: stored, stored: managed } = await readStoredState(
+      deps.store.readSyncObjects(deps.realm),
+    )
     const limit = Math.max(FOLLOW_LIMIT, Math.ceil(stored.users.length * FOLLOW_SHARE))
     const { events, gap, overflow } = await eventsSince(feed, header.eventsCursor, limit)
     const touched = touchedBy(events)
@@ -99,7 +108,7 @@ export async function readBasis(
   const cursor = realm.adminEventsEnabled ? await latestCursor(feed) : null
   const actual = await target.snapshot()
   const sameRealm = header?.realmId === realm.id
-  const stored = sameRealm ? await deps.store.listSyncObjects(deps.realm) : []
+  const stored = sameRealm ? await deps.store.listSyncFingerprints(deps.realm) : []
   return full(actual, reason ?? 'no stored state', realm, cursor, stored, !sameRealm, now)
 }
 
@@ -108,7 +117,7 @@ function full(
   reason: string,
   realm: RealmInfo | null,
   cursor: EventsCursor | null,
-  stored: StoredObject[],
+  stored: StoredFingerprint[],
   replace: boolean,
   now: Date,
 ): Basis {

@@ -15,7 +15,14 @@ import {
   type ReadUser,
   touchedBy,
 } from './realm-changes.js'
-import { afterApply, diffObjects, fromObjects, objectsOf } from './sync-state.js'
+import {
+  afterApply,
+  diffObjects,
+  fingerprint,
+  fromObjects,
+  objectsOf,
+  readStoredState,
+} from './sync-state.js'
 
 const policy = {
   gateGroups: [],
@@ -118,6 +125,44 @@ describe('the stored sync state', () => {
     expect(diffObjects([...objects, ...odd], actual).remove).toEqual([
       { kind: 'constructor', key: 'x' },
     ])
+  })
+
+  it('read back, keeps the stored fingerprints of what a run leaves alone, and freezes it', async () => {
+    const realm = new MemoryDirectory()
+    const directory = aDirectory({ users: 12, groups: 3, membershipsPerUser: 2, seed: 9 })
+    const cold = await syncOnce(realm, directory)
+    // Fingerprints no hash gives: kept, they show the objects were not fingerprinted again.
+    const objects = [...objectsOf(cold.after)].map((o) => ({
+      ...o,
+      fingerprint: `stored ${o.key}`,
+    }))
+    async function* pages() {
+      yield objects.slice(0, 5)
+      yield objects.slice(5)
+    }
+    const { actual, stored } = await readStoredState(pages())
+    expect(actual).toEqual(cold.after)
+    expect(stored).toEqual(
+      objects.map(({ kind, key, fingerprint }) => ({ kind, key, fingerprint })),
+    )
+    const [first, second] = actual.users
+    expect(() => {
+      ;(first as { enabled: boolean }).enabled = false
+    }).toThrow(TypeError)
+    expect(() => first?.groups.push('x')).toThrow(TypeError)
+
+    const unchanged = afterApply(actual, [], () => undefined) as Actual
+    expect([...diffObjects(stored, unchanged).put]).toEqual([])
+    // a user a change edits is a copy, fingerprinted anew
+    const disable = {
+      kind: 'disable-user' as const,
+      uid: second?.uid ?? '',
+      reason: 'disabled' as const,
+    }
+    const next = afterApply(actual, [{ change: disable, outcome: 'applied' }], () => undefined)
+    const put = [...diffObjects(stored, next as Actual).put]
+    expect(put.map((o) => [o.key, o.state.enabled])).toEqual([[second?.uid, false]])
+    expect(put[0]?.fingerprint).toBe(fingerprint(put[0]?.state ?? {}))
   })
 })
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { StoredObject } from '../db/sync-state-store.js'
+import type { StoredFingerprint, StoredObject } from '../db/sync-state-store.js'
 import type { ApplyResult } from './apply.js'
 import { type Actual, type ActualGroup, type ActualUser, byCodeUnit } from './model.js'
 
@@ -29,17 +29,31 @@ export function fingerprint(state: Record<string, unknown>): string {
   return createHash('sha256').update(canonical(state)).digest('base64url').slice(0, 22)
 }
 
-function object(kind: string, key: string, state: Record<string, unknown>): StoredObject {
-  return { kind, key, fingerprint: fingerprint(state), state }
+/**
+ * The fingerprint each user and group made from a stored object was stored with. Such an object
+ * is frozen, and a run never changes it in place (afterApply copies what a change edits), so the
+ * state after a run need not fingerprint it again: a run that changed nothing hashes nothing.
+ */
+const storedWith = new WeakMap<object, string>()
+
+function object(
+  kind: string,
+  key: string,
+  state: Record<string, unknown>,
+  known?: string,
+): StoredObject {
+  return { kind, key, fingerprint: known ?? fingerprint(state), state }
 }
 
 /** The stored objects of a realm state, made one at a time as they are asked for. */
 export function* objectsOf(actual: Actual): Generator<StoredObject> {
-  for (const { uid, ...user } of actual.users) {
-    yield object(OBJECT_KINDS.user, uid, user)
+  for (const u of actual.users) {
+    const { uid, ...user } = u
+    yield object(OBJECT_KINDS.user, uid, user, storedWith.get(u))
   }
-  for (const { gid, ...group } of actual.groups) {
-    yield object(OBJECT_KINDS.group, gid, group)
+  for (const g of actual.groups) {
+    const { gid, ...group } = g
+    yield object(OBJECT_KINDS.group, gid, group, storedWith.get(g))
   }
   for (const name of actual.unmanagedUsernames) {
     yield object(OBJECT_KINDS.unmanagedUsername, name, {})
@@ -52,29 +66,76 @@ export function* objectsOf(actual: Actual): Generator<StoredObject> {
   }
 }
 
-/** The realm state stored objects describe (objects of unknown kinds are ignored). */
-export function fromObjects(objects: readonly StoredObject[]): Actual {
+/** A user made from a stored object, frozen down to its attribute values. */
+function loadedUser(key: string, o: StoredObject): ActualUser {
+  const user = { ...(o.state as Omit<ActualUser, 'uid'>), uid: key }
+  for (const values of Object.values(user.attributes)) {
+    Object.freeze(values)
+  }
+  Object.freeze(user.attributes)
+  Object.freeze(user.groups)
+  Object.freeze(user.roles)
+  storedWith.set(user, o.fingerprint)
+  return Object.freeze(user)
+}
+
+/** Builds the realm state of stored objects given one at a time (unknown kinds are ignored). */
+function stateBuilder() {
   const users: ActualUser[] = []
   const groups: ActualGroup[] = []
   const unmanagedUsernames = new Set<string>()
   const unmanagedEmails = new Set<string>()
   const unmanagedGroupNames = new Set<string>()
-  for (const { kind, key, state } of objects) {
-    if (kind === OBJECT_KINDS.user) {
-      users.push({ ...(state as Omit<ActualUser, 'uid'>), uid: key })
-    } else if (kind === OBJECT_KINDS.group) {
-      groups.push({ ...(state as Omit<ActualGroup, 'gid'>), gid: key })
-    } else if (kind === OBJECT_KINDS.unmanagedUsername) {
-      unmanagedUsernames.add(key)
-    } else if (kind === OBJECT_KINDS.unmanagedEmail) {
-      unmanagedEmails.add(key)
-    } else if (kind === OBJECT_KINDS.unmanagedGroup) {
-      unmanagedGroupNames.add(key)
+  return {
+    add(o: StoredObject): void {
+      const { kind, key } = o
+      if (kind === OBJECT_KINDS.user) {
+        users.push(loadedUser(key, o))
+      } else if (kind === OBJECT_KINDS.group) {
+        const group = Object.freeze({ ...(o.state as Omit<ActualGroup, 'gid'>), gid: key })
+        storedWith.set(group, o.fingerprint)
+        groups.push(group)
+      } else if (kind === OBJECT_KINDS.unmanagedUsername) {
+        unmanagedUsernames.add(key)
+      } else if (kind === OBJECT_KINDS.unmanagedEmail) {
+        unmanagedEmails.add(key)
+      } else if (kind === OBJECT_KINDS.unmanagedGroup) {
+        unmanagedGroupNames.add(key)
+      }
+    },
+    state(): Actual {
+      users.sort((a, b) => byCodeUnit(a.uid, b.uid))
+      groups.sort((a, b) => byCodeUnit(a.gid, b.gid))
+      return { users, groups, unmanagedUsernames, unmanagedEmails, unmanagedGroupNames }
+    },
+  }
+}
+
+/** The realm state stored objects describe (objects of unknown kinds are ignored). */
+export function fromObjects(objects: Iterable<StoredObject>): Actual {
+  const builder = stateBuilder()
+  for (const o of objects) {
+    builder.add(o)
+  }
+  return builder.state()
+}
+
+/**
+ * The realm state of the objects `pages` bring, page by page, with what a later diff needs of
+ * them: their states are not kept once the realm state has what it needs.
+ */
+export async function readStoredState(
+  pages: AsyncIterable<readonly StoredObject[]>,
+): Promise<{ actual: Actual; stored: StoredFingerprint[] }> {
+  const builder = stateBuilder()
+  const stored: StoredFingerprint[] = []
+  for await (const page of pages) {
+    for (const o of page) {
+      builder.add(o)
+      stored.push({ kind: o.kind, key: o.key, fingerprint: o.fingerprint })
     }
   }
-  users.sort((a, b) => byCodeUnit(a.uid, b.uid))
-  groups.sort((a, b) => byCodeUnit(a.gid, b.gid))
-  return { users, groups, unmanagedUsernames, unmanagedEmails, unmanagedGroupNames }
+  return { actual: builder.state(), stored }
 }
 
 /**
@@ -83,7 +144,7 @@ export function fromObjects(objects: readonly StoredObject[]): Actual {
  * never in memory twice.
  */
 export function diffObjects(
-  stored: readonly StoredObject[],
+  stored: readonly StoredFingerprint[],
   next: Actual,
 ): { put: Iterable<StoredObject>; remove: Pick<StoredObject, 'kind' | 'key'>[] } {
   const id = (kind: string, key: string) => `${kind}\u0000${key}`
