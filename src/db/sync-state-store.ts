@@ -82,12 +82,12 @@ export function createSyncStateStore(db: Db): SyncStateStore {
       // Keyset pages along the primary key (realm, kind, key): each starts where the last ended.
       let last: StoredFingerprint | undefined
       for (;;) {
-        const page = await db
+        const rows = await db
           .select({
             kind: syncStateObjects.kind,
             key: syncStateObjects.key,
             fingerprint: syncStateObjects.fingerprint,
-            state: syncStateObjects.state,
+            state: sql<string>`${syncStateObjects.state}::text`,
           })
           .from(syncStateObjects)
           .where(
@@ -99,6 +99,10 @@ export function createSyncStateStore(db: Db): SyncStateStore {
           )
           .orderBy(syncStateObjects.kind, syncStateObjects.key)
           .limit(pageSize)
+        const page = rows.map((r) => ({
+          ...r,
+          state: JSON.parse(r.state) as Record<string, unknown>,
+        }))
         if (page.length > 0) {
           yield page
         }

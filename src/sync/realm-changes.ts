@@ -126,6 +126,9 @@ export async function followChanges(
   touched: Touched,
   feed: ChangeFeed,
 ): Promise<{ actual: Actual; escalation: Escalation; reads: number }> {
+  if (touched.users.size === 0 && touched.groups.size === 0) {
+    return { actual, escalation: null, reads: 0 }
+  }
   const users = new Map(actual.users.map((u) => [u.id, u]))
   const groups = new Map(actual.groups.map((g) => [g.id, g]))
   const unmanagedUsernames = new Set(actual.unmanagedUsernames)
