@@ -42,6 +42,8 @@ export interface SidecarMemory {
   tokens: LoadResult
   /** largest VmRSS sampled while a scheduled run went over the unchanged directory, after the tokens */
   scheduledPeakRss: number
+  /** where the resident memory was at that peak */
+  scheduledBreakdown: Record<string, number>
   scheduledMs: number
 }
 
@@ -347,7 +349,7 @@ export async function sidecarMemory(opts: {
       throw new Error(`the scheduled run: HTTP ${scheduled.status} ${scheduledText.slice(0, 300)}`)
     }
     const scheduledMs = performance.now() - scheduledStarted
-    const scheduledPeakRss = (await scheduledSampler.stop()).peak
+    const scheduledPeak = await scheduledSampler.stop()
     const afterTokens = await processFigures(base, secrets.metrics)
     const lifetimeHwm = (await procStatusBytes(pid, 'VmHWM')) ?? 0
     return {
@@ -362,7 +364,8 @@ export async function sidecarMemory(opts: {
       idleBreakdown,
       syncMs,
       tokens,
-      scheduledPeakRss,
+      scheduledPeakRss: scheduledPeak.peak,
+      scheduledBreakdown: scheduledPeak.breakdown,
       scheduledMs,
     }
   } finally {
