@@ -79,7 +79,10 @@ function loadedUser(key: string, o: StoredObject): ActualUser {
   return Object.freeze(user)
 }
 
-/** Builds the realm state of stored objects given one at a time (unknown kinds are ignored). */
+/**
+ * Builds the realm state of stored objects given one at a time (objects of unknown kinds are
+ * ignored).
+ */
 function stateBuilder() {
   const users: ActualUser[] = []
   const groups: ActualGroup[] = []
@@ -109,15 +112,6 @@ function stateBuilder() {
       return { users, groups, unmanagedUsernames, unmanagedEmails, unmanagedGroupNames }
     },
   }
-}
-
-/** The realm state stored objects describe (objects of unknown kinds are ignored). */
-export function fromObjects(objects: Iterable<StoredObject>): Actual {
-  const builder = stateBuilder()
-  for (const o of objects) {
-    builder.add(o)
-  }
-  return builder.state()
 }
 
 /**
