@@ -76,7 +76,7 @@ RUN apt-get update \
 # 35 -> 30 MiB at the sidecar's peak). With an mmap threshold of 128 kB, the malloc arena the
 # app's other threads share (PGlite's, V8's helpers) was sometimes left with 22 MiB resident
 # after the start instead of 7, freed blocks glibc could not give back: in 4 of 11 starts on a
-# busy machine the idle sidecar held 31-41 MiB of native memory instead of 21-24, and peaked at
+# busy machine the idle sidecar held 32-41 MiB of native memory instead of 21-25, and peaked at
 # 162-167 MiB instead of 150-155. With 32 kB: 20.6-21.0 MiB in 6 of 6 starts, 4 of them busy.
 ENV NODE_ENV=production \
     JAVA_HOME=/opt/java/openjdk \
