@@ -15,13 +15,18 @@ export function unique(prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`
 }
 
+/** The pages of stored sync objects of `realm`, as the store reads them. */
+async function syncObjectPages(store: Store, realm: string, opts?: { pageSize?: number }) {
+  const pages = []
+  for await (const page of store.readSyncObjects(realm, opts)) {
+    pages.push(page)
+  }
+  return pages
+}
+
 /** Every stored sync object of `realm`, its pages joined. */
 async function allSyncObjects(store: Store, realm: string) {
-  const objects = []
-  for await (const page of store.readSyncObjects(realm)) {
-    objects.push(...page)
-  }
-  return objects
+  return (await syncObjectPages(store, realm)).flat()
 }
 
 export function describeStoreContract(label: string, open: () => Promise<Database>): void {
@@ -377,10 +382,7 @@ export function describeStoreContract(label: string, open: () => Promise<Databas
       const header = { realmId: 'r', eventsCursor: null, reconciledAt: new Date(), trusted: true }
       await store.saveSyncState(realm, { ...header, put, remove: [] })
       // read back in pages along (kind, key), each a statement of its own
-      const pages = []
-      for await (const page of store.readSyncObjects(realm, { pageSize: 500 })) {
-        pages.push(page)
-      }
+      const pages = await syncObjectPages(store, realm, { pageSize: 500 })
       expect(pages.map((p) => p.length)).toEqual([500, 500, 203])
       const read = pages.flat()
       expect(read.map((o) => o.key)).toEqual(put.map((o) => o.key).sort())

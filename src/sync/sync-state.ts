@@ -80,23 +80,28 @@ function loadedUser(key: string, o: StoredObject): ActualUser {
 }
 
 /**
- * Builds the realm state of stored objects given one at a time (objects of unknown kinds are
- * ignored).
+ * The realm state of the objects `pages` bring (objects of unknown kinds are ignored), page by
+ * page, with what a later diff needs of them: their states are not kept once the realm state has
+ * what it needs.
  */
-function stateBuilder() {
+export async function readStoredState(
+  pages: AsyncIterable<readonly StoredObject[]>,
+): Promise<{ actual: Actual; stored: StoredFingerprint[] }> {
   const users: ActualUser[] = []
   const groups: ActualGroup[] = []
   const unmanagedUsernames = new Set<string>()
   const unmanagedEmails = new Set<string>()
   const unmanagedGroupNames = new Set<string>()
-  return {
-    add(o: StoredObject): void {
-      const { kind, key } = o
+  const stored: StoredFingerprint[] = []
+  for await (const page of pages) {
+    for (const o of page) {
+      const { kind, key, fingerprint } = o
+      stored.push({ kind, key, fingerprint })
       if (kind === OBJECT_KINDS.user) {
         users.push(loadedUser(key, o))
       } else if (kind === OBJECT_KINDS.group) {
         const group = Object.freeze({ ...(o.state as Omit<ActualGroup, 'gid'>), gid: key })
-        storedWith.set(group, o.fingerprint)
+        storedWith.set(group, fingerprint)
         groups.push(group)
       } else if (kind === OBJECT_KINDS.unmanagedUsername) {
         unmanagedUsernames.add(key)
@@ -105,31 +110,12 @@ function stateBuilder() {
       } else if (kind === OBJECT_KINDS.unmanagedGroup) {
         unmanagedGroupNames.add(key)
       }
-    },
-    state(): Actual {
-      users.sort((a, b) => byCodeUnit(a.uid, b.uid))
-      groups.sort((a, b) => byCodeUnit(a.gid, b.gid))
-      return { users, groups, unmanagedUsernames, unmanagedEmails, unmanagedGroupNames }
-    },
-  }
-}
-
-/**
- * The realm state of the objects `pages` bring, page by page, with what a later diff needs of
- * them: their states are not kept once the realm state has what it needs.
- */
-export async function readStoredState(
-  pages: AsyncIterable<readonly StoredObject[]>,
-): Promise<{ actual: Actual; stored: StoredFingerprint[] }> {
-  const builder = stateBuilder()
-  const stored: StoredFingerprint[] = []
-  for await (const page of pages) {
-    for (const o of page) {
-      builder.add(o)
-      stored.push({ kind: o.kind, key: o.key, fingerprint: o.fingerprint })
     }
   }
-  return { actual: builder.state(), stored }
+  users.sort((a, b) => byCodeUnit(a.uid, b.uid))
+  groups.sort((a, b) => byCodeUnit(a.gid, b.gid))
+  const actual = { users, groups, unmanagedUsernames, unmanagedEmails, unmanagedGroupNames }
+  return { actual, stored }
 }
 
 /**
