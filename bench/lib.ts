@@ -275,9 +275,8 @@ export interface HttpRequestSpec {
  * fetch on the same two cores), so a fetch-driven load measured the client.
  */
 const HTTP_LOAD = `
-const { parentPort, workerData } = require('node:worker_threads')
+const { parentPort } = require('node:worker_threads')
 const net = require('node:net')
-const { requests, concurrency, expect } = workerData
 const CRLF2 = Buffer.from('\\r\\n\\r\\n')
 
 function connection(host, port) {
@@ -366,11 +365,11 @@ const rawRequest = (r) => {
     headers + 'Content-Length: 0\\r\\n\\r\\n'
 }
 
-const latencies = []
-let failed = 0
-let firstError
-let next = 0
-;(async () => {
+async function run({ requests, concurrency, expect }) {
+  const latencies = []
+  let failed = 0
+  let firstError
+  let next = 0
   const started = performance.now()
   const worker = async () => {
     const target = new URL(requests[0].url)
@@ -393,23 +392,42 @@ let next = 0
     conn.close()
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, requests.length) }, worker))
-  parentPort.postMessage({ latencies, failed, firstError, ms: performance.now() - started })
-})()
+  return { latencies, failed, firstError, ms: performance.now() - started }
+}
+
+parentPort.on('message', (job) => run(job).then((out) => parentPort.postMessage(out)))
 `
 
 /**
  * Sends `requests` with `concurrency` at a time from a thread of its own: the server under test
  * runs in this thread, and a load generator sharing its event loop would be measured with it.
  */
+let loadThread: Worker | undefined
+
+/**
+ * The load's thread, started once and kept: like a consumer that has been running for a while, its
+ * code is compiled by the time a measured load starts, and no load pays for starting a thread.
+ * It does not keep the process alive between loads.
+ */
+function loadWorker(): Worker {
+  if (!loadThread) {
+    const thread = new Worker(HTTP_LOAD, { eval: true })
+    thread.unref()
+    thread.once('exit', () => {
+      loadThread = undefined
+    })
+    loadThread = thread
+  }
+  return loadThread
+}
+
 export async function httpLoad(
   requests: readonly HttpRequestSpec[],
   concurrency: number,
   expect = 200,
 ): Promise<LoadResult> {
-  const worker = new Worker(HTTP_LOAD, {
-    eval: true,
-    workerData: { requests, concurrency, expect },
-  })
+  const worker = loadWorker()
+  worker.ref()
   try {
     const out = await new Promise<{
       latencies: number[]
@@ -417,12 +435,20 @@ export async function httpLoad(
       firstError?: string
       ms: number
     }>((resolve, reject) => {
-      worker.once('message', resolve)
-      worker.once('error', reject)
+      const done = (out: Parameters<typeof resolve>[0]) => {
+        worker.off('error', failed).off('exit', failed)
+        resolve(out)
+      }
+      const failed = (err: unknown) => {
+        worker.off('message', done).off('error', failed).off('exit', failed)
+        reject(err instanceof Error ? err : new Error(`the load's thread exited (${String(err)})`))
+      }
+      worker.once('message', done).once('error', failed).once('exit', failed)
+      worker.postMessage({ requests, concurrency, expect })
     })
     return summary(requests.length, out.ms, out.latencies, out.failed, out.firstError)
   } finally {
-    await worker.terminate()
+    worker.unref()
   }
 }
 
