@@ -398,10 +398,6 @@ async function run({ requests, concurrency, expect }) {
 parentPort.on('message', (job) => run(job).then((out) => parentPort.postMessage(out)))
 `
 
-/**
- * Sends `requests` with `concurrency` at a time from a thread of its own: the server under test
- * runs in this thread, and a load generator sharing its event loop would be measured with it.
- */
 let loadThread: Worker | undefined
 
 /**
@@ -421,6 +417,10 @@ function loadWorker(): Worker {
   return loadThread
 }
 
+/**
+ * Sends `requests` with `concurrency` at a time from a thread of its own: the server under test
+ * runs in this thread, and a load generator sharing its event loop would be measured with it.
+ */
 export async function httpLoad(
   requests: readonly HttpRequestSpec[],
   concurrency: number,
