@@ -18,7 +18,7 @@ import { describe, expect, it } from 'vitest'
  *   domain       tokens/ → sync/
  *   adapters     db/    appapi/    keycloak/                   (none imports another)
  *   base         errors.ts  log.ts  config/  single-flight.ts  state.ts  storage-modes.ts
- *                http-request.ts  free-port.ts  batches.ts
+ *                http-request.ts  free-port.ts  batches.ts  lru.ts
  *
  * So `keycloak/` knows nothing of `sync/`, `tokens/` or `http/`: what it needs from them is
  * passed in by its callers.
@@ -43,6 +43,7 @@ const LAYERS: Layer[] = [
       'http-request.ts',
       'free-port.ts',
       'batches.ts',
+      'lru.ts',
     ],
     within: { 'storage-modes.ts': ['log.ts'] },
   },

@@ -1,5 +1,5 @@
-import { LRUCache } from 'lru-cache'
 import { isAppError } from '../errors.js'
+import { lruCache } from '../lru.js'
 import type { NextcloudClient } from './nextcloud-client.js'
 
 /** Uids whose answer is remembered at once; past that the least recently asked is forgotten. */
@@ -15,8 +15,7 @@ export function adminChecker(
   ttlMs = 60_000,
   now: () => number = Date.now,
 ) {
-  const answers = new LRUCache<string, { admin: boolean }>({
-    max: MAX_REMEMBERED,
+  const answers = lruCache<string, { admin: boolean }>(MAX_REMEMBERED, {
     ttl: ttlMs,
     // an injected clock is read on every look-up, never cached
     ttlResolution: 0,

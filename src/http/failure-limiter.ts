@@ -1,4 +1,5 @@
-import { LRUCache } from 'lru-cache'
+import type { LRUCache } from 'lru-cache'
+import { lruCache } from '../lru.js'
 
 /** Keys remembered at once; past that the least recently seen is forgotten first. */
 const MAX_KEYS = 10_000
@@ -18,8 +19,7 @@ export class FailureLimiter {
     windowMs = 60_000,
     now: () => number = Date.now,
   ) {
-    this.failures = new LRUCache({
-      max: MAX_KEYS,
+    this.failures = lruCache(MAX_KEYS, {
       ttl: windowMs,
       // an injected clock is read on every look-up, never cached
       ttlResolution: 0,

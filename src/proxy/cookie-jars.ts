@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { LRUCache } from 'lru-cache'
+import type { LRUCache } from 'lru-cache'
+import { lruCache } from '../lru.js'
 
 /**
  * Keycloak's cookies, kept server-side per browser session behind one cookie of the proxy's
@@ -62,8 +63,7 @@ export class JarStore {
 
   /** Jars by id, least recently used out first once `max` are held, and dropped when idle. */
   private pool(max: number, idleMs: number): LRUCache<string, Jar> {
-    return new LRUCache<string, Jar>({
-      max,
+    return lruCache<string, Jar>(max, {
       ttl: idleMs,
       updateAgeOnGet: true,
       // an injected clock is read on every look-up, never cached

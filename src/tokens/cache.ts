@@ -1,5 +1,6 @@
-import { LRUCache } from 'lru-cache'
+import type { LRUCache } from 'lru-cache'
 import type { TokenSet } from '../keycloak/token-client.js'
+import { lruCache } from '../lru.js'
 
 /** What a cached token is for: one Nextcloud user, one client, one (normalized) scope string. */
 export interface TokenKey {
@@ -56,8 +57,7 @@ export class TokenCache {
   constructor(opts: TokenCacheOptions = {}) {
     this.skewSeconds = Math.max(0, opts.skewSeconds ?? 30)
     this.now = opts.now ?? Date.now
-    this.entries = new LRUCache<string, Entry>({
-      max: Math.max(1, opts.maxEntries ?? 10_000),
+    this.entries = lruCache<string, Entry>(Math.max(1, opts.maxEntries ?? 10_000), {
       // Lifetimes are counted on the injected clock, read at every lookup (no cached time).
       perf: { now: this.now },
       ttlResolution: 0,

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { LRUCache } from 'lru-cache'
 import pLimit from 'p-limit'
 import type { Store } from '../db/store.js'
 import { AppError, isAppError } from '../errors.js'
 import { GrantError, grantRejection } from '../keycloak/grant-errors.js'
 import type { TokenClient, TokenSet } from '../keycloak/token-client.js'
 import type { Logger } from '../log.js'
+import { lruCache } from '../lru.js'
 
 export interface PasswordMinterOptions {
   realm: string
@@ -43,7 +43,7 @@ interface Session {
  */
 export function createPasswordMinter(opts: PasswordMinterOptions) {
   /** refresh tokens by request; past `maxSessions` the least recently used goes first */
-  const sessions = new LRUCache<string, Session>({ max: opts.maxSessions ?? 10_000 })
+  const sessions = lruCache<string, Session>(opts.maxSessions ?? 10_000)
   const userQueues = new Map<string, Promise<unknown>>()
   const logins = pLimit(opts.maxConcurrentLogins ?? 4)
   const log = opts.log

@@ -1,5 +1,5 @@
-import { LRUCache } from 'lru-cache'
 import { AppError } from '../errors.js'
+import { lruCache } from '../lru.js'
 import { keyedFlights } from '../single-flight.js'
 import type { SyncEngine } from '../sync/engine.js'
 
@@ -51,8 +51,7 @@ export function provisioner(opts: ProvisionerOptions): Provisioner {
   // Nextcloud finds uids case-insensitively, so its answers are remembered per case-folded uid.
   const fold = (uid: string) => uid.toLowerCase()
   const answers = <V extends object>() =>
-    new LRUCache<string, V>({
-      max: MAX_REMEMBERED,
+    lruCache<string, V>(MAX_REMEMBERED, {
       ttl: ttlMs,
       // an injected clock is read on every look-up, never cached
       ttlResolution: 0,
