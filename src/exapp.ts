@@ -21,6 +21,7 @@ import {
 } from './exapp/parts.js'
 import { realmMark } from './exapp/realm-mark.js'
 import { realmSpecFor } from './exapp/realm-spec.js'
+import { heapCollector } from './heap.js'
 import { apiRoutes } from './http/api.js'
 import type { AppEnv } from './http/types.js'
 import type { KcAdmin } from './keycloak/admin.js'
@@ -113,6 +114,7 @@ export async function startExApp(
   // The sync announces the users it changed; tokens (built after it) drop what they cached.
   const revocations = new UserRevocations()
   const consoleAdmins = consoleAdminsFor({ config, admin, nextcloud, source, log, overrides })
+  const collect = heapCollector()
   const sync = new SyncEngine({
     realm,
     source,
@@ -124,6 +126,19 @@ export async function startExApp(
     log,
     onUserRevoked: revocations.publish,
     onRunFinished: each((run) => metrics.recordRun(run), consoleAdmins?.afterRun),
+    collectGarbage: () => {
+      const collection = collect()
+      if (collection) {
+        log.debug(
+          {
+            before: collection.usedBefore,
+            after: collection.usedAfter,
+            ms: Math.round(collection.ms),
+          },
+          'heap.collected',
+        )
+      }
+    },
   })
   // Cheap polls of Nextcloud between full runs; they start and stop with the schedule.
   const poller = new DirectoryPoller({

@@ -18,7 +18,7 @@ import { describe, expect, it } from 'vitest'
  *   domain       tokens/ → sync/
  *   adapters     db/    appapi/    keycloak/                   (none imports another)
  *   base         errors.ts  log.ts  config/  single-flight.ts  state.ts  storage-modes.ts
- *                http-request.ts  free-port.ts  batches.ts  lru.ts
+ *                http-request.ts  free-port.ts  batches.ts  lru.ts  heap.ts
  *
  * So `keycloak/` knows nothing of `sync/`, `tokens/` or `http/`: what it needs from them is
  * passed in by its callers.
@@ -44,6 +44,7 @@ const LAYERS: Layer[] = [
       'free-port.ts',
       'batches.ts',
       'lru.ts',
+      'heap.ts',
     ],
     within: { 'storage-modes.ts': ['log.ts'] },
   },

@@ -185,6 +185,36 @@ describe('stored run status', () => {
   })
 })
 
+describe('the heap between the phases of a run', () => {
+  it('is offered a collection after the writes to Keycloak and again after the state, before the changelog', async () => {
+    const seen: { users: number; changelogStored: boolean }[] = []
+    const setup = anEngine(people(), {
+      collectGarbage: () =>
+        seen.push({
+          users: setup.realm.snapshot().users.length,
+          changelogStored: setup.runs.get(1)?.changelog !== undefined,
+        }),
+    })
+    const run = await setup.engine.runFull({ trigger: 'api' })
+    expect(run.runId).toBe(1)
+    expect(seen).toEqual([
+      { users: 4, changelogStored: false },
+      { users: 4, changelogStored: false },
+    ])
+    // and the changelog was stored after them, whole
+    const applied = Object.values(run.counts).reduce((a, b) => a + b, 0)
+    expect(applied).toBeGreaterThan(4)
+    expect(setup.runs.get(1)?.changelog).toHaveLength(applied)
+  })
+
+  it('is not offered one by a dry run, which writes nothing', async () => {
+    let offered = 0
+    const { engine } = anEngine(people(), { collectGarbage: () => offered++ })
+    await engine.runFull({ trigger: 'api', dryRun: true })
+    expect(offered).toBe(0)
+  })
+})
+
 /** An engine whose store holds run 1, started by a process that died (still `running`). */
 async function withLeftRun() {
   const setup = anEngine(people())

@@ -132,7 +132,9 @@ export class RunPipeline {
         await beforeWrites(this.basisDeps(), basis)
       }
       const report = await this.apply(plan, target, runId, opts.trigger, actual)
+      this.deps.collectGarbage?.()
       await recordState(this.basisDeps(), target, basis, report)
+      this.deps.collectGarbage?.()
       const { counts, failed } = countApplied(report)
       const errors = report.results
         .filter((r) => r.outcome === 'failed' || r.outcome === 'skipped')

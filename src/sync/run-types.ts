@@ -59,6 +59,12 @@ export interface SyncEngineDeps {
   onRunFinished?(run: RunSummary): void
   /** how many stored runs to keep */
   keepRuns?: number
+  /**
+   * called where a run has left most of its garbage and is about to write a lot more: after the
+   * writes to Keycloak, and after the realm state is stored (before the changelog); the app
+   * passes a full collection of its heap when it has grown (heap.ts)
+   */
+  collectGarbage?(): void
 }
 
 /** `partial`: the run went through but some writes failed (`errors` says which). */
