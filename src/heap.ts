@@ -14,9 +14,10 @@ export interface Collection {
  * here, and says what it freed (undefined when it did not run).
  *
  * V8 collects its old generation when the heap reaches a limit set at the last collection, not
- * when the garbage is made. A 10 000-user sync leaves 8-10 MB of it there by the end of its
- * writes to Keycloak (answers, requests, the apply's bookkeeping), and the state and changelog
- * written next add theirs on top before V8 gets to it: that is where the sidecar's memory peaks.
+ * when the garbage is made. A 10 000-user cold sync has about 10 MB of it there by the end of
+ * its writes to Keycloak (answers, requests, the apply's bookkeeping), and the state and the
+ * changelog written next add theirs on top before V8 gets to it: that is where the sidecar's
+ * memory peaked (measured: the collections there freed 10.6 and 5.3 MB, in 40 and 24 ms).
  */
 export function heapCollector(minGrowth = 2 * 1024 * 1024): () => Collection | undefined {
   setFlagsFromString('--expose-gc')
