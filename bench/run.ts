@@ -28,7 +28,7 @@ import { type StartupResult, startupWorkload } from './startup.js'
 import {
   applyDelta,
   aTokenBody,
-  bareJwtLoad,
+  bareJwtGrants,
   barePasswordLoad,
   partialImportBaseline,
   startHttpFloor,
@@ -269,23 +269,26 @@ async function main(): Promise<void> {
       const from = sizes.tokenUsers * 2
       const warmBare = eligible.slice(from, from + warmup)
       const warmApp = eligible.slice(from + warmup, from + 2 * warmup)
+      const bareGrants = await bareJwtGrants(t, proxy.url)
       progress(`token warm-up: first tokens for ${warmBare.length} + ${warmApp.length} other users`)
-      await bareJwtLoad(t, proxy.url, warmBare, c)
+      await bareGrants(warmBare, c)
       await tokenLoad(t, warmApp, warmApp.length, c)
 
-      // Whichever load runs first pays more (measured at --scale 0.5: up to 1.3 ms more of
-      // Keycloak's CPU per grant, whichever path came first). So each load is cut in two halves
-      // that alternate A B B A: a drift over the four favours neither (each half's rate and
-      // Keycloak's CPU per grant are shown). The bare grant goes the way the ExApp reaches
-      // Keycloak (through the counting proxy), so the ratio is what the ExApp adds, not the proxy.
+      // Both paths keep getting cheaper all through the loads (at --scale 0.5, the rate of either
+      // rose by a fifth from its first quarter to its last, and whichever load ran first paid up
+      // to 1.3 ms more of Keycloak's CPU per grant). So each load is cut in quarters that run
+      // A B B A B A A B: each path's positions sum to 18 and their squares to 102, so a drift
+      // that is linear or quadratic in time favours neither. Each quarter's rate and CPU per
+      // request are shown. The bare grant goes the way the ExApp reaches Keycloak (through the
+      // counting proxy), so the ratio is what the ExApp adds, not the proxy.
       loadAt['token-cold'] = loadAverage()
+      const order = ['cold', 'bare', 'bare', 'cold', 'bare', 'cold', 'cold', 'bare'] as const
       progress(
-        `token-cold and bare JWT grant: ${tokenUsers.length} users each, ${c} concurrent, A B B A`,
+        `token-cold and bare JWT grant: ${tokenUsers.length} users each, ${c} concurrent, in quarters A B B A B A A B`,
       )
-      const [coldFirst, coldSecond] = halves(tokenUsers)
-      const [bareFirst, bareSecond] = halves(jwtUsers)
+      const quartersOf = { cold: quarters(tokenUsers), bare: quarters(jwtUsers) }
       // CPU per request, of this process (the ExApp, the fake Nextcloud, the proxy, the load's
-      // thread) and of Keycloak, summed over each path's halves
+      // thread) and of Keycloak, summed over each path's quarters
       const cpu = { cold: { node: 0, kc: 0 }, bare: { node: 0, kc: 0 } }
       const slices: string[] = []
       const counted = async (path: 'cold' | 'bare', run: () => Promise<LoadResult>) => {
@@ -299,23 +302,30 @@ async function main(): Promise<void> {
         const kc = kcAfter !== undefined && kcBefore !== undefined ? kcAfter - kcBefore : 0
         cpu[path].kc += kc
         slices.push(
-          `${result.rps.toFixed(0)} req/s (bench process ${(nodeMs / result.requests).toFixed(2)} ms + Keycloak ${(kc / result.requests).toFixed(2)} ms)`,
+          `${path === 'cold' ? 'A' : 'B'} ${result.rps.toFixed(0)} req/s (bench process ${(nodeMs / result.requests).toFixed(2)} ms + Keycloak ${(kc / result.requests).toFixed(2)} ms)`,
         )
         return result
       }
       const exapp = t
-      const cold1 = await counted('cold', () => tokenLoad(exapp, coldFirst, coldFirst.length, c))
-      loadAt['bare-jwt'] = loadAverage()
-      const bare1 = await counted('bare', () => bareJwtLoad(exapp, proxy.url, bareFirst, c))
-      const bare2 = await counted('bare', () => bareJwtLoad(exapp, proxy.url, bareSecond, c))
-      const cold2 = await counted('cold', () => tokenLoad(exapp, coldSecond, coldSecond.length, c))
-      const tokenCold = combined([cold1, cold2])
-      const bareJwt = combined([bare1, bare2])
+      const results = { cold: [] as LoadResult[], bare: [] as LoadResult[] }
+      for (const path of order) {
+        const users = quartersOf[path].shift() ?? []
+        if (path === 'bare') {
+          loadAt['bare-jwt'] ??= loadAverage()
+        }
+        results[path].push(
+          await counted(path, () =>
+            path === 'cold' ? tokenLoad(exapp, users, users.length, c) : bareGrants(users, c),
+          ),
+        )
+      }
+      const tokenCold = combined(results.cold)
+      const bareJwt = combined(results.bare)
       checkLoad('token-cold', tokenCold)
       checkLoad('bare JWT grant', bareJwt)
       const perRequest = (path: 'cold' | 'bare', n: number) =>
         `bench process ${(cpu[path].node / n).toFixed(2)} ms + Keycloak ${(cpu[path].kc / n).toFixed(2)} ms`
-      const cpuNote = `CPU per request: first token ${perRequest('cold', tokenCold.requests)}, bare grant ${perRequest('bare', bareJwt.requests)}; halves (A B B A) ${slices.join(', ')}`
+      const cpuNote = `CPU per request: first token ${perRequest('cold', tokenCold.requests)}, bare grant ${perRequest('bare', bareJwt.requests)}; quarters ${slices.join(', ')}`
       progress(`token-cold: ${cpuNote}`)
 
       const warmCount = tokenUsers.length * sizes.warmRounds
@@ -482,8 +492,8 @@ main().then(
   },
 )
 
-/** The first and the second half of `items`. */
-function halves<T>(items: readonly T[]): [T[], T[]] {
-  const middle = Math.ceil(items.length / 2)
-  return [items.slice(0, middle), items.slice(middle)]
+/** `items` in four consecutive parts, as equal as can be. */
+function quarters<T>(items: readonly T[]): T[][] {
+  const size = Math.ceil(items.length / 4)
+  return [0, 1, 2, 3].map((i) => items.slice(i * size, (i + 1) * size))
 }

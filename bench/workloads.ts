@@ -229,13 +229,14 @@ export function tokenLoad(
   return httpLoad(requests, concurrency)
 }
 
-/** Bare JWT grants against Keycloak's token endpoint, signed with the ExApp's stored key. */
-export async function bareJwtLoad(
+/**
+ * Bare JWT grants against Keycloak's token endpoint, signed with the ExApp's stored key: one
+ * client for every load it runs, so like the ExApp it reaches Keycloak over connections it keeps.
+ */
+export async function bareJwtGrants(
   t: TestExApp,
   kcUrl: string,
-  users: readonly string[],
-  concurrency: number,
-): Promise<LoadResult> {
+): Promise<(users: readonly string[], concurrency: number) => Promise<LoadResult>> {
   const clientId = t.exapp.config.keycloak.clients[0] ?? 'opentalk'
   const key = await new SigningKeys({ store: t.exapp.store, log: silentLogger() }).key()
   const clientSecret = await t.exapp.store.getOrCreateSecret(`client-secret:${clientId}`, () => {
@@ -243,15 +244,16 @@ export async function bareJwtLoad(
   })
   const client = createTokenClient({ backchannelUrl: kcUrl, realm: t.realm, log: silentLogger() })
   const audience = await client.issuer()
-  return load(users, concurrency, async (uid) => {
-    const assertion = await signAssertion(key, {
-      issuer: JWT_GRANT_ISSUER,
-      subject: uid,
-      audience,
-      ttlSeconds: ASSERTION_TTL_SECONDS,
+  return (users, concurrency) =>
+    load(users, concurrency, async (uid) => {
+      const assertion = await signAssertion(key, {
+        issuer: JWT_GRANT_ISSUER,
+        subject: uid,
+        audience,
+        ttlSeconds: ASSERTION_TTL_SECONDS,
+      })
+      await client.jwtGrant({ clientId, clientSecret, scope: 'openid', assertion })
     })
-    await client.jwtGrant({ clientId, clientSecret, scope: 'openid', assertion })
-  })
 }
 
 /**
