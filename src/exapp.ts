@@ -230,7 +230,16 @@ export async function startExApp(
   const listening = await listenAll(server, config, overrides.port, oidc, log)
   address.set(listening.keycloakUrl)
   log.info({ url: listening.url, keycloak: keycloak.mode, realm }, 'exapp.listening')
-  await resume({ storageDir, keycloak, startTimeoutMs, bootstrap, sync: scheduled, log })
+  let closing = false
+  await resume({
+    storageDir,
+    keycloak,
+    startTimeoutMs,
+    bootstrap,
+    sync: scheduled,
+    log,
+    stopping: () => closing,
+  })
 
   return {
     url: listening.url,
@@ -247,6 +256,7 @@ export async function startExApp(
     bootstrap,
     consoleAdmins,
     async close() {
+      closing = true
       await listening.close()
       await poller.close()
       await sync.stop()

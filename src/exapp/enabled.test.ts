@@ -108,17 +108,30 @@ describe('setEnabled', () => {
 })
 
 describe('resume', () => {
-  const run = async (state: string | undefined, p = parts()) => {
+  const run = async (
+    state: string | undefined,
+    p = parts(),
+    extra: { bootstrap?: () => Promise<void>; stopping?: () => boolean } = {},
+  ) => {
     if (state !== undefined) {
       await writeFile(join(storageDir, 'state.json'), state)
     }
     const log = silentLogger()
     const failed = vi.spyOn(log, 'error')
+    const abandoned = vi.spyOn(log, 'info')
     const bootstrap = async () => {
       p.calls.push('bootstrap')
+      await extra.bootstrap?.()
     }
-    await resume({ storageDir, startTimeoutMs: 1_000, bootstrap, log, ...p })
-    return { calls: p.calls, failed }
+    await resume({
+      storageDir,
+      startTimeoutMs: 1_000,
+      log,
+      ...p,
+      stopping: extra.stopping,
+      bootstrap,
+    })
+    return { calls: p.calls, failed, abandoned }
   }
 
   it('an app enabled before gets Keycloak, its realm and its schedule back', async () => {
@@ -156,5 +169,40 @@ describe('resume', () => {
     )
     expect(calls).not.toContain('bootstrap')
     expect(calls).not.toContain('sync.startSchedule')
+  })
+
+  it('a setup the app stops in the middle of is no error, and starts no schedule', async () => {
+    let stopping = false
+    const { calls, failed, abandoned } = await run('{"enabled":true}', parts(), {
+      stopping: () => stopping,
+      bootstrap: async () => {
+        // The stop arrives while the realm is set up, and takes Keycloak away.
+        stopping = true
+        throw new AppError('KEYCLOAK_UNAVAILABLE', 'fetch failed: other side closed')
+      },
+    })
+    await vi.waitFor(() =>
+      expect(abandoned).toHaveBeenCalledWith(
+        { reason: 'fetch failed: other side closed' },
+        'exapp.resume_abandoned',
+      ),
+    )
+    expect(failed).not.toHaveBeenCalled()
+    expect(calls).not.toContain('sync.startSchedule')
+  })
+
+  it('a setup that ends after the stop began starts no schedule', async () => {
+    let stopping = false
+    const { calls, failed } = await run('{"enabled":true}', parts(), {
+      stopping: () => stopping,
+      bootstrap: async () => {
+        stopping = true
+      },
+    })
+    await vi.waitFor(() => expect(calls).toContain('bootstrap'))
+    // what follows the setup runs in the microtasks after it: one turn of the loop lets them run
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(calls).not.toContain('sync.startSchedule')
+    expect(failed).not.toHaveBeenCalled()
   })
 })

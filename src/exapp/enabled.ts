@@ -65,6 +65,8 @@ export interface ResumeParts {
   bootstrap(): Promise<unknown>
   sync: Pick<SyncEngine, 'startSchedule'>
   log: Logger
+  /** true once the app is stopping: its own stop of Keycloak then ends the resume */
+  stopping?(): boolean
 }
 
 /**
@@ -79,14 +81,22 @@ export async function resume(parts: ResumeParts): Promise<void> {
     return
   }
   const schedule = previous?.enabled === true
+  const stopping = () => parts.stopping?.() ?? false
   void (async () => {
     try {
       await startAndWaitReady(parts.keycloak, parts.startTimeoutMs)
       await parts.bootstrap()
-      if (schedule) {
+      // A schedule started after the stop stopped the sync would outlive the app.
+      if (schedule && !stopping()) {
         parts.sync.startSchedule()
       }
     } catch (err) {
+      if (stopping()) {
+        // The stop took Keycloak away under the realm's setup: nothing is wrong, the next start
+        // sets the realm up again.
+        parts.log.info({ reason: errorMessage(err) }, 'exapp.resume_abandoned')
+        return
+      }
       parts.log.error({ err }, 'exapp.resume_failed')
     }
   })()
