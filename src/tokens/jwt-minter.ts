@@ -15,6 +15,12 @@ export interface JwtMinterOptions {
 /**
  * JWT Authorization Grant: one signed assertion per grant (fresh `jti`, so never replayed), its
  * `aud` the realm issuer exactly as Keycloak advertises it.
+ *
+ * Grants are not queued here, unlike password-mode logins (which hash a password): Keycloak
+ * spends less CPU on a grant the more it has in hand at once. In one run of the bench's cold
+ * tokens (2 cores, 50 consumers at once) with at most 8 grants in flight from the ExApp,
+ * Keycloak used 4.56 ms of CPU per grant against 3.74 ms for the bare grants at 50, and the ExApp
+ * answered 0.78x their rate; in eight runs without a limit it answered 0.86-0.93x.
  */
 export function createJwtMinter(opts: JwtMinterOptions) {
   const issuer = opts.issuer ?? JWT_GRANT_ISSUER
