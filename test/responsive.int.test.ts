@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { rm } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -145,16 +146,18 @@ describe.each([
 ])('a 10 000-user sync on %s leaves the HTTP server responsive', (_db, databaseUrl) => {
   let nc: FakeProcess
   let exapp: RunningExApp
+  let storage: string | undefined
   const memory = new MemoryDirectory()
 
   beforeAll(async () => {
     nc = await startFakeNextcloudProcess(DIRECTORY)
+    storage = await tempDir('exapp')
     const config = testConfig({
       NEXTCLOUD_URL: nc.url,
       // A loopback URL nothing listens on: the ExApp's Keycloak is simply not there.
       KEYCLOAK_URL: `http://127.0.0.1:${await freePort()}`,
       KEYCLOAK_REALM: uniqueRealm('responsive'),
-      APP_PERSISTENT_STORAGE: await tempDir('exapp'),
+      APP_PERSISTENT_STORAGE: storage,
       DATABASE_URL: databaseUrl(),
     })
     exapp = await startExApp(config, silentLogger(), {
@@ -172,6 +175,9 @@ describe.each([
   afterAll(async () => {
     await exapp?.close()
     nc?.close()
+    if (storage) {
+      await rm(storage, { recursive: true, force: true })
+    }
   })
 
   // How fast it answers meanwhile is the bench's business (npm run bench: heartbeat during

@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises'
 import { Writable } from 'node:stream'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -160,6 +161,9 @@ describe('the bundled Keycloak (embedded mode)', () => {
     // A failed test must not leave its Keycloak running.
     await running?.close()
     await nc?.close()
+    if (config) {
+      await rm(config.app.storageDir, { recursive: true, force: true })
+    }
   })
 
   it('removes the temporary admin once its service account works, and works on after a restart', async () => {

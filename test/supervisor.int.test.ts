@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process'
+import { rm } from 'node:fs/promises'
 import { createConnection } from 'node:net'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
@@ -81,6 +82,9 @@ describe('the bundled Keycloak under the supervisor', () => {
   afterAll(async () => {
     await exapp?.close()
     await nc?.close()
+    if (storage) {
+      await rm(storage, { recursive: true, force: true })
+    }
   })
 
   it('is started by init, which reaches 100 once Keycloak is ready and the realm synced', async () => {
@@ -167,7 +171,7 @@ describe('the bundled Keycloak under the supervisor', () => {
 describe('a Keycloak that cannot start', () => {
   it('makes init report an error within its deadline instead of hanging', async () => {
     const nc = await createFakeNextcloud(fixtureDirectory())
-    const { exapp } = await startEmbedded(nc, {
+    const { exapp, storage } = await startEmbedded(nc, {
       // A heap the JVM refuses: Keycloak exits at once, every time.
       KEYCLOAK_HEAP: '-Xms64m -Xmx1m',
       KEYCLOAK_START_TIMEOUT_MS: '60000',
@@ -182,6 +186,7 @@ describe('a Keycloak that cannot start', () => {
     } finally {
       await exapp.close()
       await nc.close()
+      await rm(storage, { recursive: true, force: true })
     }
   })
 })
