@@ -80,6 +80,9 @@ const sizes = {
   deltaDisabled: scaled(10),
 }
 
+/** Cached-token requests that bring the ExApp's request path to its compiled state. */
+const APP_WARMUP_REQUESTS = 8000
+
 /** The directory every workload syncs: the same seed, so the same users and groups each time. */
 const benchDirectory = () =>
   aDirectory({
@@ -500,9 +503,6 @@ main().then(
     process.exit(1)
   },
 )
-
-/** Cached-token requests that bring the ExApp's request path to its compiled state. */
-const APP_WARMUP_REQUESTS = 8000
 
 /** `items` in four consecutive parts, as equal as can be. */
 function quarters<T>(items: readonly T[]): T[][] {
