@@ -2,7 +2,8 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { PGlite } from '@electric-sql/pglite'
-import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import { getTableName, sql } from 'drizzle-orm'
+import type { PgDatabase, PgQueryResultHKT, PgTable } from 'drizzle-orm/pg-core'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
@@ -46,6 +47,11 @@ export interface Database {
   lock(key: string): Promise<Release>
   /** What is known about the database now: ok, or failing, stalled, reopening (PGlite) and why. */
   health(): DatabaseHealth
+  /**
+   * Lets Postgres reuse the space of the rows deleted or replaced in `tables`: VACUUM on PGlite,
+   * nothing on PostgreSQL, where autovacuum does it. Never throws; a failure is logged.
+   */
+  reclaimSpace(tables: readonly PgTable[]): Promise<void>
   /** Releases held locks and closes the connections. */
   close(): Promise<void>
 }
@@ -99,6 +105,7 @@ async function openPostgres(url: string, migrationsFolder: string, log: Logger):
     tryLock: locks.tryLock,
     lock: locks.lock,
     health: () => postgresHealth,
+    reclaimSpace: async () => undefined,
     async close() {
       await locks.closeLocks()
       await sql.end({ timeout: 5 })
@@ -170,6 +177,7 @@ async function openPglite(
       tryLock: locks.tryLock,
       lock: locks.lock,
       health: remote.health,
+      reclaimSpace: (tables) => vacuum(db, tables, log),
       async close() {
         await locks.closeLocks()
         await remote.close()
@@ -180,6 +188,26 @@ async function openPglite(
     throw new AppError('INTERNAL', `cannot migrate PGlite in ${dataDir}: ${errorMessage(cause)}`, {
       cause,
     })
+  }
+}
+
+/**
+ * PGlite is Postgres in single-user mode, where autovacuum never runs. A deleted or updated row
+ * stays in its table's files as a dead tuple, and new rows go after it: the issuance log, kept at
+ * 10 000 rows, grew by about 115 bytes per token issued (35 MB after 300 000) and would have grown
+ * for as long as the app ran. A VACUUM after the store deletes or replaces rows lets Postgres reuse
+ * that space; the files stop growing (they do not shrink). It takes about 1 ms per 1 000 dead rows,
+ * on PGlite's thread.
+ */
+async function vacuum(db: Db, tables: readonly PgTable[], log: Logger): Promise<void> {
+  if (tables.length === 0) {
+    return
+  }
+  try {
+    await db.execute(sql`vacuum ${sql.join([...tables], sql`, `)}`)
+  } catch (err) {
+    const names = tables.map((t) => getTableName(t))
+    log.warn({ err: errorMessage(err), tables: names }, 'db.vacuum_failed')
   }
 }
 

@@ -1,4 +1,5 @@
 import { and, asc, desc, eq, gte, lt, lte, notInArray, type SQL, sql } from 'drizzle-orm'
+import type { PgTable } from 'drizzle-orm/pg-core'
 import { batchesOf } from '../batches.js'
 import { AppError } from '../errors.js'
 import type { Database, Db } from './client.js'
@@ -123,8 +124,14 @@ const yieldToEventLoop = () => new Promise((resolve) => setImmediate(resolve))
  * Builds the store over `database.db`. Pass `{ db: tx }` to run it inside a transaction, e.g. a
  * test's transaction that is rolled back.
  */
-export function createStore(database: Pick<Database, 'db'>, box: SecretBox): Store {
+export function createStore(
+  database: Pick<Database, 'db'> & Partial<Pick<Database, 'reclaimSpace'>>,
+  box: SecretBox,
+): Store {
   const { db } = database
+  // After the deletes and updates that would otherwise leave the embedded database growing (see
+  // client.ts). A store inside a caller's transaction has none: VACUUM cannot run in one.
+  const reclaim = (...tables: PgTable[]) => database.reclaimSpace?.(tables) ?? Promise.resolve()
 
   const getSecret = async (name: string) => {
     const [row] = await db.select().from(appSecrets).where(eq(appSecrets.name, name))
@@ -132,7 +139,7 @@ export function createStore(database: Pick<Database, 'db'>, box: SecretBox): Sto
   }
 
   return {
-    ...createSyncStateStore(db),
+    ...createSyncStateStore(db, reclaim),
     getSecret,
     async putSecret(name, value) {
       const ciphertext = box.seal(value)
@@ -272,6 +279,10 @@ export function createStore(database: Pick<Database, 'db'>, box: SecretBox): Sto
         .delete(syncRuns)
         .where(and(inRealm, notInArray(syncRuns.id, newest)))
         .returning({ id: syncRuns.id })
+      if (deleted.length > 0) {
+        // a run's row is written twice (started, finished), its changelog once, and both go here
+        await reclaim(syncRuns, syncRunChanges)
+      }
       return deleted.length
     },
 
@@ -309,6 +320,9 @@ export function createStore(database: Pick<Database, 'db'>, box: SecretBox): Sto
         .delete(tokenIssuances)
         .where(where)
         .returning({ id: tokenIssuances.id })
+      if (deleted.length > 0) {
+        await reclaim(tokenIssuances)
+      }
       return deleted.length
     },
     async countIssuances(filter = {}) {

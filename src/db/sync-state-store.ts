@@ -1,4 +1,5 @@
 import { and, eq, inArray, sql } from 'drizzle-orm'
+import type { PgTable } from 'drizzle-orm/pg-core'
 import { batchesOf } from '../batches.js'
 import type { Db } from './client.js'
 import { type EventsCursor, syncStateObjects, syncStates } from './schema.js'
@@ -65,7 +66,14 @@ const ROWS_PER_STATEMENT = 100
 const ROWS_PER_PAGE = 500
 const yieldToEventLoop = () => new Promise((resolve) => setImmediate(resolve))
 
-export function createSyncStateStore(db: Db): SyncStateStore {
+/**
+ * `reclaim` lets the database reuse the space of rows a save replaced or deleted (see
+ * Database.reclaimSpace); it never throws.
+ */
+export function createSyncStateStore(
+  db: Db,
+  reclaim: (...tables: PgTable[]) => Promise<void> = async () => undefined,
+): SyncStateStore {
   return {
     async getSyncState(realm) {
       const [row] = await db
@@ -130,6 +138,7 @@ export function createSyncStateStore(db: Db): SyncStateStore {
         reconciledAt: update.reconciledAt,
         trusted: update.trusted,
       }
+      let written = 0
       await db.transaction(async (tx) => {
         if (update.replace) {
           await tx.delete(syncStateObjects).where(eq(syncStateObjects.realm, realm))
@@ -160,6 +169,7 @@ export function createSyncStateStore(db: Db): SyncStateStore {
         // (5 parameters per row, each mapped and checked, and their SQL pieces: garbage that
         // outlived the statement's round trip to the database).
         for (const rows of batchesOf(update.put, ROWS_PER_STATEMENT)) {
+          written += rows.length
           const column = (value: (o: StoredObject) => string) => arrayLiteral(rows.map(value))
           await tx.execute(sql`
             insert into ${syncStateObjects} (realm, kind, key, fingerprint, state)
@@ -181,6 +191,11 @@ export function createSyncStateStore(db: Db): SyncStateStore {
             set: { ...header, updatedAt: sql`now()` },
           })
       })
+      // Each changed object's row was replaced, each removed one deleted; the header is replaced
+      // every run (reclaimed here too, with the next change).
+      if (update.replace || update.remove.length > 0 || written > 0) {
+        await reclaim(syncStateObjects, syncStates)
+      }
     },
     async distrustSyncState(realm) {
       await db
