@@ -48,8 +48,9 @@ export interface Database {
   /** What is known about the database now: ok, or failing, stalled, reopening (PGlite) and why. */
   health(): DatabaseHealth
   /**
-   * Lets Postgres reuse the space of the rows deleted or replaced in `tables`: VACUUM on PGlite,
-   * nothing on PostgreSQL, where autovacuum does it. Never throws; a failure is logged.
+   * Lets Postgres reuse the space of the rows deleted or replaced in `tables`, and of its
+   * write-ahead log: on PGlite a VACUUM, and a CHECKPOINT when the log has grown; nothing on
+   * PostgreSQL, where autovacuum and the checkpointer do it. Never throws; a failure is logged.
    */
   reclaimSpace(tables: readonly PgTable[]): Promise<void>
   /** Releases held locks and closes the connections. */
@@ -67,6 +68,8 @@ export interface OpenDatabaseOptions {
   callTimeoutMs?: number
   /** PGlite: pause between checks of a failing database (default 5 s) */
   probeIntervalMs?: number
+  /** PGlite: write-ahead log that reclaimSpace lets pile up before a checkpoint (16 MiB) */
+  checkpointAfterWalBytes?: number
 }
 
 /** `src/db/migrations` from source; `dist/migrations` beside the bundled `dist/main.js` in the image. */
@@ -177,7 +180,8 @@ async function openPglite(
       tryLock: locks.tryLock,
       lock: locks.lock,
       health: remote.health,
-      reclaimSpace: (tables) => vacuum(db, tables, log),
+      reclaimSpace: (tables) =>
+        reclaim(db, tables, opts.checkpointAfterWalBytes ?? CHECKPOINT_AFTER_WAL_BYTES, log),
       async close() {
         await locks.closeLocks()
         await remote.close()
@@ -191,23 +195,43 @@ async function openPglite(
   }
 }
 
+/** PGlite: write-ahead log since the last checkpoint beyond which reclaimSpace makes one. */
+export const CHECKPOINT_AFTER_WAL_BYTES = 16 * 2 ** 20
+
 /**
- * PGlite is Postgres in single-user mode, where autovacuum never runs. A deleted or updated row
- * stays in its table's files as a dead tuple, and new rows go after it: the issuance log, kept at
- * 10 000 rows, grew by about 115 bytes per token issued (35 MB after 300 000) and would have grown
- * for as long as the app ran. A VACUUM after the store deletes or replaces rows lets Postgres reuse
- * that space; the files stop growing (they do not shrink). It takes about 1 ms per 1 000 dead rows,
- * on PGlite's thread.
+ * PGlite is Postgres in single-user mode, where neither autovacuum nor the checkpointer runs.
+ *
+ * A deleted or updated row stays in its table's files as a dead tuple, and new rows go after it:
+ * the issuance log, kept at 10 000 rows, grew by about 115 bytes per token issued (35 MB after
+ * 300 000). A VACUUM after the store deletes or replaces rows lets Postgres reuse that space; the
+ * files stop growing (they do not shrink). About 1 ms per 1 000 dead rows, on PGlite's thread.
+ *
+ * Nor is a checkpoint ever made while the database is open (a standalone backend does not ask for
+ * one when the log passes max_wal_size), so pg_wal kept every 16 MB segment written since the
+ * open, one per ~50 000 tokens, and an unclean stop would have replayed all of it at the next
+ * start. After the VACUUM, once `checkpointAfter` bytes of log have accumulated, a CHECKPOINT
+ * (1-3 ms) lets Postgres recycle the segments before it.
  */
-async function vacuum(db: Db, tables: readonly PgTable[], log: Logger): Promise<void> {
-  if (tables.length === 0) {
-    return
-  }
+async function reclaim(
+  db: Db,
+  tables: readonly PgTable[],
+  checkpointAfter: number,
+  log: Logger,
+): Promise<void> {
   try {
-    await db.execute(sql`vacuum ${sql.join([...tables], sql`, `)}`)
+    if (tables.length > 0) {
+      await db.execute(sql`vacuum ${sql.join([...tables], sql`, `)}`)
+    }
+    // PGlite's driver answers { rows }
+    const since = (await db.execute(
+      sql`select (pg_current_wal_insert_lsn() - redo_lsn)::bigint::text as bytes from pg_control_checkpoint()`,
+    )) as unknown as { rows: { bytes: string }[] }
+    if (Number(since.rows[0]?.bytes) > checkpointAfter) {
+      await db.execute(sql`checkpoint`)
+    }
   } catch (err) {
     const names = tables.map((t) => getTableName(t))
-    log.warn({ err: errorMessage(err), tables: names }, 'db.vacuum_failed')
+    log.warn({ err: errorMessage(err), tables: names }, 'db.reclaim_failed')
   }
 }
 

@@ -116,29 +116,65 @@ describe('PGlite database', () => {
       return Number(result.rows[0]?.size)
     }
 
+    const walBytes = async (database: Database) => {
+      const result = (await database.db.execute(
+        sql`select pg_current_wal_insert_lsn()::text as at, redo_lsn::text as redo from pg_control_checkpoint()`,
+      )) as unknown as { rows: { at: string; redo: string }[] }
+      const lsn = (text: string | undefined) => {
+        const [high, low] = (text ?? '0/0').split('/')
+        return Number.parseInt(high ?? '0', 16) * 2 ** 32 + Number.parseInt(low ?? '0', 16)
+      }
+      const at = lsn(result.rows[0]?.at)
+      return { written: at, sinceCheckpoint: at - lsn(result.rows[0]?.redo) }
+    }
+
+    /** Rounds of 500 issuances, each pruned to the newest 1 000; the table's size after each. */
+    const issuanceRounds = async (database: Database, rounds: number) => {
+      const store = createStore(database, box)
+      const sizes: number[] = []
+      for (let round = 1; round <= rounds; round++) {
+        await store.recordIssuances(
+          Array.from({ length: 500 }, (_, i) => ({
+            consumer: 'opentalk-app',
+            userId: `user-${round}-${i}`,
+            clientId: 'opentalk',
+            outcome: 'cached',
+          })),
+        )
+        expect(await store.pruneIssuances({ keep: 1000 })).toBe(round >= 3 ? 500 : 0)
+        sizes.push(await bytes(database, 'token_issuances'))
+      }
+      expect(await store.countIssuances()).toBe(1000)
+      return sizes
+    }
+
     it('the issuance log, pruned to what it keeps', async () => {
       const database = await openDatabase({
         storageDir: await freshStorageDir(),
         log: silentLogger(),
       })
       try {
-        const store = createStore(database, box)
-        const sizes: number[] = []
-        for (let round = 1; round <= 40; round++) {
-          await store.recordIssuances(
-            Array.from({ length: 500 }, (_, i) => ({
-              consumer: 'opentalk-app',
-              userId: `user-${round}-${i}`,
-              clientId: 'opentalk',
-              outcome: 'cached',
-            })),
-          )
-          expect(await store.pruneIssuances({ keep: 1000 })).toBe(round >= 3 ? 500 : 0)
-          sizes.push(await bytes(database, 'token_issuances'))
-        }
-        expect(await store.countIssuances()).toBe(1000)
+        const sizes = await issuanceRounds(database, 40)
         // 2 000 rows written by the end of the fourth round, 20 000 by the end
         expect(sizes.at(-1)).toBeLessThanOrEqual((sizes[3] as number) * 1.5)
+      } finally {
+        await database.close()
+      }
+    }, 60_000)
+
+    // Without the checkpoint, the log since the last one was all the log written since the open.
+    it('the write-ahead log, checkpointed once it passes its limit', async () => {
+      const database = await openDatabase({
+        storageDir: await freshStorageDir(),
+        log: silentLogger(),
+        checkpointAfterWalBytes: 2 ** 20,
+      })
+      try {
+        const before = await walBytes(database)
+        await issuanceRounds(database, 40)
+        const after = await walBytes(database)
+        expect(after.written - before.written).toBeGreaterThan(4 * 2 ** 20)
+        expect(after.sinceCheckpoint).toBeLessThan(2 * 2 ** 20)
       } finally {
         await database.close()
       }
@@ -205,7 +241,7 @@ describe('PGlite database', () => {
       ).resolves.toBeUndefined()
       expect(lines).toContainEqual(
         expect.objectContaining({
-          msg: 'db.vacuum_failed',
+          msg: 'db.reclaim_failed',
           tables: ['no_such_table'],
           err: expect.stringContaining('no_such_table'),
         }),
