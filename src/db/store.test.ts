@@ -7,7 +7,12 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { describeStoreContract } from '../../test/store-contract.js'
 import { silentLogger } from '../log.js'
-import { type Database, DEFAULT_MIGRATIONS_FOLDER, openDatabase } from './client.js'
+import {
+  type Database,
+  DEFAULT_MIGRATIONS_FOLDER,
+  type OpenDatabaseOptions,
+  openDatabase,
+} from './client.js'
 import { createSecretBox } from './crypto.js'
 import { createStore } from './store.js'
 
@@ -34,6 +39,23 @@ async function freshStorageDir(): Promise<string> {
   const dir = join(root, `copy-${++copies}`)
   await cp(template, dir, { recursive: true })
   return dir
+}
+
+/** `use` on a database in a fresh copy of the template, closed after. */
+async function withFreshDatabase<T>(
+  use: (database: Database) => Promise<T>,
+  opts: Partial<OpenDatabaseOptions> = {},
+): Promise<T> {
+  const database = await openDatabase({
+    storageDir: await freshStorageDir(),
+    log: silentLogger(),
+    ...opts,
+  })
+  try {
+    return await use(database)
+  } finally {
+    await database.close()
+  }
 }
 
 describeStoreContract('PGlite', async () =>
@@ -92,16 +114,10 @@ describe('PGlite database', () => {
   }, 60_000)
 
   it('keeps data in <storageDir>/pglite across a reopen, re-running migrations as a no-op', async () => {
-    const database = await openDatabase({
-      storageDir: await freshStorageDir(),
-      log: silentLogger(),
-    })
-    try {
+    await withFreshDatabase(async (database) => {
       expect(database.kind).toBe('pglite')
       expect(await createStore(database, box).getSecret('written-before-close')).toBe('kept')
-    } finally {
-      await database.close()
-    }
+    })
   })
 
   // PGlite runs no autovacuum. Without the store's VACUUM, each table below grew by what was
@@ -149,43 +165,29 @@ describe('PGlite database', () => {
     }
 
     it('the issuance log, pruned to what it keeps', async () => {
-      const database = await openDatabase({
-        storageDir: await freshStorageDir(),
-        log: silentLogger(),
-      })
-      try {
+      await withFreshDatabase(async (database) => {
         const sizes = await issuanceRounds(database, 40)
         // 2 000 rows written by the end of the fourth round, 20 000 by the end
         expect(sizes.at(-1)).toBeLessThanOrEqual((sizes[3] as number) * 1.5)
-      } finally {
-        await database.close()
-      }
+      })
     }, 60_000)
 
     // Without the checkpoint, the log since the last one was all the log written since the open.
     it('the write-ahead log, checkpointed once it passes its limit', async () => {
-      const database = await openDatabase({
-        storageDir: await freshStorageDir(),
-        log: silentLogger(),
-        checkpointAfterWalBytes: 2 ** 20,
-      })
-      try {
-        const before = await walBytes(database)
-        await issuanceRounds(database, 40)
-        const after = await walBytes(database)
-        expect(after.written - before.written).toBeGreaterThan(4 * 2 ** 20)
-        expect(after.sinceCheckpoint).toBeLessThan(2 * 2 ** 20)
-      } finally {
-        await database.close()
-      }
+      await withFreshDatabase(
+        async (database) => {
+          const before = await walBytes(database)
+          await issuanceRounds(database, 40)
+          const after = await walBytes(database)
+          expect(after.written - before.written).toBeGreaterThan(4 * 2 ** 20)
+          expect(after.sinceCheckpoint).toBeLessThan(2 * 2 ** 20)
+        },
+        { checkpointAfterWalBytes: 2 ** 20 },
+      )
     }, 60_000)
 
     it('the sync state, every object replaced each run, and the run history', async () => {
-      const database = await openDatabase({
-        storageDir: await freshStorageDir(),
-        log: silentLogger(),
-      })
-      try {
+      await withFreshDatabase(async (database) => {
         const store = createStore(database, box)
         const save = (run: number) =>
           store.saveSyncState('r', {
@@ -225,29 +227,27 @@ describe('PGlite database', () => {
         const page = (await store.readSyncObjects('r').next()).value
         expect(page?.[0]).toMatchObject({ key: 'u0', fingerprint: 'f40' })
         expect(sizes.at(-1)).toBeLessThanOrEqual((sizes[3] as number) * 1.5)
-      } finally {
-        await database.close()
-      }
+      })
     }, 60_000)
   })
 
   it('logs a VACUUM that fails, and does not fail the caller', async () => {
     const lines: Record<string, unknown>[] = []
     const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) })
-    const database = await openDatabase({ storageDir: await freshStorageDir(), log })
-    try {
-      await expect(
-        database.reclaimSpace([pgTable('no_such_table', { id: integer('id') })]),
-      ).resolves.toBeUndefined()
-      expect(lines).toContainEqual(
-        expect.objectContaining({
-          msg: 'db.reclaim_failed',
-          tables: ['no_such_table'],
-          err: expect.stringContaining('no_such_table'),
-        }),
-      )
-    } finally {
-      await database.close()
-    }
+    await withFreshDatabase(
+      async (database) => {
+        await expect(
+          database.reclaimSpace([pgTable('no_such_table', { id: integer('id') })]),
+        ).resolves.toBeUndefined()
+        expect(lines).toContainEqual(
+          expect.objectContaining({
+            msg: 'db.reclaim_failed',
+            tables: ['no_such_table'],
+            err: expect.stringContaining('no_such_table'),
+          }),
+        )
+      },
+      { log },
+    )
   })
 })
