@@ -52,6 +52,11 @@ export interface BootstrapReport {
   warnings: string[]
 }
 
+/** How long a realm keeps its admin events when the app turned them on: 30 days. */
+export const ADMIN_EVENTS_EXPIRATION_SECONDS = 30 * 24 * 3600
+/** the realm attribute Keycloak reads it from (seconds; absent: kept for ever) */
+const ADMIN_EVENTS_EXPIRATION = 'adminEventsExpiration'
+
 /** Realm settings we own; anything else an admin sets is left alone. */
 export function realmSettings(realm: string): RealmRepresentation {
   return {
@@ -172,7 +177,9 @@ async function ensureRealm(admin: KcAdmin, realm: string, report: BootstrapRepor
   const current = await kc('read realm', () => admin.realms.findOne({ realm }))
   if (!current) {
     try {
-      await kc('create realm', () => admin.realms.create(desired))
+      await kc('create realm', () =>
+        admin.realms.create({ ...desired, attributes: eventsExpiration(undefined) }),
+      )
       report.changes.push(`realm ${realm} created`)
     } catch (err) {
       // Another sidecar on the same database created it first.
@@ -183,9 +190,32 @@ async function ensureRealm(admin: KcAdmin, realm: string, report: BootstrapRepor
     return
   }
   if (differs(current, desired)) {
-    await kc('update realm', () => admin.realms.update({ realm }, { ...current, ...desired }))
+    // Admin events an admin had on keep the expiration they chose, or none.
+    const attributes =
+      current.adminEventsEnabled === true
+        ? current.attributes
+        : eventsExpiration(current.attributes)
+    await kc('update realm', () =>
+      admin.realms.update({ realm }, { ...current, ...desired, attributes }),
+    )
     report.changes.push(`realm ${realm} updated`)
   }
+}
+
+/**
+ * Keycloak keeps admin events for ever unless the realm says how long. The sync turns them on to
+ * see what an admin changed behind its back, and its own writes are events too (measured: a first
+ * sync of 1 001 users and 21 groups left 1 022, about one per object created; then one per
+ * change), so where the app turns them on it also sets how long they are kept, unless the realm
+ * already says. Events gone before a run reads them only make that run read the whole realm.
+ */
+function eventsExpiration(
+  attributes: Record<string, unknown> | undefined,
+): Record<string, unknown> {
+  const set = attributes?.[ADMIN_EVENTS_EXPIRATION]
+  return set !== undefined && set !== ''
+    ? { ...attributes }
+    : { ...attributes, [ADMIN_EVENTS_EXPIRATION]: String(ADMIN_EVENTS_EXPIRATION_SECONDS) }
 }
 
 async function ensureProfile(
