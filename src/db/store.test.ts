@@ -5,7 +5,7 @@ import { sql } from 'drizzle-orm'
 import { integer, pgTable } from 'drizzle-orm/pg-core'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { describeStoreContract } from '../../test/store-contract.js'
+import { describeStoreContract, rowsOf } from '../../test/store-contract.js'
 import { silentLogger } from '../log.js'
 import {
   type Database,
@@ -125,23 +125,26 @@ describe('PGlite database', () => {
   // the fortieth, the sync tables from 0.30 to 0.75 MB. With it: 0.29 to 0.34 MB, 0.31 to 0.31.
   describe('does not grow with what it deletes or replaces', () => {
     const bytes = async (database: Database, table: string) => {
-      // PGlite's driver answers { rows }
-      const result = (await database.db.execute(
-        sql`select pg_total_relation_size(${table}::regclass)::text as size`,
-      )) as unknown as { rows: { size: string }[] }
-      return Number(result.rows[0]?.size)
+      const [row] = rowsOf<{ size: string }>(
+        await database.db.execute(
+          sql`select pg_total_relation_size(${table}::regclass)::text as size`,
+        ),
+      )
+      return Number(row?.size)
     }
 
     const walBytes = async (database: Database) => {
-      const result = (await database.db.execute(
-        sql`select pg_current_wal_insert_lsn()::text as at, redo_lsn::text as redo from pg_control_checkpoint()`,
-      )) as unknown as { rows: { at: string; redo: string }[] }
+      const [row] = rowsOf<{ at: string; redo: string }>(
+        await database.db.execute(
+          sql`select pg_current_wal_insert_lsn()::text as at, redo_lsn::text as redo from pg_control_checkpoint()`,
+        ),
+      )
       const lsn = (text: string | undefined) => {
         const [high, low] = (text ?? '0/0').split('/')
         return Number.parseInt(high ?? '0', 16) * 2 ** 32 + Number.parseInt(low ?? '0', 16)
       }
-      const at = lsn(result.rows[0]?.at)
-      return { written: at, sinceCheckpoint: at - lsn(result.rows[0]?.redo) }
+      const at = lsn(row?.at)
+      return { written: at, sinceCheckpoint: at - lsn(row?.redo) }
     }
 
     /** Rounds of 500 issuances, each pruned to the newest 1 000; the table's size after each. */
